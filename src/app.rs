@@ -1,0 +1,194 @@
+//! Wires the parts together and binds the listeners. Tests call [`App::build`] with port 0
+//! and read the real addresses back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::gateway::{Gateway, Settings};
+use crate::grpc::pb::sentinel_server::SentinelServer;
+use crate::grpc::{pb, SentinelService};
+use crate::policy::PolicyPack;
+use crate::scoring::fallback::FallbackScorer;
+use crate::scoring::Scorer;
+use crate::store::{MemoryStore, Store};
+use crate::webhook::{router, HttpState};
+
+pub struct App {
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+/// Picks the store the configuration names.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match &config.redis_url {
+        None => Ok(Arc::new(MemoryStore::new())),
+        Some(_) => anyhow::bail!("SENTINEL_REDIS_URL: this build has no Redis store yet; unset it to use the in-memory store"),
+    }
+}
+
+/// Picks the scorer the configuration names.
+pub fn open_scorer(config: &Config) -> anyhow::Result<Arc<dyn Scorer>> {
+    if config.llm.api_key.is_some() {
+        warn!("GROQ_API_KEY is set but this build has no LLM scorer yet; using the deterministic fallback");
+    }
+    Ok(Arc::new(FallbackScorer))
+}
+
+pub fn load_policy(config: &Config) -> anyhow::Result<PolicyPack> {
+    match &config.policy_path {
+        None => Ok(PolicyPack::builtin()),
+        Some(path) => PolicyPack::load(path).with_context(|| format!("SENTINEL_POLICY={}", path.display())),
+    }
+}
+
+impl App {
+    /// Loads the policy, opens the store, binds both listeners and starts serving.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let policy = Arc::new(load_policy(&config)?);
+        let store = open_store(&config).await?;
+        let scorer = open_scorer(&config)?;
+        Self::build_with(config, policy, store, scorer).await
+    }
+
+    /// Like [`App::build`] with the parts given: tests inject stores and scorers.
+    pub async fn build_with(
+        config: Config,
+        policy: Arc<PolicyPack>,
+        store: Arc<dyn Store>,
+        scorer: Arc<dyn Scorer>,
+    ) -> anyhow::Result<App> {
+        let settings = Settings {
+            limits: config.limits.clone(),
+            approval_timeout: config.approval_timeout,
+            scorer_timeout: config.llm.timeout,
+        };
+        let gateway = Arc::new(Gateway::new(store.clone(), policy.clone(), scorer, settings));
+        let shutdown = CancellationToken::new();
+
+        if config.keys.is_open() {
+            warn!("NO API KEYS CONFIGURED: the gateway is OPEN; any caller may submit as any agent and resolve any intent. Set SENTINEL_API_KEYS or [auth] keys before exposing it.");
+        } else {
+            info!(keys = config.keys.len(), "API key authentication enabled");
+        }
+
+        let grpc_listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("SENTINEL_GRPC_ADDR: cannot bind {}", config.grpc_addr))?;
+        let http_listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("SENTINEL_HTTP_ADDR: cannot bind {}", config.http_addr))?;
+        let grpc_addr = grpc_listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let service = SentinelService::new(gateway.clone(), config.keys.clone(), shutdown.clone());
+
+        let mut tasks = JoinSet::new();
+        {
+            let shutdown = shutdown.clone();
+            let health = health.clone();
+            tasks.spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_service(health_service)
+                    .add_service(reflection_v1)
+                    .add_service(reflection_v1alpha)
+                    .add_service(SentinelServer::new(service))
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+                        shutdown.cancelled().await;
+                        health.set_not_serving::<SentinelServer<SentinelService>>().await;
+                    })
+                    .await
+                    .context("gRPC server failed")
+            });
+        }
+        {
+            let shutdown = shutdown.clone();
+            let app = router(HttpState { store: store.clone() });
+            tasks.spawn(async move {
+                axum::serve(http_listener, app)
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await
+                    .context("HTTP server failed")
+            });
+        }
+        {
+            let expiry = gateway.clone().spawn_expiry(shutdown.clone());
+            tasks.spawn(async move { expiry.await.context("expiry loop panicked") });
+        }
+        {
+            let escalation = crate::escalation::spawn(store.clone(), Vec::new(), shutdown.clone());
+            tasks.spawn(async move { escalation.await.context("escalation loop panicked") });
+        }
+
+        health.set_serving::<SentinelServer<SentinelService>>().await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        info!(%grpc_addr, %http_addr, policy = policy.version(), "sentinel is serving");
+        Ok(App {
+            grpc_addr,
+            http_addr,
+            gateway,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// The token that stops everything; cancel it to shut down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Runs until the token is cancelled or a server fails; then waits for every task.
+    pub async fn run(mut self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        while let Some(done) = self.tasks.join_next().await {
+            // Any task ending means we are stopping: stop the rest too.
+            self.shutdown.cancel();
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(anyhow::anyhow!("task panicked: {e}"));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

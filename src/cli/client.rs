@@ -1,0 +1,230 @@
+//! The gRPC client subcommands.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::Request;
+
+use super::output::{print_event, print_intent, print_intents};
+use super::{ClientOpts, Command};
+use crate::domain::IntentState;
+use crate::grpc::convert::{json_to_struct, state_to_pb};
+use crate::grpc::pb;
+use crate::grpc::pb::sentinel_client::SentinelClient;
+
+struct Client {
+    inner: SentinelClient<Channel>,
+    api_key: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl Client {
+    async fn connect(opts: &ClientOpts) -> anyhow::Result<Client> {
+        let channel = Channel::from_shared(opts.addr.clone())
+            .with_context(|| format!("--addr {:?} is not a URL like http://127.0.0.1:50051", opts.addr))?
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {}", opts.addr))?;
+        let api_key = match &opts.api_key {
+            None => None,
+            Some(k) => Some(
+                format!("Bearer {k}")
+                    .parse()
+                    .context("SENTINEL_API_KEY contains characters not allowed in a header")?,
+            ),
+        };
+        Ok(Client {
+            inner: SentinelClient::new(channel),
+            api_key,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut r = Request::new(message);
+        if let Some(k) = &self.api_key {
+            r.metadata_mut().insert("authorization", k.clone());
+        }
+        r.metadata_mut()
+            .insert("x-sentinel-channel", MetadataValue::from_static("cli"));
+        r
+    }
+}
+
+fn states(raw: &[String]) -> anyhow::Result<Vec<i32>> {
+    raw.iter()
+        .map(|s| {
+            IntentState::parse(s)
+                .map(|st| state_to_pb(st) as i32)
+                .ok_or_else(|| anyhow::anyhow!("--state {s:?} is not a state (PENDING_APPROVAL, APPROVED, ...)"))
+        })
+        .collect()
+}
+
+fn fail(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+}
+
+async fn stream_events(
+    mut stream: tonic::Streaming<pb::DecisionEvent>,
+    json: bool,
+) -> anyhow::Result<Option<pb::DecisionEvent>> {
+    let mut last = None;
+    while let Some(event) = stream.message().await.map_err(fail)? {
+        print_event(&event, json);
+        last = Some(event);
+    }
+    Ok(last)
+}
+
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Submit {
+            client,
+            agent,
+            action,
+            payload,
+            reasoning,
+            idempotency_key,
+            module,
+            labels,
+            wait,
+        } => {
+            let payload: serde_json::Value =
+                serde_json::from_str(&payload).context("--payload must be a JSON object")?;
+            if !payload.is_object() {
+                anyhow::bail!("--payload must be a JSON object");
+            }
+            let mut c = Client::connect(&client).await?;
+            let req = c.request(pb::SubmitIntentRequest {
+                agent_id: agent,
+                action,
+                payload: Some(json_to_struct(&payload)),
+                reasoning,
+                idempotency_key,
+                labels: labels.into_iter().collect(),
+                module,
+            });
+            let resp = c.inner.submit_intent(req).await.map_err(fail)?.into_inner();
+            let intent = resp.intent.context("server sent no intent")?;
+            if resp.replayed && !client.json {
+                println!("(replayed: this idempotency key was already used for the same request)");
+            }
+            print_intent(&intent, client.json);
+            let open = [pb::IntentState::PendingApproval as i32, pb::IntentState::Analyzing as i32];
+            if wait && open.contains(&intent.state) {
+                let req = c.request(pb::WatchDecisionRequest {
+                    intent_id: intent.intent_id.clone(),
+                });
+                let stream = c.inner.watch_decision(req).await.map_err(fail)?.into_inner();
+                let last = stream_events(stream, client.json).await?;
+                return Ok(exit_for(last.and_then(|e| e.intent).as_ref().unwrap_or(&intent)));
+            }
+            Ok(exit_for(&intent))
+        }
+        Command::Watch {
+            client,
+            intent_id,
+            all,
+            agent,
+            module,
+            states: st,
+            progress,
+        } => {
+            let mut c = Client::connect(&client).await?;
+            match (intent_id, all) {
+                (Some(id), false) => {
+                    let req = c.request(pb::WatchDecisionRequest { intent_id: id });
+                    let stream = c.inner.watch_decision(req).await.map_err(fail)?.into_inner();
+                    stream_events(stream, client.json).await?;
+                }
+                (None, true) => {
+                    let req = c.request(pb::WatchDecisionsRequest {
+                        agent_id: agent,
+                        module,
+                        states: states(&st)?,
+                        include_progress: progress,
+                    });
+                    let stream = c.inner.watch_decisions(req).await.map_err(fail)?.into_inner();
+                    stream_events(stream, client.json).await?;
+                }
+                _ => anyhow::bail!("give an intent id, or --all"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Get { client, intent_id } => {
+            let mut c = Client::connect(&client).await?;
+            let req = c.request(pb::GetIntentRequest { intent_id });
+            let resp = c.inner.get_intent(req).await.map_err(fail)?.into_inner();
+            print_intent(&resp.intent.context("server sent no intent")?, client.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List {
+            client,
+            states: st,
+            agent,
+            module,
+            action,
+            page_size,
+            page_token,
+        } => {
+            let mut c = Client::connect(&client).await?;
+            let req = c.request(pb::ListIntentsRequest {
+                states: states(&st)?,
+                agent_id: agent,
+                module,
+                action,
+                created_after: None,
+                created_before: None,
+                page_size,
+                page_token,
+            });
+            let resp = c.inner.list_intents(req).await.map_err(fail)?.into_inner();
+            print_intents(&resp.intents, &resp.next_page_token, client.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Resolve {
+            client,
+            intent_id,
+            approve,
+            decline: _,
+            reason,
+            approver,
+        } => {
+            let mut c = Client::connect(&client).await?;
+            let req = c.request(pb::ResolveIntentRequest {
+                intent_id,
+                approve,
+                approver,
+                reason,
+                expected_version: 0,
+            });
+            let resp = c.inner.resolve_intent(req).await.map_err(fail)?.into_inner();
+            print_intent(&resp.intent.context("server sent no intent")?, client.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cancel {
+            client,
+            intent_id,
+            reason,
+        } => {
+            let mut c = Client::connect(&client).await?;
+            let req = c.request(pb::CancelIntentRequest { intent_id, reason });
+            let resp = c.inner.cancel_intent(req).await.map_err(fail)?.into_inner();
+            print_intent(&resp.intent.context("server sent no intent")?, client.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve | Command::Policy { .. } | Command::Keys { .. } => {
+            unreachable!("handled by cli::run")
+        }
+    }
+}
+
+/// `submit` exits 0 only for an approval, so a shell script can gate on it.
+fn exit_for(intent: &pb::Intent) -> ExitCode {
+    if intent.state == pb::IntentState::Approved as i32 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    }
+}

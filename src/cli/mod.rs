@@ -1,0 +1,304 @@
+//! The `sentinel` command line: `serve`, the gRPC client subcommands, and the policy tools.
+//!
+//! Human-readable output by default, `--json` for scripts. Exit codes: 0 success, 1 failure,
+//! 2 bad usage or a policy test mismatch.
+
+mod client;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "sentinel", version, about = "A safety gateway between autonomous agents and what they can break")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientOpts {
+    /// The gateway's gRPC address.
+    #[arg(long, env = "SENTINEL_ADDR", default_value = "http://127.0.0.1:50051", global = true)]
+    pub addr: String,
+    /// API key (sent as `authorization: Bearer`).
+    #[arg(long, env = "SENTINEL_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (configuration from SENTINEL_* variables and SENTINEL_CONFIG).
+    Serve,
+    /// Submit an intent.
+    Submit {
+        #[command(flatten)]
+        client: ClientOpts,
+        #[arg(long)]
+        agent: String,
+        #[arg(long)]
+        action: String,
+        /// The payload as a JSON object.
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        #[arg(long, default_value = "")]
+        reasoning: String,
+        #[arg(long, default_value = "")]
+        idempotency_key: String,
+        #[arg(long, default_value = "")]
+        module: String,
+        /// A label as key=value; repeatable.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// Stream the decision until the intent is decided.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stream an intent's decision, or with --all every decision.
+    Watch {
+        #[command(flatten)]
+        client: ClientOpts,
+        intent_id: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = "")]
+        agent: String,
+        #[arg(long, default_value = "")]
+        module: String,
+        #[arg(long = "state")]
+        states: Vec<String>,
+        /// Also show progress lines (calls, SMS), not only state changes.
+        #[arg(long)]
+        progress: bool,
+    },
+    /// Show one intent.
+    Get {
+        #[command(flatten)]
+        client: ClientOpts,
+        intent_id: String,
+    },
+    /// List intents, newest first.
+    List {
+        #[command(flatten)]
+        client: ClientOpts,
+        #[arg(long = "state")]
+        states: Vec<String>,
+        #[arg(long, default_value = "")]
+        agent: String,
+        #[arg(long, default_value = "")]
+        module: String,
+        #[arg(long, default_value = "")]
+        action: String,
+        #[arg(long, default_value_t = 50)]
+        page_size: u32,
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
+    /// Approve or decline a pending intent (operators).
+    Resolve {
+        #[command(flatten)]
+        client: ClientOpts,
+        intent_id: String,
+        #[arg(long, conflicts_with = "decline", required_unless_present = "decline")]
+        approve: bool,
+        #[arg(long)]
+        decline: bool,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value = "")]
+        approver: String,
+    },
+    /// Withdraw a pending intent.
+    Cancel {
+        #[command(flatten)]
+        client: ClientOpts,
+        intent_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Policy pack tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// API key tools.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Compile a pack (default: the built-in one) and print its version and modules.
+    Check {
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a JSONL corpus of intents with expected outcomes; exit 2 on any mismatch.
+    Test {
+        corpus: PathBuf,
+        /// The pack to test (default: SENTINEL_POLICY, else the built-in pack).
+        #[arg(long, env = "SENTINEL_POLICY")]
+        policy: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the SHA-256 of a key, the form `[[auth.keys]] sha256` takes. Reads stdin.
+    Hash,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("label {s:?} must be key=value"))
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve => serve().await,
+        Command::Policy { command } => policy(command).await,
+        Command::Keys { command: KeysCommand::Hash } => {
+            let mut key = String::new();
+            match std::io::stdin().read_line(&mut key) {
+                Ok(_) => {
+                    println!("{}", crate::auth::hash_key(key.trim()));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        other => client::run(other).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<ExitCode> {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let _telemetry = crate::telemetry::init(&config.telemetry)?;
+    let app = crate::app::App::build(config).await?;
+    let shutdown = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests (signal again to force)");
+        shutdown.cancel();
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    app.run().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+    use crate::policy::PolicyPack;
+    let load = |path: Option<PathBuf>| -> anyhow::Result<PolicyPack> {
+        Ok(match path {
+            Some(p) => PolicyPack::load(&p)?,
+            None => PolicyPack::builtin(),
+        })
+    };
+    match command {
+        PolicyCommand::Check { file, json } => {
+            let pack = match load(file) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("invalid policy pack: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "name": pack.name(),
+                        "version": pack.version(),
+                        "rules": pack.rule_count(),
+                        "modules": pack.module_names().collect::<Vec<_>>(),
+                    })
+                );
+            } else {
+                println!(
+                    "ok: {} ({} rules; modules: {})",
+                    pack.version(),
+                    pack.rule_count(),
+                    pack.module_names().collect::<Vec<_>>().join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Test { corpus, policy, json } => {
+            let pack = load(policy)?;
+            let text = std::fs::read_to_string(&corpus)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", corpus.display()))?;
+            let results = crate::policy::testing::run_corpus(&pack, &text).await;
+            let failed = results.iter().filter(|r| !r.passed()).count();
+            if json {
+                for r in &results {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "line": r.line, "name": r.name, "passed": r.passed(),
+                            "state": r.state, "score": r.score.map(|s| s.get()),
+                            "module": r.module, "mismatches": r.mismatches,
+                        })
+                    );
+                }
+            } else {
+                println!("policy {}", pack.version());
+                print!("{}", crate::policy::testing::render_table(&results));
+            }
+            Ok(if failed == 0 && !results.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+    }
+}

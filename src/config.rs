@@ -1,0 +1,378 @@
+//! Configuration: one TOML file (`SENTINEL_CONFIG`) plus environment overrides, loaded once,
+//! typed and validated before anything binds. A bad value stops start-up naming the variable.
+//! Secrets come only from the environment and never appear in `Debug` output or logs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::{hash_key, KeyRing, Principal};
+use crate::gateway::validate::Limits;
+
+/// A secret value: usable, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    pub api_key: Option<Secret>,
+    pub base_url: String,
+    pub model: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelnyxConfig {
+    pub api_key: Option<Secret>,
+    pub public_key: Option<String>,
+    pub base_url: String,
+    pub connection_id: Option<String>,
+    pub phone_number: Option<String>,
+    pub admin_phone_number: Option<String>,
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+    pub log_format: LogFormat,
+    /// A `tracing` filter (`SENTINEL_LOG`, else `RUST_LOG`), default `info`.
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub redis_url: Option<Secret>,
+    pub policy_path: Option<PathBuf>,
+    pub approval_timeout: Duration,
+    pub limits: Limits,
+    pub llm: LlmConfig,
+    pub telnyx: TelnyxConfig,
+    pub telemetry: TelemetryConfig,
+    pub keys: KeyRing,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ConfigError {
+    /// The environment variable or file key at fault.
+    pub name: String,
+    pub message: String,
+}
+
+fn err(name: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name: name.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The file's shape. Secrets are deliberately absent: they come from the environment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    grpc_addr: Option<String>,
+    http_addr: Option<String>,
+    policy: Option<PathBuf>,
+    approval_timeout_secs: Option<u64>,
+    log_format: Option<LogFormat>,
+    limits: Option<Limits>,
+    llm: FileLlm,
+    telnyx: FileTelnyx,
+    auth: FileAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileLlm {
+    base_url: Option<String>,
+    model: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileTelnyx {
+    base_url: Option<String>,
+    connection_id: Option<String>,
+    phone_number: Option<String>,
+    admin_phone_number: Option<String>,
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileAuth {
+    keys: Vec<FileKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileKey {
+    /// `agent:NAME` or `operator:NAME`.
+    principal: String,
+    /// Hex SHA-256 of the key (`sentinel keys hash` prints it).
+    sha256: String,
+}
+
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_LLM_BASE_URL: &str = "https://api.groq.com/openai/v1";
+pub const DEFAULT_LLM_MODEL: &str = "openai/gpt-oss-120b";
+pub const DEFAULT_TELNYX_BASE_URL: &str = "https://api.telnyx.com/v2";
+
+impl Config {
+    /// Loads from the process environment (and the file it names).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::load(&|name| std::env::var(name).ok())
+    }
+
+    /// Loads with `env` as the environment: tests pass a map.
+    pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| env(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let file: FileConfig = match get("SENTINEL_CONFIG") {
+            None => FileConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| err("SENTINEL_CONFIG", format!("cannot read {path}: {e}")))?;
+                toml::from_str(&text).map_err(|e| err("SENTINEL_CONFIG", format!("{path}: {e}")))?
+            }
+        };
+
+        let addr = |var: &str, file_value: Option<String>, default: &str| {
+            let raw = get(var).or(file_value).unwrap_or_else(|| default.to_string());
+            raw.parse::<SocketAddr>()
+                .map_err(|_| err(var, format!("{raw:?} is not a socket address like 127.0.0.1:50051")))
+        };
+        let number = |var: &str, file_value: Option<u64>, default: u64| -> Result<u64, ConfigError> {
+            let n = match get(var) {
+                Some(raw) => raw
+                    .parse::<u64>()
+                    .map_err(|_| err(var, format!("{raw:?} is not a whole number")))?,
+                None => file_value.unwrap_or(default),
+            };
+            if n == 0 {
+                return Err(err(var, "must be greater than 0"));
+            }
+            Ok(n)
+        };
+        let url = |var: &str, file_value: Option<String>, default: Option<&str>| -> Result<Option<String>, ConfigError> {
+            let Some(raw) = get(var).or(file_value).or(default.map(String::from)) else {
+                return Ok(None);
+            };
+            let parsed = reqwest::Url::parse(&raw).map_err(|e| err(var, format!("{raw:?} is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(err(var, format!("{raw:?} must be an http or https URL")));
+            }
+            Ok(Some(raw.trim_end_matches('/').to_string()))
+        };
+
+        let grpc_addr = addr("SENTINEL_GRPC_ADDR", file.grpc_addr, DEFAULT_GRPC_ADDR)?;
+        let http_addr = addr("SENTINEL_HTTP_ADDR", file.http_addr, DEFAULT_HTTP_ADDR)?;
+
+        let redis_url = match get("SENTINEL_REDIS_URL") {
+            None => None,
+            Some(raw) => {
+                let scheme = raw.split("://").next().unwrap_or_default();
+                if !raw.contains("://") || !matches!(scheme, "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "unix" | "redis+unix") {
+                    return Err(err("SENTINEL_REDIS_URL", "must be a redis://, rediss:// or redis+cluster:// URL"));
+                }
+                Some(Secret::new(raw))
+            }
+        };
+
+        let policy_path = get("SENTINEL_POLICY").map(PathBuf::from).or(file.policy);
+        if let Some(p) = &policy_path {
+            if !p.is_file() {
+                return Err(err("SENTINEL_POLICY", format!("{} is not a readable file", p.display())));
+            }
+        }
+        let approval_timeout = Duration::from_secs(number(
+            "SENTINEL_APPROVAL_TIMEOUT_SECS",
+            file.approval_timeout_secs,
+            600,
+        )?);
+
+        let llm = LlmConfig {
+            api_key: get("GROQ_API_KEY").map(Secret::new),
+            base_url: url("SENTINEL_LLM_BASE_URL", file.llm.base_url, Some(DEFAULT_LLM_BASE_URL))?
+                .unwrap_or_default(),
+            model: get("SENTINEL_LLM_MODEL")
+                .or(file.llm.model)
+                .unwrap_or_else(|| DEFAULT_LLM_MODEL.to_string()),
+            timeout: Duration::from_millis(number("SENTINEL_LLM_TIMEOUT_MS", file.llm.timeout_ms, 3000)?),
+        };
+
+        let telnyx = TelnyxConfig {
+            api_key: get("TELNYX_API_KEY").map(Secret::new),
+            public_key: get("TELNYX_PUBLIC_KEY"),
+            base_url: url("SENTINEL_TELNYX_BASE_URL", file.telnyx.base_url, Some(DEFAULT_TELNYX_BASE_URL))?
+                .unwrap_or_default(),
+            connection_id: get("TELNYX_CONNECTION_ID").or(file.telnyx.connection_id),
+            phone_number: get("TELNYX_PHONE_NUMBER").or(file.telnyx.phone_number),
+            admin_phone_number: get("ADMIN_PHONE_NUMBER").or(file.telnyx.admin_phone_number),
+            public_url: url("SENTINEL_PUBLIC_URL", file.telnyx.public_url, None)?,
+        };
+        for (var, value) in [
+            ("TELNYX_PHONE_NUMBER", &telnyx.phone_number),
+            ("ADMIN_PHONE_NUMBER", &telnyx.admin_phone_number),
+        ] {
+            if let Some(v) = value {
+                if !is_e164(v) {
+                    return Err(err(var, format!("{v:?} is not an E.164 number like +14155550100")));
+                }
+            }
+        }
+
+        let log_format = match get("SENTINEL_LOG_FORMAT") {
+            None => file.log_format.unwrap_or_default(),
+            Some(v) => match v.as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                other => return Err(err("SENTINEL_LOG_FORMAT", format!("{other:?} is not 'text' or 'json'"))),
+            },
+        };
+        let telemetry = TelemetryConfig {
+            otlp_endpoint: url("OTEL_EXPORTER_OTLP_ENDPOINT", None, None)?,
+            service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| "sentinel".to_string()),
+            log_format,
+            log_filter: get("SENTINEL_LOG")
+                .or_else(|| get("RUST_LOG"))
+                .unwrap_or_else(|| "info".to_string()),
+        };
+
+        let mut keys = BTreeMap::new();
+        for (i, k) in file.auth.keys.into_iter().enumerate() {
+            let name = format!("auth.keys[{i}]");
+            let principal = Principal::parse(&k.principal)
+                .ok_or_else(|| err(&name, "principal must be 'agent:NAME' or 'operator:NAME'"))?;
+            let hash = k.sha256.trim().to_ascii_lowercase();
+            if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(err(&name, "sha256 must be 64 hex characters"));
+            }
+            keys.insert(hash, principal);
+        }
+        if let Some(raw) = get("SENTINEL_API_KEYS") {
+            for (i, entry) in raw.split([';', ',']).map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+                let (principal, key) = entry.rsplit_once('=').ok_or_else(|| {
+                    err("SENTINEL_API_KEYS", format!("entry {} must be 'agent:NAME=KEY' or 'operator:NAME=KEY'", i + 1))
+                })?;
+                let principal = Principal::parse(principal).ok_or_else(|| {
+                    err("SENTINEL_API_KEYS", format!("entry {}: principal must be 'agent:NAME' or 'operator:NAME'", i + 1))
+                })?;
+                if key.trim().len() < 16 {
+                    return Err(err("SENTINEL_API_KEYS", format!("entry {}: keys must be at least 16 characters", i + 1)));
+                }
+                keys.insert(hash_key(key.trim()), principal);
+            }
+        }
+
+        Ok(Config {
+            grpc_addr,
+            http_addr,
+            redis_url,
+            policy_path,
+            approval_timeout,
+            limits: file.limits.unwrap_or_default(),
+            llm,
+            telnyx,
+            telemetry,
+            keys: KeyRing::new(keys),
+        })
+    }
+
+    /// A configuration for tests and embedding: defaults, ports chosen by the OS.
+    pub fn ephemeral() -> Config {
+        let mut c = Self::load(&|_| None).expect("defaults are valid");
+        c.grpc_addr = "127.0.0.1:0".parse().expect("literal");
+        c.http_addr = "127.0.0.1:0".parse().expect("literal");
+        c
+    }
+}
+
+fn is_e164(s: &str) -> bool {
+    s.len() >= 8 && s.len() <= 16 && s.starts_with('+') && s[1..].chars().all(|c| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_start_with_nothing_set() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.grpc_addr.to_string(), DEFAULT_GRPC_ADDR);
+        assert_eq!(c.http_addr.to_string(), DEFAULT_HTTP_ADDR);
+        assert_eq!(c.approval_timeout, Duration::from_secs(600));
+        assert_eq!(c.llm.model, "openai/gpt-oss-120b");
+        assert_eq!(c.llm.timeout, Duration::from_millis(3000));
+        assert!(c.keys.is_open() && c.redis_url.is_none() && c.llm.api_key.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("SENTINEL_GRPC_ADDR", "nonsense"),
+            ("SENTINEL_APPROVAL_TIMEOUT_SECS", "ten"),
+            ("SENTINEL_APPROVAL_TIMEOUT_SECS", "0"),
+            ("SENTINEL_LLM_TIMEOUT_MS", "-5"),
+            ("SENTINEL_LLM_BASE_URL", "not a url"),
+            ("SENTINEL_REDIS_URL", "localhost:6379"),
+            ("SENTINEL_POLICY", "/does/not/exist.toml"),
+            ("ADMIN_PHONE_NUMBER", "555-1234"),
+            ("SENTINEL_API_KEYS", "agent:bot"),
+            ("SENTINEL_LOG_FORMAT", "xml"),
+        ] {
+            let e = load(&[(var, value)]).unwrap_err();
+            assert_eq!(e.name, var, "{e}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let c = load(&[
+            ("GROQ_API_KEY", "gsk_supersecretvalue"),
+            ("SENTINEL_API_KEYS", "operator:alice=alice-key-0123456789"),
+        ])
+        .unwrap();
+        let dump = format!("{c:?}");
+        assert!(!dump.contains("supersecret"), "{dump}");
+        assert!(!dump.contains("alice-key-0123456789"), "{dump}");
+        assert_eq!(c.keys.len(), 1);
+    }
+}

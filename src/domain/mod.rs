@@ -1,0 +1,22 @@
+//! The domain: intents, their state machine, decisions and reasons.
+//!
+//! Pure data and rules; no I/O. Nothing here knows about tonic, Redis, reqwest or axum:
+//! adapters convert at the edges.
+
+mod event;
+mod intent;
+mod state;
+
+pub use event::{DecisionEvent, EventKind};
+pub use intent::{
+    DecidedBy, DeciderKind, Intent, IntentDraft, IntentId, Reason, ReasonSource, RiskLevel,
+    RiskScore, ScorerInfo,
+};
+pub use state::IntentState;
+
+/// Milliseconds since the Unix epoch: the one clock representation stored and compared.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}

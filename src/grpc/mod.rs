@@ -1,0 +1,320 @@
+//! The tonic adapter: authentication, conversion and error mapping only.
+//!
+//! Every handler authenticates the caller, converts the request into plain domain input,
+//! calls the [`Gateway`], and converts back. This module never touches the store.
+
+pub mod convert;
+
+pub mod pb {
+    #![allow(clippy::all, clippy::pedantic)]
+    tonic::include_proto!("sentinel.v1");
+
+    /// The descriptor set served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/sentinel_descriptor.bin"));
+}
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use tracing::{error, warn, Instrument};
+
+use crate::auth::{KeyRing, Principal};
+use crate::gateway::validate::SubmitInput;
+use crate::gateway::{Gateway, GatewayError, Resolution};
+use crate::store::{Filter, WatchError};
+use convert::{event_to_pb, intent_to_pb, millis, state_from_pb, struct_to_json};
+use pb::sentinel_server::Sentinel;
+
+/// The one mapping from gateway errors to gRPC status codes. Internal details are logged,
+/// never sent.
+pub fn status(e: GatewayError) -> Status {
+    match e {
+        GatewayError::Invalid(m) => Status::invalid_argument(m),
+        GatewayError::NotFound(id) => Status::not_found(format!("intent {id} not found")),
+        GatewayError::PermissionDenied(m) => Status::permission_denied(m),
+        e @ GatewayError::KeyConflict { .. } => Status::failed_precondition(e.to_string()),
+        GatewayError::FailedPrecondition(m) => Status::failed_precondition(m),
+        GatewayError::Unavailable(source) => {
+            warn!(error = %source, "store unavailable");
+            Status::unavailable("the state store is unavailable; nothing was decided, retry later")
+        }
+        GatewayError::Internal(m) => {
+            error!(error = %m, "internal error");
+            Status::internal("internal error")
+        }
+    }
+}
+
+pub struct SentinelService {
+    gateway: Arc<Gateway>,
+    keys: KeyRing,
+    shutdown: CancellationToken,
+}
+
+impl SentinelService {
+    pub fn new(gateway: Arc<Gateway>, keys: KeyRing, shutdown: CancellationToken) -> Self {
+        SentinelService {
+            gateway,
+            keys,
+            shutdown,
+        }
+    }
+
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let md = request.metadata();
+        let presented = md
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v))
+            .or_else(|| md.get("x-api-key").and_then(|v| v.to_str().ok()));
+        self.keys
+            .authenticate(presented)
+            .map_err(|e| Status::unauthenticated(e.to_string()))
+    }
+
+    /// Wraps a domain event stream for the wire: ends on shutdown, and after the terminal
+    /// event for single-intent watches.
+    fn wire_stream(&self, events: crate::store::EventStream) -> EventStream {
+        let shutdown = self.shutdown.clone();
+        let stream = events
+            .take_until(shutdown.cancelled_owned())
+            .map(|item| match item {
+                Ok(event) => Ok(event_to_pb(&event)),
+                Err(WatchError::Lagged(n)) => Err(Status::resource_exhausted(format!(
+                    "watcher fell behind and missed {n} events; resubscribe and catch up with ListIntents"
+                ))),
+                Err(WatchError::Unavailable(m)) => {
+                    warn!(error = %m, "watch failed");
+                    Err(Status::unavailable("the state store is unavailable; resubscribe"))
+                }
+            })
+            // An error ends the stream: the client resubscribes and gets the current state.
+            .scan(false, |failed, item| {
+                if *failed {
+                    return futures::future::ready(None);
+                }
+                *failed = item.is_err();
+                futures::future::ready(Some(item))
+            });
+        Box::pin(stream)
+    }
+}
+
+fn channel_of<T>(request: &Request<T>) -> String {
+    match request
+        .metadata()
+        .get("x-sentinel-channel")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(c @ ("cli" | "console")) => c.to_string(),
+        _ => "grpc".to_string(),
+    }
+}
+
+fn rpc_span<T>(name: &'static str, request: &Request<T>) -> tracing::Span {
+    let span = tracing::info_span!("rpc", rpc.system = "grpc", rpc.service = "sentinel.v1.Sentinel", rpc.method = name);
+    crate::telemetry::adopt_remote_parent(&span, request.metadata());
+    span
+}
+
+fn filter_from(
+    agent_id: String,
+    module: String,
+    action: String,
+    states: &[i32],
+) -> Result<Filter, Status> {
+    let mut parsed = Vec::new();
+    for (i, raw) in states.iter().enumerate() {
+        parsed.push(state_from_pb(*raw).ok_or_else(|| {
+            Status::invalid_argument(format!("states[{i}]: {raw} is not a known intent state"))
+        })?);
+    }
+    let opt = |s: String| (!s.is_empty()).then_some(s);
+    Ok(Filter {
+        agent_id: opt(agent_id),
+        module: opt(module),
+        action: opt(action),
+        states: parsed,
+        created_after: None,
+        created_before: None,
+    })
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::DecisionEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Sentinel for SentinelService {
+    async fn submit_intent(
+        &self,
+        request: Request<pb::SubmitIntentRequest>,
+    ) -> Result<Response<pb::SubmitIntentResponse>, Status> {
+        let span = rpc_span("SubmitIntent", &request);
+        async move {
+            let caller = self.authenticate(&request)?;
+            let r = request.into_inner();
+            if let Some(path) = r.payload.as_ref().and_then(convert::has_non_finite) {
+                return Err(Status::invalid_argument(format!("{path}: number is not finite")));
+            }
+            let input = SubmitInput {
+                agent_id: r.agent_id,
+                action: r.action,
+                payload: r.payload.as_ref().map(struct_to_json),
+                reasoning: r.reasoning,
+                idempotency_key: r.idempotency_key,
+                labels: r.labels.into_iter().collect(),
+                module: r.module,
+            };
+            let (intent, replayed) = self.gateway.submit(&caller, input).await.map_err(status)?;
+            Ok(Response::new(pb::SubmitIntentResponse {
+                intent: Some(intent_to_pb(&intent)),
+                replayed,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    type WatchDecisionStream = EventStream;
+
+    async fn watch_decision(
+        &self,
+        request: Request<pb::WatchDecisionRequest>,
+    ) -> Result<Response<Self::WatchDecisionStream>, Status> {
+        let span = rpc_span("WatchDecision", &request);
+        async move {
+            let caller = self.authenticate(&request)?;
+            let events = self
+                .gateway
+                .watch(&caller, &request.get_ref().intent_id)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(self.wire_stream(events)))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_intent(
+        &self,
+        request: Request<pb::GetIntentRequest>,
+    ) -> Result<Response<pb::GetIntentResponse>, Status> {
+        let span = rpc_span("GetIntent", &request);
+        async move {
+            let caller = self.authenticate(&request)?;
+            let intent = self
+                .gateway
+                .get(&caller, &request.get_ref().intent_id)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(pb::GetIntentResponse {
+                intent: Some(intent_to_pb(&intent)),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn list_intents(
+        &self,
+        request: Request<pb::ListIntentsRequest>,
+    ) -> Result<Response<pb::ListIntentsResponse>, Status> {
+        let span = rpc_span("ListIntents", &request);
+        async move {
+            let caller = self.authenticate(&request)?;
+            let r = request.into_inner();
+            let mut filter = filter_from(r.agent_id, r.module, r.action, &r.states)?;
+            filter.created_after = r.created_after.as_ref().map(millis);
+            filter.created_before = r.created_before.as_ref().map(millis);
+            let (intents, next) = self
+                .gateway
+                .list(&caller, filter, r.page_size, &r.page_token)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(pb::ListIntentsResponse {
+                intents: intents.iter().map(intent_to_pb).collect(),
+                next_page_token: next,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn resolve_intent(
+        &self,
+        request: Request<pb::ResolveIntentRequest>,
+    ) -> Result<Response<pb::ResolveIntentResponse>, Status> {
+        let span = rpc_span("ResolveIntent", &request);
+        async move {
+            let caller = self.authenticate(&request)?;
+            let channel = channel_of(&request);
+            let r = request.into_inner();
+            let intent = self
+                .gateway
+                .resolve(
+                    &caller,
+                    &r.intent_id,
+                    Resolution {
+                        approve: r.approve,
+                        approver: r.approver,
+                        reason: r.reason,
+                        expected_version: (r.expected_version > 0).then_some(r.expected_version),
+                        channel,
+                    },
+                )
+                .await
+                .map_err(status)?;
+            Ok(Response::new(pb::ResolveIntentResponse {
+                intent: Some(intent_to_pb(&intent)),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn cancel_intent(
+        &self,
+        request: Request<pb::CancelIntentRequest>,
+    ) -> Result<Response<pb::CancelIntentResponse>, Status> {
+        let span = rpc_span("CancelIntent", &request);
+        async move {
+            let caller = self.authenticate(&request)?;
+            let r = request.into_inner();
+            let intent = self
+                .gateway
+                .cancel(&caller, &r.intent_id, r.reason)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(pb::CancelIntentResponse {
+                intent: Some(intent_to_pb(&intent)),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    type WatchDecisionsStream = EventStream;
+
+    async fn watch_decisions(
+        &self,
+        request: Request<pb::WatchDecisionsRequest>,
+    ) -> Result<Response<Self::WatchDecisionsStream>, Status> {
+        let span = rpc_span("WatchDecisions", &request);
+        async move {
+            let caller = self.authenticate(&request)?;
+            let r = request.into_inner();
+            let filter = filter_from(r.agent_id, r.module, String::new(), &r.states)?;
+            let events = self
+                .gateway
+                .watch_all(&caller, filter, r.include_progress)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(self.wire_stream(events)))
+        }
+        .instrument(span)
+        .await
+    }
+}

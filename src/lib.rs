@@ -1,0 +1,34 @@
+//! Sentinel: a real-time safety gateway between autonomous agents and what they can break.
+//!
+//! # Layout
+//!
+//! The flow of an intent follows the modules:
+//! `grpc` -> `gateway` (`domain` + `policy` + `scoring`) -> `store` -> `escalation` ->
+//! `webhook` -> `store` -> `grpc`.
+//!
+//! - [`domain`]: intents, the state machine, decisions and reasons. Pure; no I/O.
+//! - [`policy`]: policy packs (TOML + CEL), the built-in pack, the corpus test harness.
+//! - [`scoring`]: the scorer trait, the deterministic fallback, the combination rule.
+//! - [`gateway`]: the pipeline (validate, idempotency, policy, score, decide, persist) and
+//!   the operator's actions (resolve, cancel, expiry).
+//! - [`store`]: one `Store` trait; the in-memory store (and Redis).
+//! - [`escalation`]: getting a human to decide a pending intent.
+//! - [`grpc`]: the tonic adapter: authentication, conversion, error mapping.
+//! - [`webhook`]: the axum sidecar: health, readiness, provider webhooks.
+//! - [`cli`]: the client subcommands.
+//! - [`config`], [`auth`], [`telemetry`], [`app`]: configuration, API keys, tracing, wiring.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod escalation;
+pub mod gateway;
+pub mod grpc;
+pub mod policy;
+pub mod scoring;
+pub mod store;
+pub mod telemetry;
+pub mod webhook;

@@ -1,0 +1,41 @@
+//! Policy packs: deterministic, versioned rules written as CEL expressions.
+//!
+//! A pack is a TOML file of modules (which actions they own, their approval threshold and
+//! deadline) and ordered rules. `floor` rules raise the minimum score and evaluation goes on;
+//! the first matching `approve`, `escalate` or `decline` rule decides. A rule that fails to
+//! evaluate (a missing field, a wrong type) is recorded and can only make the outcome
+//! stricter: it turns an approval or an open case into an escalation. Actions no module owns
+//! escalate. The pack's `version` (a content hash) is stamped on every decision.
+
+mod pack;
+pub mod testing;
+
+pub use pack::{Effect, PolicyError, PolicyPack};
+
+use std::time::Duration;
+
+use crate::domain::{Reason, RiskScore};
+
+/// What policy alone concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approve,
+    Decline,
+    Escalate,
+    /// No decisive rule matched: the scorer decides against the threshold.
+    Open,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The module the intent belongs to; empty when no module owns its action.
+    pub module: String,
+    pub verdict: Verdict,
+    /// The policy score: the deciding rule's score, never below any matched floor.
+    pub score: RiskScore,
+    pub reasons: Vec<Reason>,
+    /// The highest score that may still be approved in this module.
+    pub threshold: RiskScore,
+    /// The module's approval deadline, if the pack sets one.
+    pub approval_timeout: Option<Duration>,
+}

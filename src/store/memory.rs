@@ -1,0 +1,395 @@
+//! The in-memory store: the zero-setup default.
+//!
+//! Intents live in hash-sharded maps, so submissions on different intents never wait on one
+//! lock. Each intent keeps a lazily created broadcast channel for its watchers; subscribing
+//! happens under the same shard lock as reading the current state, so no transition can slip
+//! between the two. Deadlines live in one ordered set that only pending intents touch.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use super::{
+    AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError,
+};
+use crate::domain::{now_millis, DecisionEvent, Intent, IntentId, Millis};
+
+const SHARDS: usize = 64;
+/// Events buffered per watched intent: a handful of transitions and progress lines.
+const INTENT_CHANNEL: usize = 64;
+/// Events buffered for `watch_all` subscribers before a slow one is told it lagged.
+const ALL_CHANNEL: usize = 8192;
+/// Audit records kept in memory (the Redis store keeps a durable stream).
+const AUDIT_PER_SHARD: usize = 4096;
+
+struct Entry {
+    intent: Intent,
+    watchers: Option<broadcast::Sender<DecisionEvent>>,
+}
+
+#[derive(Default)]
+struct Shard {
+    intents: HashMap<IntentId, Entry>,
+    audit: VecDeque<AuditRecord>,
+}
+
+/// `(agent_id, key) -> intent` for idempotency.
+type KeyShard = HashMap<(String, String), IntentId>;
+
+struct Inner {
+    shards: Vec<Mutex<Shard>>,
+    keys: Vec<Mutex<KeyShard>>,
+    hasher: RandomState,
+    deadlines: Mutex<BTreeSet<(Millis, IntentId)>>,
+    all: broadcast::Sender<DecisionEvent>,
+}
+
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A poisoned lock means a thread panicked mid-update; the data it guards is still a valid
+/// snapshot (every update is a single insert), so keep serving rather than cascade the panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        let (all, _) = broadcast::channel(ALL_CHANNEL);
+        MemoryStore {
+            inner: Arc::new(Inner {
+                shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+                keys: (0..SHARDS).map(|_| Mutex::new(KeyShard::new())).collect(),
+                hasher: RandomState::new(),
+                deadlines: Mutex::new(BTreeSet::new()),
+                all,
+            }),
+        }
+    }
+}
+
+impl Inner {
+    fn shard_of<K: Hash + ?Sized>(&self, key: &K) -> &Mutex<Shard> {
+        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+    }
+
+    fn key_shard_of(&self, key: &(String, String)) -> &Mutex<KeyShard> {
+        &self.keys[self.hasher.hash_one(key) as usize % SHARDS]
+    }
+
+    fn publish(&self, entry: &mut Entry, event: DecisionEvent) {
+        if let Some(tx) = &entry.watchers {
+            // No receivers is fine: nobody is watching.
+            let _ = tx.send(event.clone());
+            if event.is_terminal() {
+                // Dropping the sender ends every watcher once it has read the terminal event.
+                entry.watchers = None;
+            }
+        }
+        let _ = self.all.send(event);
+    }
+
+    fn audit_into(shard: &mut Shard, record: AuditRecord) {
+        if shard.audit.len() >= AUDIT_PER_SHARD {
+            shard.audit.pop_front();
+        }
+        shard.audit.push_back(record);
+    }
+
+    fn current(&self, id: &IntentId) -> Option<Intent> {
+        lock(self.shard_of(id)).intents.get(id).map(|e| e.intent.clone())
+    }
+}
+
+fn record_for(intent: &Intent, event: &str, at: Millis) -> AuditRecord {
+    let (actor, channel) = match &intent.decided_by {
+        Some(by) if intent.is_terminal() => (
+            if by.approver.is_empty() { format!("{:?}", by.kind).to_lowercase() } else { by.approver.clone() },
+            by.channel.clone(),
+        ),
+        _ => (intent.agent_id.clone(), "grpc".to_string()),
+    };
+    AuditRecord {
+        at,
+        intent_id: Some(intent.id.clone()),
+        event: event.to_string(),
+        actor,
+        channel,
+        state: Some(intent.state),
+        version: Some(intent.version),
+        detail: intent.decision_reason.clone(),
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create(&self, intent: Intent) -> Result<Created, StoreError> {
+        let inner = &self.inner;
+        let key = intent
+            .idempotency_key
+            .clone()
+            .map(|k| (intent.agent_id.clone(), k));
+        // Lock order: a key shard, then an intent shard, never the reverse. The key shard is
+        // held until the intent is stored, so a racing submission with the same key either
+        // finds nothing (and waits) or finds the complete intent.
+        let mut keys = key.as_ref().map(|k| lock(inner.key_shard_of(k)));
+        if let (Some(keys), Some(k)) = (keys.as_mut(), key.as_ref()) {
+            if let Some(existing_id) = keys.get(k).cloned() {
+                let existing = inner.current(&existing_id).ok_or_else(|| {
+                    StoreError::Corrupt(format!("key points at missing intent {existing_id}"))
+                })?;
+                return Ok(if existing.body_hash == intent.body_hash {
+                    Created::Replayed(existing)
+                } else {
+                    Created::KeyConflict {
+                        existing: existing_id,
+                    }
+                });
+            }
+            keys.insert(k.clone(), intent.id.clone());
+        }
+        let now = now_millis();
+        if let (false, Some(deadline)) = (intent.is_terminal(), intent.expires_at) {
+            lock(&inner.deadlines).insert((deadline, intent.id.clone()));
+        }
+        let mut shard = lock(inner.shard_of(&intent.id));
+        Inner::audit_into(&mut shard, record_for(&intent, "created", now));
+        let mut entry = Entry {
+            intent: intent.clone(),
+            watchers: None,
+        };
+        inner.publish(&mut entry, DecisionEvent::transition(intent.clone(), now));
+        shard.intents.insert(intent.id.clone(), entry);
+        drop(shard);
+        drop(keys);
+        Ok(Created::New(intent))
+    }
+
+    async fn find_idempotent(
+        &self,
+        agent_id: &str,
+        key: &str,
+    ) -> Result<Option<Intent>, StoreError> {
+        let k = (agent_id.to_string(), key.to_string());
+        let id = lock(self.inner.key_shard_of(&k)).get(&k).cloned();
+        Ok(id.and_then(|id| self.inner.current(&id)))
+    }
+
+    async fn get(&self, id: &IntentId) -> Result<Option<Intent>, StoreError> {
+        Ok(self.inner.current(id))
+    }
+
+    async fn list(
+        &self,
+        filter: &Filter,
+        after: Option<&IntentId>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let mut matched: Vec<Intent> = Vec::new();
+        for shard in &self.inner.shards {
+            let shard = lock(shard);
+            matched.extend(
+                shard
+                    .intents
+                    .values()
+                    .filter(|e| after.is_none_or(|a| e.intent.id < *a))
+                    .filter(|e| filter.matches(&e.intent))
+                    .map(|e| e.intent.clone()),
+            );
+        }
+        // Ids are UUIDv7: sorting them sorts by creation time.
+        matched.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        let more = matched.len() > limit;
+        matched.truncate(limit);
+        let next_after = more.then(|| matched.last().map(|i| i.id.clone())).flatten();
+        Ok(Page {
+            intents: matched,
+            next_after,
+        })
+    }
+
+    async fn transition(&self, next: Intent) -> Result<Intent, StoreError> {
+        let inner = &self.inner;
+        let now = now_millis();
+        let mut shard = lock(inner.shard_of(&next.id));
+        let entry = shard
+            .intents
+            .get_mut(&next.id)
+            .ok_or_else(|| StoreError::NotFound(next.id.clone()))?;
+        let current = &entry.intent;
+        if current.version + 1 != next.version || !current.state.can_become(next.state) {
+            let current = Box::new(current.clone());
+            let mut rejected = record_for(&next, "rejected", now);
+            rejected.detail = format!(
+                "lost race: wanted {} from version {}, found {} at version {}",
+                next.state,
+                next.version.saturating_sub(1),
+                current.state,
+                current.version
+            );
+            Inner::audit_into(&mut shard, rejected);
+            return Err(StoreError::Conflict { current });
+        }
+        let previous_deadline = current.expires_at;
+        entry.intent = next.clone();
+        inner.publish(entry, DecisionEvent::transition(next.clone(), now));
+        Inner::audit_into(&mut shard, record_for(&next, "transition", now));
+        drop(shard);
+        if previous_deadline != next.expires_at || next.is_terminal() {
+            let mut deadlines = lock(&inner.deadlines);
+            if let Some(d) = previous_deadline {
+                deadlines.remove(&(d, next.id.clone()));
+            }
+            if let (false, Some(d)) = (next.is_terminal(), next.expires_at) {
+                deadlines.insert((d, next.id.clone()));
+            }
+        }
+        Ok(next)
+    }
+
+    async fn progress(&self, id: &IntentId, detail: &str) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let now = now_millis();
+        let mut shard = lock(inner.shard_of(id));
+        let entry = shard
+            .intents
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let event = DecisionEvent::progress(entry.intent.clone(), detail, now);
+        let mut record = record_for(&entry.intent, "progress", now);
+        record.detail = detail.to_string();
+        inner.publish(entry, event);
+        Inner::audit_into(&mut shard, record);
+        Ok(())
+    }
+
+    async fn watch(&self, id: &IntentId) -> Result<EventStream, StoreError> {
+        let inner = self.inner.clone();
+        let (snapshot, rx) = {
+            let mut shard = lock(inner.shard_of(id));
+            let entry = shard
+                .intents
+                .get_mut(id)
+                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            let rx = (!entry.intent.is_terminal()).then(|| {
+                entry
+                    .watchers
+                    .get_or_insert_with(|| broadcast::channel(INTENT_CHANNEL).0)
+                    .subscribe()
+            });
+            (entry.intent.clone(), rx)
+        };
+        let id = id.clone();
+        Ok(Box::pin(async_stream::stream! {
+            let mut seen = snapshot.version;
+            yield Ok(DecisionEvent::snapshot(snapshot, now_millis()));
+            let Some(mut rx) = rx else { return };
+            loop {
+                match rx.recv().await {
+                    Ok(event) => {
+                        if event.version() < seen {
+                            continue;
+                        }
+                        seen = event.version();
+                        let terminal = event.is_terminal();
+                        yield Ok(event);
+                        if terminal {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Missed some events: the current state is what matters; send it.
+                        let Some(current) = inner.current(&id) else { return };
+                        if current.version > seen {
+                            seen = current.version;
+                            let terminal = current.is_terminal();
+                            yield Ok(DecisionEvent::snapshot(current, now_millis()));
+                            if terminal {
+                                return;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        // The sender is dropped after the terminal event was sent and read; if we
+                        // got here without it, tell the final state from the record.
+                        if let Some(current) = inner.current(&id) {
+                            if current.version > seen {
+                                yield Ok(DecisionEvent::snapshot(current, now_millis()));
+                            }
+                        }
+                        return;
+                    }
+                }
+            }
+        }))
+    }
+
+    async fn watch_all(&self) -> Result<EventStream, StoreError> {
+        let mut rx = self.inner.all.subscribe();
+        Ok(Box::pin(async_stream::stream! {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => yield Ok(event),
+                    Err(broadcast::error::RecvError::Lagged(n)) => yield Err(WatchError::Lagged(n)),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }))
+    }
+
+    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<IntentId>, StoreError> {
+        let deadlines = lock(&self.inner.deadlines);
+        Ok(deadlines
+            .iter()
+            .take_while(|(d, _)| *d <= now)
+            .take(limit)
+            .map(|(_, id)| id.clone())
+            .collect())
+    }
+
+    async fn next_deadline(&self) -> Result<Option<Millis>, StoreError> {
+        Ok(lock(&self.inner.deadlines).first().map(|(d, _)| *d))
+    }
+
+    async fn audit(&self, record: AuditRecord) -> Result<(), StoreError> {
+        let key = record.intent_id.as_ref().map(|i| i.as_str().to_string()).unwrap_or_default();
+        Inner::audit_into(&mut lock(self.inner.shard_of(&key)), record);
+        Ok(())
+    }
+
+    async fn audit_range(
+        &self,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut out = Vec::new();
+        for shard in &self.inner.shards {
+            out.extend(
+                lock(shard)
+                    .audit
+                    .iter()
+                    .filter(|r| r.at >= since && r.at < until)
+                    .cloned(),
+            );
+        }
+        out.sort_by_key(|r| r.at);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

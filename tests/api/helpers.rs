@@ -1,0 +1,201 @@
+//! `spawn_app()` and friends: the one way tests start Sentinel.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sentinel::app::App;
+use sentinel::config::Config;
+use sentinel::grpc::convert::json_to_struct;
+use sentinel::grpc::pb;
+use sentinel::grpc::pb::sentinel_client::SentinelClient;
+use sentinel::policy::PolicyPack;
+use sentinel::scoring::fallback::FallbackScorer;
+use sentinel::scoring::Scorer;
+use sentinel::store::{MemoryStore, Store};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+pub struct TestApp {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub store: Arc<dyn Store>,
+}
+
+/// Parts a test may swap.
+pub struct Parts {
+    pub config: Config,
+    pub policy: Arc<PolicyPack>,
+    pub store: Arc<dyn Store>,
+    pub scorer: Arc<dyn Scorer>,
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Parts {
+            config: Config::ephemeral(),
+            policy: Arc::new(PolicyPack::builtin()),
+            store: Arc::new(MemoryStore::new()),
+            scorer: Arc::new(FallbackScorer),
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Parts::default()).await
+}
+
+pub async fn spawn_with(parts: Parts) -> TestApp {
+    let store = parts.store.clone();
+    let app = App::build_with(parts.config, parts.policy, parts.store, parts.scorer)
+        .await
+        .expect("app builds");
+    let grpc_addr = app.grpc_addr();
+    let http_addr = app.http_addr();
+    let shutdown = app.shutdown_token();
+    let handle = tokio::spawn(app.run());
+    TestApp {
+        grpc_addr,
+        http_addr,
+        shutdown,
+        handle,
+        store,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connects")
+    }
+
+    /// A client that sends no credential.
+    pub async fn client(&self) -> Client {
+        Client {
+            inner: SentinelClient::new(self.channel().await),
+            key: None,
+        }
+    }
+
+    /// A client that sends `key` as a bearer token.
+    pub async fn client_with_key(&self, key: &str) -> Client {
+        Client {
+            inner: SentinelClient::new(self.channel().await),
+            key: Some(key.to_string()),
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.handle).await;
+    }
+}
+
+/// A gRPC client that adds the API key to each request.
+#[derive(Clone)]
+pub struct Client {
+    pub inner: SentinelClient<Channel>,
+    pub key: Option<String>,
+}
+
+impl Client {
+    pub fn req<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        if let Some(k) = &self.key {
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {k}").parse().expect("ascii key"));
+        }
+        r
+    }
+
+    pub async fn submit(&mut self, request: pb::SubmitIntentRequest) -> Result<pb::SubmitIntentResponse, tonic::Status> {
+        let r = self.req(request);
+        self.inner.submit_intent(r).await.map(|r| r.into_inner())
+    }
+
+    /// Submits `action` with a JSON payload for `agent`; returns the intent.
+    pub async fn submit_json(&mut self, agent: &str, action: &str, payload: serde_json::Value) -> Result<pb::Intent, tonic::Status> {
+        self.submit(intent_request(agent, action, payload))
+            .await
+            .map(|r| r.intent.expect("intent in response"))
+    }
+
+    pub async fn get(&mut self, id: &str) -> Result<pb::Intent, tonic::Status> {
+        let r = self.req(pb::GetIntentRequest { intent_id: id.to_string() });
+        self.inner.get_intent(r).await.map(|r| r.into_inner().intent.expect("intent"))
+    }
+
+    pub async fn resolve(&mut self, id: &str, approve: bool, reason: &str) -> Result<pb::Intent, tonic::Status> {
+        let r = self.req(pb::ResolveIntentRequest {
+            intent_id: id.to_string(),
+            approve,
+            approver: String::new(),
+            reason: reason.to_string(),
+            expected_version: 0,
+        });
+        self.inner.resolve_intent(r).await.map(|r| r.into_inner().intent.expect("intent"))
+    }
+
+    pub async fn cancel(&mut self, id: &str, reason: &str) -> Result<pb::Intent, tonic::Status> {
+        let r = self.req(pb::CancelIntentRequest {
+            intent_id: id.to_string(),
+            reason: reason.to_string(),
+        });
+        self.inner.cancel_intent(r).await.map(|r| r.into_inner().intent.expect("intent"))
+    }
+
+    pub async fn watch(&mut self, id: &str) -> Result<tonic::Streaming<pb::DecisionEvent>, tonic::Status> {
+        let r = self.req(pb::WatchDecisionRequest { intent_id: id.to_string() });
+        self.inner.watch_decision(r).await.map(|r| r.into_inner())
+    }
+
+    pub async fn list(&mut self, request: pb::ListIntentsRequest) -> Result<pb::ListIntentsResponse, tonic::Status> {
+        let r = self.req(request);
+        self.inner.list_intents(r).await.map(|r| r.into_inner())
+    }
+}
+
+pub fn intent_request(agent: &str, action: &str, payload: serde_json::Value) -> pb::SubmitIntentRequest {
+    pb::SubmitIntentRequest {
+        agent_id: agent.to_string(),
+        action: action.to_string(),
+        payload: Some(json_to_struct(&payload)),
+        reasoning: "test".to_string(),
+        ..Default::default()
+    }
+}
+
+pub fn state(i: &pb::Intent) -> pb::IntentState {
+    pb::IntentState::try_from(i.state).expect("known state")
+}
+
+/// Reads every event of a stream until it ends (bounded by `limit`).
+pub async fn collect(mut stream: tonic::Streaming<pb::DecisionEvent>, limit: Duration) -> Vec<pb::DecisionEvent> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, async {
+        while let Ok(Some(e)) = stream.message().await {
+            out.push(e);
+        }
+    })
+    .await;
+    out
+}
+
+/// The next event, or panics after `limit`.
+pub async fn next_event(stream: &mut tonic::Streaming<pb::DecisionEvent>, limit: Duration) -> Option<pb::DecisionEvent> {
+    tokio::time::timeout(limit, stream.message())
+        .await
+        .expect("event within the limit")
+        .expect("stream ok")
+}

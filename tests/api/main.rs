@@ -1,0 +1,8 @@
+//! One integration binary: every test starts the real server in-process on port 0 and talks
+//! gRPC/HTTP to it. Fakes of the paid external APIs live in `fakes/`.
+
+mod helpers;
+
+mod auth;
+mod pipeline;
+mod watch;

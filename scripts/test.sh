@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs Sentinel's whole test suite on a fresh machine: installs what the tests need
+# (redis-server for the Redis store tests), then runs every test target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server (needed by the Redis store tests)..." >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+
+cargo test --all-targets --locked -- --test-threads 4

@@ -108,6 +108,9 @@ impl App {
             let health = health.clone();
             tasks.spawn(async move {
                 tonic::transport::Server::builder()
+                    .layer(tower::util::MapResponseLayer::new(
+                        crate::grpc::decode_errors_are_invalid_argument,
+                    ))
                     .add_service(health_service)
                     .add_service(reflection_v1)
                     .add_service(reflection_v1alpha)

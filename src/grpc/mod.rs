@@ -318,3 +318,25 @@ impl Sentinel for SentinelService {
         .await
     }
 }
+
+/// tonic answers a request it cannot decode (for example a payload nested past prost's
+/// recursion limit) with INTERNAL. That is bad input, not a server fault: rewrite those
+/// trailers-only responses to INVALID_ARGUMENT naming the request body.
+pub fn decode_errors_are_invalid_argument<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let is_internal = headers.get("grpc-status").is_some_and(|v| v == "13");
+    let is_decode = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| m.starts_with("failed%20to%20decode") || m.starts_with("failed to decode"));
+    if is_internal && is_decode {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+        headers.insert(
+            "grpc-message",
+            http::HeaderValue::from_static(
+                "payload:%20cannot%20be%20decoded%20(nesting%20deeper%20than%20the%20limit%20or%20a%20malformed%20message)",
+            ),
+        );
+    }
+    response
+}

@@ -48,7 +48,9 @@ pub fn open_scorer(config: &Config) -> anyhow::Result<Arc<dyn Scorer>> {
 pub fn load_policy(config: &Config) -> anyhow::Result<PolicyPack> {
     match &config.policy_path {
         None => Ok(PolicyPack::builtin()),
-        Some(path) => PolicyPack::load(path).with_context(|| format!("SENTINEL_POLICY={}", path.display())),
+        Some(path) => {
+            PolicyPack::load(path).with_context(|| format!("SENTINEL_POLICY={}", path.display()))
+        }
     }
 }
 
@@ -73,7 +75,12 @@ impl App {
             approval_timeout: config.approval_timeout,
             scorer_timeout: config.llm.timeout,
         };
-        let gateway = Arc::new(Gateway::new(store.clone(), policy.clone(), scorer, settings));
+        let gateway = Arc::new(Gateway::new(
+            store.clone(),
+            policy.clone(),
+            scorer,
+            settings,
+        ));
         let shutdown = CancellationToken::new();
 
         if config.keys.is_open() {
@@ -115,17 +122,24 @@ impl App {
                     .add_service(reflection_v1)
                     .add_service(reflection_v1alpha)
                     .add_service(SentinelServer::new(service))
-                    .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-                        shutdown.cancelled().await;
-                        health.set_not_serving::<SentinelServer<SentinelService>>().await;
-                    })
+                    .serve_with_incoming_shutdown(
+                        TcpListenerStream::new(grpc_listener),
+                        async move {
+                            shutdown.cancelled().await;
+                            health
+                                .set_not_serving::<SentinelServer<SentinelService>>()
+                                .await;
+                        },
+                    )
                     .await
                     .context("gRPC server failed")
             });
         }
         {
             let shutdown = shutdown.clone();
-            let app = router(HttpState { store: store.clone() });
+            let app = router(HttpState {
+                store: store.clone(),
+            });
             tasks.spawn(async move {
                 axum::serve(http_listener, app)
                     .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -142,7 +156,9 @@ impl App {
             tasks.spawn(async move { escalation.await.context("escalation loop panicked") });
         }
 
-        health.set_serving::<SentinelServer<SentinelService>>().await;
+        health
+            .set_serving::<SentinelServer<SentinelService>>()
+            .await;
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;

@@ -117,7 +117,10 @@ impl KeyRing {
         if self.is_open() {
             return Ok(Principal::Open);
         }
-        let key = presented.map(str::trim).filter(|k| !k.is_empty()).ok_or(AuthError::Missing)?;
+        let key = presented
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(AuthError::Missing)?;
         self.by_hash
             .get(&hash_key(key))
             .cloned()
@@ -135,8 +138,14 @@ mod tests {
             (hash_key("k1"), Principal::Agent("billing".into())),
             (hash_key("k2"), Principal::Operator("alice".into())),
         ]);
-        assert_eq!(ring.authenticate(Some("k1")), Ok(Principal::Agent("billing".into())));
-        assert_eq!(ring.authenticate(Some("k2")), Ok(Principal::Operator("alice".into())));
+        assert_eq!(
+            ring.authenticate(Some("k1")),
+            Ok(Principal::Agent("billing".into()))
+        );
+        assert_eq!(
+            ring.authenticate(Some("k2")),
+            Ok(Principal::Operator("alice".into()))
+        );
         assert_eq!(ring.authenticate(Some("k3")), Err(AuthError::Unknown));
         assert_eq!(ring.authenticate(None), Err(AuthError::Missing));
         assert!(!Principal::Agent("billing".into()).may_act_for("other"));

@@ -158,7 +158,11 @@ impl Config {
 
     /// Loads with `env` as the environment: tests pass a map.
     pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| env(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let file: FileConfig = match get("SENTINEL_CONFIG") {
             None => FileConfig::default(),
             Some(path) => {
@@ -169,27 +173,38 @@ impl Config {
         };
 
         let addr = |var: &str, file_value: Option<String>, default: &str| {
-            let raw = get(var).or(file_value).unwrap_or_else(|| default.to_string());
-            raw.parse::<SocketAddr>()
-                .map_err(|_| err(var, format!("{raw:?} is not a socket address like 127.0.0.1:50051")))
+            let raw = get(var)
+                .or(file_value)
+                .unwrap_or_else(|| default.to_string());
+            raw.parse::<SocketAddr>().map_err(|_| {
+                err(
+                    var,
+                    format!("{raw:?} is not a socket address like 127.0.0.1:50051"),
+                )
+            })
         };
-        let number = |var: &str, file_value: Option<u64>, default: u64| -> Result<u64, ConfigError> {
-            let n = match get(var) {
-                Some(raw) => raw
-                    .parse::<u64>()
-                    .map_err(|_| err(var, format!("{raw:?} is not a whole number")))?,
-                None => file_value.unwrap_or(default),
+        let number =
+            |var: &str, file_value: Option<u64>, default: u64| -> Result<u64, ConfigError> {
+                let n = match get(var) {
+                    Some(raw) => raw
+                        .parse::<u64>()
+                        .map_err(|_| err(var, format!("{raw:?} is not a whole number")))?,
+                    None => file_value.unwrap_or(default),
+                };
+                if n == 0 {
+                    return Err(err(var, "must be greater than 0"));
+                }
+                Ok(n)
             };
-            if n == 0 {
-                return Err(err(var, "must be greater than 0"));
-            }
-            Ok(n)
-        };
-        let url = |var: &str, file_value: Option<String>, default: Option<&str>| -> Result<Option<String>, ConfigError> {
+        let url = |var: &str,
+                   file_value: Option<String>,
+                   default: Option<&str>|
+         -> Result<Option<String>, ConfigError> {
             let Some(raw) = get(var).or(file_value).or(default.map(String::from)) else {
                 return Ok(None);
             };
-            let parsed = reqwest::Url::parse(&raw).map_err(|e| err(var, format!("{raw:?} is not a URL: {e}")))?;
+            let parsed = reqwest::Url::parse(&raw)
+                .map_err(|e| err(var, format!("{raw:?} is not a URL: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(err(var, format!("{raw:?} must be an http or https URL")));
             }
@@ -203,8 +218,21 @@ impl Config {
             None => None,
             Some(raw) => {
                 let scheme = raw.split("://").next().unwrap_or_default();
-                if !raw.contains("://") || !matches!(scheme, "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "unix" | "redis+unix") {
-                    return Err(err("SENTINEL_REDIS_URL", "must be a redis://, rediss:// or redis+cluster:// URL"));
+                if !raw.contains("://")
+                    || !matches!(
+                        scheme,
+                        "redis"
+                            | "rediss"
+                            | "redis+cluster"
+                            | "rediss+cluster"
+                            | "unix"
+                            | "redis+unix"
+                    )
+                {
+                    return Err(err(
+                        "SENTINEL_REDIS_URL",
+                        "must be a redis://, rediss:// or redis+cluster:// URL",
+                    ));
                 }
                 Some(Secret::new(raw))
             }
@@ -213,7 +241,10 @@ impl Config {
         let policy_path = get("SENTINEL_POLICY").map(PathBuf::from).or(file.policy);
         if let Some(p) = &policy_path {
             if !p.is_file() {
-                return Err(err("SENTINEL_POLICY", format!("{} is not a readable file", p.display())));
+                return Err(err(
+                    "SENTINEL_POLICY",
+                    format!("{} is not a readable file", p.display()),
+                ));
             }
         }
         let approval_timeout = Duration::from_secs(number(
@@ -224,19 +255,31 @@ impl Config {
 
         let llm = LlmConfig {
             api_key: get("GROQ_API_KEY").map(Secret::new),
-            base_url: url("SENTINEL_LLM_BASE_URL", file.llm.base_url, Some(DEFAULT_LLM_BASE_URL))?
-                .unwrap_or_default(),
+            base_url: url(
+                "SENTINEL_LLM_BASE_URL",
+                file.llm.base_url,
+                Some(DEFAULT_LLM_BASE_URL),
+            )?
+            .unwrap_or_default(),
             model: get("SENTINEL_LLM_MODEL")
                 .or(file.llm.model)
                 .unwrap_or_else(|| DEFAULT_LLM_MODEL.to_string()),
-            timeout: Duration::from_millis(number("SENTINEL_LLM_TIMEOUT_MS", file.llm.timeout_ms, 3000)?),
+            timeout: Duration::from_millis(number(
+                "SENTINEL_LLM_TIMEOUT_MS",
+                file.llm.timeout_ms,
+                3000,
+            )?),
         };
 
         let telnyx = TelnyxConfig {
             api_key: get("TELNYX_API_KEY").map(Secret::new),
             public_key: get("TELNYX_PUBLIC_KEY"),
-            base_url: url("SENTINEL_TELNYX_BASE_URL", file.telnyx.base_url, Some(DEFAULT_TELNYX_BASE_URL))?
-                .unwrap_or_default(),
+            base_url: url(
+                "SENTINEL_TELNYX_BASE_URL",
+                file.telnyx.base_url,
+                Some(DEFAULT_TELNYX_BASE_URL),
+            )?
+            .unwrap_or_default(),
             connection_id: get("TELNYX_CONNECTION_ID").or(file.telnyx.connection_id),
             phone_number: get("TELNYX_PHONE_NUMBER").or(file.telnyx.phone_number),
             admin_phone_number: get("ADMIN_PHONE_NUMBER").or(file.telnyx.admin_phone_number),
@@ -248,7 +291,10 @@ impl Config {
         ] {
             if let Some(v) = value {
                 if !is_e164(v) {
-                    return Err(err(var, format!("{v:?} is not an E.164 number like +14155550100")));
+                    return Err(err(
+                        var,
+                        format!("{v:?} is not an E.164 number like +14155550100"),
+                    ));
                 }
             }
         }
@@ -258,7 +304,12 @@ impl Config {
             Some(v) => match v.as_str() {
                 "json" => LogFormat::Json,
                 "text" => LogFormat::Text,
-                other => return Err(err("SENTINEL_LOG_FORMAT", format!("{other:?} is not 'text' or 'json'"))),
+                other => {
+                    return Err(err(
+                        "SENTINEL_LOG_FORMAT",
+                        format!("{other:?} is not 'text' or 'json'"),
+                    ))
+                }
             },
         };
         let telemetry = TelemetryConfig {
@@ -282,15 +333,35 @@ impl Config {
             keys.insert(hash, principal);
         }
         if let Some(raw) = get("SENTINEL_API_KEYS") {
-            for (i, entry) in raw.split([';', ',']).map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+            for (i, entry) in raw
+                .split([';', ','])
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .enumerate()
+            {
                 let (principal, key) = entry.rsplit_once('=').ok_or_else(|| {
-                    err("SENTINEL_API_KEYS", format!("entry {} must be 'agent:NAME=KEY' or 'operator:NAME=KEY'", i + 1))
+                    err(
+                        "SENTINEL_API_KEYS",
+                        format!(
+                            "entry {} must be 'agent:NAME=KEY' or 'operator:NAME=KEY'",
+                            i + 1
+                        ),
+                    )
                 })?;
                 let principal = Principal::parse(principal).ok_or_else(|| {
-                    err("SENTINEL_API_KEYS", format!("entry {}: principal must be 'agent:NAME' or 'operator:NAME'", i + 1))
+                    err(
+                        "SENTINEL_API_KEYS",
+                        format!(
+                            "entry {}: principal must be 'agent:NAME' or 'operator:NAME'",
+                            i + 1
+                        ),
+                    )
                 })?;
                 if key.trim().len() < 16 {
-                    return Err(err("SENTINEL_API_KEYS", format!("entry {}: keys must be at least 16 characters", i + 1)));
+                    return Err(err(
+                        "SENTINEL_API_KEYS",
+                        format!("entry {}: keys must be at least 16 characters", i + 1),
+                    ));
                 }
                 keys.insert(hash_key(key.trim()), principal);
             }
@@ -320,7 +391,10 @@ impl Config {
 }
 
 fn is_e164(s: &str) -> bool {
-    s.len() >= 8 && s.len() <= 16 && s.starts_with('+') && s[1..].chars().all(|c| c.is_ascii_digit())
+    s.len() >= 8
+        && s.len() <= 16
+        && s.starts_with('+')
+        && s[1..].chars().all(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -329,7 +403,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::load(&|k| map.get(k).cloned())
     }
 

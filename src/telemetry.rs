@@ -42,8 +42,9 @@ impl Drop for TelemetryGuard {
 /// needs it). Calling it twice is harmless: the second call keeps the first subscriber.
 pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_new(&config.log_filter)
-        .map_err(|e| anyhow::anyhow!("SENTINEL_LOG: invalid filter {:?}: {e}", config.log_filter))?;
+    let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| {
+        anyhow::anyhow!("SENTINEL_LOG: invalid filter {:?}: {e}", config.log_filter)
+    })?;
     let fmt_layer = match config.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -108,6 +109,7 @@ impl Extractor for MetadataExtractor<'_> {
 
 /// Makes `span` a child of the W3C trace context (`traceparent`) in the request metadata.
 pub fn adopt_remote_parent(span: &tracing::Span, metadata: &tonic::metadata::MetadataMap) {
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&MetadataExtractor(metadata)));
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&MetadataExtractor(metadata)));
     let _ = span.set_parent(parent);
 }

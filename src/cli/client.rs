@@ -22,7 +22,12 @@ struct Client {
 impl Client {
     async fn connect(opts: &ClientOpts) -> anyhow::Result<Client> {
         let channel = Channel::from_shared(opts.addr.clone())
-            .with_context(|| format!("--addr {:?} is not a URL like http://127.0.0.1:50051", opts.addr))?
+            .with_context(|| {
+                format!(
+                    "--addr {:?} is not a URL like http://127.0.0.1:50051",
+                    opts.addr
+                )
+            })?
             .connect()
             .await
             .with_context(|| format!("cannot connect to {}", opts.addr))?;
@@ -56,7 +61,11 @@ fn states(raw: &[String]) -> anyhow::Result<Vec<i32>> {
         .map(|s| {
             IntentState::parse(s)
                 .map(|st| state_to_pb(st) as i32)
-                .ok_or_else(|| anyhow::anyhow!("--state {s:?} is not a state (PENDING_APPROVAL, APPROVED, ...)"))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--state {s:?} is not a state (PENDING_APPROVAL, APPROVED, ...)"
+                    )
+                })
         })
         .collect()
 }
@@ -111,14 +120,24 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 println!("(replayed: this idempotency key was already used for the same request)");
             }
             print_intent(&intent, client.json);
-            let open = [pb::IntentState::PendingApproval as i32, pb::IntentState::Analyzing as i32];
+            let open = [
+                pb::IntentState::PendingApproval as i32,
+                pb::IntentState::Analyzing as i32,
+            ];
             if wait && open.contains(&intent.state) {
                 let req = c.request(pb::WatchDecisionRequest {
                     intent_id: intent.intent_id.clone(),
                 });
-                let stream = c.inner.watch_decision(req).await.map_err(fail)?.into_inner();
+                let stream = c
+                    .inner
+                    .watch_decision(req)
+                    .await
+                    .map_err(fail)?
+                    .into_inner();
                 let last = stream_events(stream, client.json).await?;
-                return Ok(exit_for(last.and_then(|e| e.intent).as_ref().unwrap_or(&intent)));
+                return Ok(exit_for(
+                    last.and_then(|e| e.intent).as_ref().unwrap_or(&intent),
+                ));
             }
             Ok(exit_for(&intent))
         }
@@ -135,7 +154,12 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             match (intent_id, all) {
                 (Some(id), false) => {
                     let req = c.request(pb::WatchDecisionRequest { intent_id: id });
-                    let stream = c.inner.watch_decision(req).await.map_err(fail)?.into_inner();
+                    let stream = c
+                        .inner
+                        .watch_decision(req)
+                        .await
+                        .map_err(fail)?
+                        .into_inner();
                     stream_events(stream, client.json).await?;
                 }
                 (None, true) => {
@@ -145,7 +169,12 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                         states: states(&st)?,
                         include_progress: progress,
                     });
-                    let stream = c.inner.watch_decisions(req).await.map_err(fail)?.into_inner();
+                    let stream = c
+                        .inner
+                        .watch_decisions(req)
+                        .await
+                        .map_err(fail)?
+                        .into_inner();
                     stream_events(stream, client.json).await?;
                 }
                 _ => anyhow::bail!("give an intent id, or --all"),
@@ -199,7 +228,12 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 reason,
                 expected_version: 0,
             });
-            let resp = c.inner.resolve_intent(req).await.map_err(fail)?.into_inner();
+            let resp = c
+                .inner
+                .resolve_intent(req)
+                .await
+                .map_err(fail)?
+                .into_inner();
             print_intent(&resp.intent.context("server sent no intent")?, client.json);
             Ok(ExitCode::SUCCESS)
         }

@@ -14,7 +14,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "sentinel", version, about = "A safety gateway between autonomous agents and what they can break")]
+#[command(
+    name = "sentinel",
+    version,
+    about = "A safety gateway between autonomous agents and what they can break"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -23,7 +27,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct ClientOpts {
     /// The gateway's gRPC address.
-    #[arg(long, env = "SENTINEL_ADDR", default_value = "http://127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "SENTINEL_ADDR",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
     pub addr: String,
     /// API key (sent as `authorization: Bearer`).
     #[arg(long, env = "SENTINEL_API_KEY", hide_env_values = true, global = true)]
@@ -170,7 +179,9 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve().await,
         Command::Policy { command } => policy(command).await,
-        Command::Keys { command: KeysCommand::Hash } => {
+        Command::Keys {
+            command: KeysCommand::Hash,
+        } => {
             let mut key = String::new();
             match std::io::stdin().read_line(&mut key) {
                 Ok(_) => {
@@ -273,7 +284,11 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Test { corpus, policy, json } => {
+        PolicyCommand::Test {
+            corpus,
+            policy,
+            json,
+        } => {
             let pack = load(policy)?;
             let text = std::fs::read_to_string(&corpus)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", corpus.display()))?;

@@ -5,7 +5,11 @@ use crate::grpc::pb;
 
 fn state_name(raw: i32) -> String {
     pb::IntentState::try_from(raw)
-        .map(|s| s.as_str_name().trim_start_matches("INTENT_STATE_").to_string())
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("INTENT_STATE_")
+                .to_string()
+        })
         .unwrap_or_else(|_| raw.to_string())
 }
 
@@ -56,7 +60,12 @@ pub fn print_intent(i: &pb::Intent, json: bool) {
     }
     println!("intent    {}", i.intent_id);
     println!("state     {}  (version {})", state_name(i.state), i.version);
-    println!("agent     {}  action {}  module {}", i.agent_id, i.action, if i.module.is_empty() { "-" } else { &i.module });
+    println!(
+        "agent     {}  action {}  module {}",
+        i.agent_id,
+        i.action,
+        if i.module.is_empty() { "-" } else { &i.module }
+    );
     println!("risk      {}/100", i.risk_score);
     if !i.analysis.is_empty() {
         println!("analysis  {}", i.analysis);
@@ -65,11 +74,17 @@ pub fn print_intent(i: &pb::Intent, json: bool) {
         println!("reason    {}: {}", r.code, r.message);
     }
     if let Some(d) = &i.decided_by {
-        let kind = pb::DeciderKind::try_from(d.kind).map(|k| k.as_str_name()).unwrap_or("");
+        let kind = pb::DeciderKind::try_from(d.kind)
+            .map(|k| k.as_str_name())
+            .unwrap_or("");
         println!(
             "decided   by {}{} via {} at {}",
             kind.trim_start_matches("DECIDER_KIND_"),
-            if d.approver.is_empty() { String::new() } else { format!(" ({})", d.approver) },
+            if d.approver.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", d.approver)
+            },
             d.channel,
             ts(&i.decided_at)
         );
@@ -91,7 +106,10 @@ pub fn print_intents(intents: &[pb::Intent], next: &str, json: bool) {
         );
         return;
     }
-    println!("{:<36}  {:<16}  {:>4}  {:<16}  {:<14}  AGENT", "INTENT", "STATE", "RISK", "ACTION", "MODULE");
+    println!(
+        "{:<36}  {:<16}  {:>4}  {:<16}  {:<14}  AGENT",
+        "INTENT", "STATE", "RISK", "ACTION", "MODULE"
+    );
     for i in intents {
         println!(
             "{:<36}  {:<16}  {:>4}  {:<16}  {:<14}  {}",
@@ -129,11 +147,35 @@ pub fn print_event(e: &pb::DecisionEvent, json: bool) {
         .as_ref()
         .and_then(|i| i.decided_by.as_ref())
         .filter(|_| e.terminal)
-        .map(|d| format!(" by {} via {}", if d.approver.is_empty() { "policy/system" } else { &d.approver }, d.channel))
+        .map(|d| {
+            format!(
+                " by {} via {}",
+                if d.approver.is_empty() {
+                    "policy/system"
+                } else {
+                    &d.approver
+                },
+                d.channel
+            )
+        })
         .unwrap_or_default();
     if e.detail.is_empty() {
-        println!("{}  {}  {}  v{}{}", ts(&e.at), e.intent_id, state_name(e.state), e.version, who);
+        println!(
+            "{}  {}  {}  v{}{}",
+            ts(&e.at),
+            e.intent_id,
+            state_name(e.state),
+            e.version,
+            who
+        );
     } else {
-        println!("{}  {}  {}  v{}  {}", ts(&e.at), e.intent_id, state_name(e.state), e.version, e.detail);
+        println!(
+            "{}  {}  {}  v{}  {}",
+            ts(&e.at),
+            e.intent_id,
+            state_name(e.state),
+            e.version,
+            e.detail
+        );
     }
 }

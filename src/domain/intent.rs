@@ -34,7 +34,9 @@ impl std::fmt::Display for IntentId {
 }
 
 /// A risk score from 0 (harmless) to 100 (forbidden); it cannot exceed 100.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(try_from = "u8", into = "u8")]
 pub struct RiskScore(u8);
 

@@ -97,7 +97,10 @@ mod tests {
     #[test]
     fn parses_all_spellings() {
         assert_eq!(IntentState::parse("approved"), Some(Approved));
-        assert_eq!(IntentState::parse("INTENT_STATE_PENDING_APPROVAL"), Some(PendingApproval));
+        assert_eq!(
+            IntentState::parse("INTENT_STATE_PENDING_APPROVAL"),
+            Some(PendingApproval)
+        );
         assert_eq!(IntentState::parse("nope"), None);
     }
 }

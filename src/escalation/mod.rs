@@ -64,7 +64,10 @@ pub fn spawn(
                         if intent.state == IntentState::PendingApproval {
                             debug!(intent_id = %intent.id, "escalating");
                             let _ = store
-                                .progress(&intent.id, "awaiting a human decision (operator: sentinel resolve)")
+                                .progress(
+                                    &intent.id,
+                                    "awaiting a human decision (operator: sentinel resolve)",
+                                )
                                 .await;
                             for channel in &channels {
                                 channel.start(intent).await;

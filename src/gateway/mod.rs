@@ -187,7 +187,14 @@ impl Gateway {
                 scorer: None,
                 approval_timeout: eval.approval_timeout,
             };
-            let analyzing = self.build(id, &draft, body_hash.clone(), pending, now, Some(analysis_deadline));
+            let analyzing = self.build(
+                id,
+                &draft,
+                body_hash.clone(),
+                pending,
+                now,
+                Some(analysis_deadline),
+            );
             let created = match self.create(analyzing).await? {
                 (intent, true) => return Ok((intent, true)),
                 (intent, false) => intent,
@@ -237,7 +244,11 @@ impl Gateway {
         }
     }
 
-    async fn score(&self, draft: &IntentDraft, eval: &crate::policy::Evaluation) -> Result<crate::scoring::Assessment, ScoreError> {
+    async fn score(
+        &self,
+        draft: &IntentDraft,
+        eval: &crate::policy::Evaluation,
+    ) -> Result<crate::scoring::Assessment, ScoreError> {
         let request = ScoreRequest {
             draft,
             module: &eval.module,
@@ -245,7 +256,11 @@ impl Gateway {
             policy_reasons: &eval.reasons,
         };
         let deadline = self.settings.scorer_timeout;
-        let span = tracing::info_span!("scorer", scorer = self.scorer.name(), outcome = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "scorer",
+            scorer = self.scorer.name(),
+            outcome = tracing::field::Empty
+        );
         let result = match tokio::time::timeout(deadline, self.scorer.score(&request))
             .instrument(span.clone())
             .await
@@ -391,12 +406,24 @@ impl Gateway {
         self.decide_pending(
             current,
             to,
-            DecidedBy::new(DeciderKind::Human, approver.clone(), resolution.channel.clone()),
+            DecidedBy::new(
+                DeciderKind::Human,
+                approver.clone(),
+                resolution.channel.clone(),
+            ),
             Reason::new(
                 ReasonSource::Human,
-                if resolution.approve { "human_approved" } else { "human_declined" },
+                if resolution.approve {
+                    "human_approved"
+                } else {
+                    "human_declined"
+                },
                 if resolution.reason.is_empty() {
-                    format!("{} by {approver} via {}", to.as_str().to_lowercase(), resolution.channel)
+                    format!(
+                        "{} by {approver} via {}",
+                        to.as_str().to_lowercase(),
+                        resolution.channel
+                    )
                 } else {
                     resolution.reason.clone()
                 },
@@ -419,7 +446,11 @@ impl Gateway {
             Principal::Agent(name) => DecidedBy::new(DeciderKind::Agent, name.clone(), "grpc"),
             other => DecidedBy::new(DeciderKind::Human, other.name(), "grpc"),
         };
-        let message = if reason.is_empty() { "withdrawn".to_string() } else { reason.clone() };
+        let message = if reason.is_empty() {
+            "withdrawn".to_string()
+        } else {
+            reason.clone()
+        };
         self.decide_pending(
             current,
             IntentState::Cancelled,
@@ -442,14 +473,14 @@ impl Gateway {
     ) -> Result<Intent, GatewayError> {
         match current.state {
             IntentState::PendingApproval => {}
-            IntentState::Analyzing => {
-                return Err(GatewayError::FailedPrecondition(format!(
-                    "intent {} is still being analysed; it can be decided once it is PENDING_APPROVAL",
-                    current.id
-                )))
-            }
+            IntentState::Analyzing => return Err(GatewayError::FailedPrecondition(format!(
+                "intent {} is still being analysed; it can be decided once it is PENDING_APPROVAL",
+                current.id
+            ))),
             decided => {
-                return Err(GatewayError::FailedPrecondition(already_decided(&current, decided)))
+                return Err(GatewayError::FailedPrecondition(already_decided(
+                    &current, decided,
+                )))
             }
         }
         let next = current
@@ -499,7 +530,9 @@ impl Gateway {
         let now = now_millis();
         let mut changed = 0;
         for id in self.store.due(now, 256).await? {
-            let Some(intent) = self.store.get(&id).await? else { continue };
+            let Some(intent) = self.store.get(&id).await? else {
+                continue;
+            };
             if intent.expires_at.is_none_or(|d| d > now) {
                 continue;
             }
@@ -508,7 +541,10 @@ impl Gateway {
                     IntentState::Expired,
                     DecidedBy::new(DeciderKind::Timeout, "", "timeout"),
                     "approval deadline passed",
-                    Some(Reason::system("approval_timeout", "no decision before the approval deadline; expired counts as declined")),
+                    Some(Reason::system(
+                        "approval_timeout",
+                        "no decision before the approval deadline; expired counts as declined",
+                    )),
                     now,
                 ),
                 IntentState::Analyzing => {
@@ -520,8 +556,11 @@ impl Gateway {
                         now,
                     );
                     if let Ok(n) = next.as_mut() {
-                        n.expires_at = Some(now + self.settings.approval_timeout.as_millis() as i64);
-                        n.analysis = "Automatic scoring was interrupted; a human must decide this intent.".into();
+                        n.expires_at =
+                            Some(now + self.settings.approval_timeout.as_millis() as i64);
+                        n.analysis =
+                            "Automatic scoring was interrupted; a human must decide this intent."
+                                .into();
                     }
                     next
                 }
@@ -542,7 +581,10 @@ impl Gateway {
 
     /// Runs [`Gateway::expire_due`] until shutdown, sleeping until the next deadline (at most
     /// a second, so deadlines created by other replicas are seen).
-    pub fn spawn_expiry(self: Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_expiry(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 if let Err(e) = self.expire_due().await {
@@ -577,7 +619,8 @@ fn parse_id(id: &str) -> Result<IntentId, GatewayError> {
     if id.is_empty() {
         return Err(GatewayError::Invalid("intent_id: is required".into()));
     }
-    IntentId::parse(id).ok_or_else(|| GatewayError::Invalid(format!("intent_id: {id:?} is not an intent id")))
+    IntentId::parse(id)
+        .ok_or_else(|| GatewayError::Invalid(format!("intent_id: {id:?} is not an intent id")))
 }
 
 fn already_decided(intent: &Intent, state: IntentState) -> String {
@@ -585,7 +628,11 @@ fn already_decided(intent: &Intent, state: IntentState) -> String {
         Some(by) => format!(
             "intent {} is already {state} (by {} via {})",
             intent.id,
-            if by.approver.is_empty() { format!("{:?}", by.kind).to_lowercase() } else { by.approver.clone() },
+            if by.approver.is_empty() {
+                format!("{:?}", by.kind).to_lowercase()
+            } else {
+                by.approver.clone()
+            },
             by.channel
         ),
         None => format!("intent {} is already {state}", intent.id),

@@ -83,7 +83,10 @@ pub fn check_identifier(field: &str, value: &str, required: bool) -> Result<(), 
         };
     }
     if value.len() > MAX_ID_BYTES {
-        return Err(invalid(field, format!("is longer than {MAX_ID_BYTES} bytes")));
+        return Err(invalid(
+            field,
+            format!("is longer than {MAX_ID_BYTES} bytes"),
+        ));
     }
     if let Some(c) = value
         .chars()
@@ -106,18 +109,31 @@ impl SubmitInput {
         if self.reasoning.len() > limits.max_reasoning_bytes {
             return Err(invalid(
                 "reasoning",
-                format!("is {} bytes; the limit is {}", self.reasoning.len(), limits.max_reasoning_bytes),
+                format!(
+                    "is {} bytes; the limit is {}",
+                    self.reasoning.len(),
+                    limits.max_reasoning_bytes
+                ),
             ));
         }
         if self.labels.len() > limits.max_labels {
-            return Err(invalid("labels", format!("more than {} labels", limits.max_labels)));
+            return Err(invalid(
+                "labels",
+                format!("more than {} labels", limits.max_labels),
+            ));
         }
         for (k, v) in &self.labels {
             if k.is_empty() || k.len() > MAX_LABEL_KEY_BYTES {
-                return Err(invalid(format!("labels[{k}]"), format!("key must be 1-{MAX_LABEL_KEY_BYTES} bytes")));
+                return Err(invalid(
+                    format!("labels[{k}]"),
+                    format!("key must be 1-{MAX_LABEL_KEY_BYTES} bytes"),
+                ));
             }
             if v.len() > MAX_LABEL_VALUE_BYTES {
-                return Err(invalid(format!("labels[{k}]"), format!("value is longer than {MAX_LABEL_VALUE_BYTES} bytes")));
+                return Err(invalid(
+                    format!("labels[{k}]"),
+                    format!("value is longer than {MAX_LABEL_VALUE_BYTES} bytes"),
+                ));
             }
         }
         let payload = self
@@ -127,7 +143,9 @@ impl SubmitInput {
             return Err(invalid("payload", "must be an object"));
         }
         check_value("payload", &payload, 1, limits)?;
-        let size = serde_json::to_vec(&payload).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&payload)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > limits.max_payload_bytes {
             return Err(invalid(
                 "payload",
@@ -156,18 +174,30 @@ fn check_value(
     match value {
         Value::Object(map) => {
             if depth > limits.max_depth {
-                return Err(invalid(path, format!("nesting is deeper than {}", limits.max_depth)));
+                return Err(invalid(
+                    path,
+                    format!("nesting is deeper than {}", limits.max_depth),
+                ));
             }
             for (k, v) in map {
                 if k.len() > limits.max_string_bytes {
-                    return Err(invalid(path, format!("a field name is longer than {} bytes", limits.max_string_bytes)));
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "a field name is longer than {} bytes",
+                            limits.max_string_bytes
+                        ),
+                    ));
                 }
                 check_value(&format!("{path}.{k}"), v, depth + 1, limits)?;
             }
         }
         Value::Array(items) => {
             if depth > limits.max_depth {
-                return Err(invalid(path, format!("nesting is deeper than {}", limits.max_depth)));
+                return Err(invalid(
+                    path,
+                    format!("nesting is deeper than {}", limits.max_depth),
+                ));
             }
             for (i, v) in items.iter().enumerate() {
                 check_value(&format!("{path}[{i}]"), v, depth + 1, limits)?;
@@ -176,7 +206,11 @@ fn check_value(
         Value::String(s) if s.len() > limits.max_string_bytes => {
             return Err(invalid(
                 path,
-                format!("string is {} bytes; the limit is {}", s.len(), limits.max_string_bytes),
+                format!(
+                    "string is {} bytes; the limit is {}",
+                    s.len(),
+                    limits.max_string_bytes
+                ),
             ));
         }
         Value::Number(n) if n.as_f64().is_some_and(|f| !f.is_finite()) => {
@@ -205,10 +239,16 @@ mod tests {
     fn names_the_missing_field() {
         let mut i = input(json!({}));
         i.agent_id.clear();
-        assert_eq!(i.into_draft(&Limits::default()).unwrap_err().field, "agent_id");
+        assert_eq!(
+            i.into_draft(&Limits::default()).unwrap_err().field,
+            "agent_id"
+        );
         let mut i = input(json!({}));
         i.action.clear();
-        assert_eq!(i.into_draft(&Limits::default()).unwrap_err().field, "action");
+        assert_eq!(
+            i.into_draft(&Limits::default()).unwrap_err().field,
+            "action"
+        );
     }
 
     #[test]
@@ -222,16 +262,22 @@ mod tests {
         assert!(err.message.contains("deeper than 32"), "{err}");
 
         let big: Vec<String> = (0..10).map(|_| "x".repeat(10_000)).collect();
-        let err = input(json!({ "blob": big })).into_draft(&Limits::default()).unwrap_err();
+        let err = input(json!({ "blob": big }))
+            .into_draft(&Limits::default())
+            .unwrap_err();
         assert_eq!(err.field, "payload");
 
-        let err = input(json!({ "s": "y".repeat(20_000) })).into_draft(&Limits::default()).unwrap_err();
+        let err = input(json!({ "s": "y".repeat(20_000) }))
+            .into_draft(&Limits::default())
+            .unwrap_err();
         assert_eq!(err.field, "payload.s");
     }
 
     #[test]
     fn accepts_a_normal_intent() {
-        let d = input(json!({"amount": 10, "vendor": "AWS"})).into_draft(&Limits::default()).unwrap();
+        let d = input(json!({"amount": 10, "vendor": "AWS"}))
+            .into_draft(&Limits::default())
+            .unwrap();
         assert_eq!(d.module, None);
         assert_eq!(d.idempotency_key, None);
     }

@@ -83,7 +83,11 @@ pub fn json_to_struct(value: &serde_json::Value) -> prost_types::Struct {
     prost_types::Struct {
         fields: value
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), json_to_value(v)))
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }
@@ -188,7 +192,11 @@ pub fn intent_to_pb(i: &Intent) -> pb::Intent {
         created_at: Some(timestamp(i.created_at)),
         decided_at: i.decided_at.map(timestamp),
         expires_at: i.expires_at.map(timestamp),
-        labels: i.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        labels: i
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         idempotency_key: i.idempotency_key.clone().unwrap_or_default(),
         decision_reason: i.decision_reason.clone(),
         scorer: i.scorer.as_ref().map(|s| pb::ScorerInfo {

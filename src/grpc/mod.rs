@@ -69,7 +69,11 @@ impl SentinelService {
         let presented = md
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v))
+            .map(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+                    .unwrap_or(v)
+            })
             .or_else(|| md.get("x-api-key").and_then(|v| v.to_str().ok()));
         self.keys
             .authenticate(presented)
@@ -116,7 +120,12 @@ fn channel_of<T>(request: &Request<T>) -> String {
 }
 
 fn rpc_span<T>(name: &'static str, request: &Request<T>) -> tracing::Span {
-    let span = tracing::info_span!("rpc", rpc.system = "grpc", rpc.service = "sentinel.v1.Sentinel", rpc.method = name);
+    let span = tracing::info_span!(
+        "rpc",
+        rpc.system = "grpc",
+        rpc.service = "sentinel.v1.Sentinel",
+        rpc.method = name
+    );
     crate::telemetry::adopt_remote_parent(&span, request.metadata());
     span
 }
@@ -157,7 +166,9 @@ impl Sentinel for SentinelService {
             let caller = self.authenticate(&request)?;
             let r = request.into_inner();
             if let Some(path) = r.payload.as_ref().and_then(convert::has_non_finite) {
-                return Err(Status::invalid_argument(format!("{path}: number is not finite")));
+                return Err(Status::invalid_argument(format!(
+                    "{path}: number is not finite"
+                )));
             }
             let input = SubmitInput {
                 agent_id: r.agent_id,
@@ -328,7 +339,9 @@ pub fn decode_errors_are_invalid_argument<B>(mut response: http::Response<B>) ->
     let is_decode = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|m| m.starts_with("failed%20to%20decode") || m.starts_with("failed to decode"));
+        .is_some_and(|m| {
+            m.starts_with("failed%20to%20decode") || m.starts_with("failed to decode")
+        });
     if is_internal && is_decode {
         headers.insert("grpc-status", http::HeaderValue::from_static("3"));
         headers.insert(

@@ -12,10 +12,26 @@ use crate::domain::{IntentDraft, Reason, ReasonSource, RiskScore};
 const BUILTIN: &str = include_str!("builtin.toml");
 
 /// Names a rule may read.
-const VARIABLES: [&str; 6] = ["action", "module", "agent_id", "labels", "payload", "reasoning"];
+const VARIABLES: [&str; 6] = [
+    "action",
+    "module",
+    "agent_id",
+    "labels",
+    "payload",
+    "reasoning",
+];
 /// CEL type names, which the parser reports as identifiers.
 const TYPE_NAMES: [&str; 10] = [
-    "int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type",
+    "int",
+    "uint",
+    "double",
+    "bool",
+    "string",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
 ];
 /// Rules using these macros bind their own variables; identifiers are not checked there.
 const BINDING_MACROS: [&str; 5] = [".all(", ".exists(", ".exists_one(", ".map(", ".filter("];
@@ -170,15 +186,20 @@ impl PolicyPack {
 
     /// Compiles a pack from TOML text. Any bad rule stops here with its name and the error.
     pub fn parse(text: &str) -> Result<Self, PolicyError> {
-        let file: PackFile = toml::from_str(text).map_err(|e| PolicyError::Format(e.to_string()))?;
+        let file: PackFile =
+            toml::from_str(text).map_err(|e| PolicyError::Format(e.to_string()))?;
         let version = {
             let digest = Sha256::digest(text.as_bytes());
             format!("{}@{}", file.name, &hex::encode(digest)[..12])
         };
-        let default_threshold = score(file.approve_max_score, DEFAULT_THRESHOLD, "approve_max_score")
+        let default_threshold = score(
+            file.approve_max_score,
+            DEFAULT_THRESHOLD,
+            "approve_max_score",
+        )
+        .map_err(PolicyError::Invalid)?;
+        let default_timeout = timeout(file.approval_timeout_secs, "approval_timeout_secs")
             .map_err(PolicyError::Invalid)?;
-        let default_timeout =
-            timeout(file.approval_timeout_secs, "approval_timeout_secs").map_err(PolicyError::Invalid)?;
 
         let mut modules = Vec::new();
         let mut by_action = HashMap::new();
@@ -187,11 +208,18 @@ impl PolicyPack {
                 return Err(PolicyError::Invalid("a module has an empty name".into()));
             }
             if modules.iter().any(|x: &Module| x.name == m.name) {
-                return Err(PolicyError::Invalid(format!("module '{}' is defined twice", m.name)));
+                return Err(PolicyError::Invalid(format!(
+                    "module '{}' is defined twice",
+                    m.name
+                )));
             }
             let what = format!("module '{}'", m.name);
-            let threshold = score(m.approve_max_score, default_threshold.get(), "approve_max_score")
-                .map_err(|e| PolicyError::Invalid(format!("{what}: {e}")))?;
+            let threshold = score(
+                m.approve_max_score,
+                default_threshold.get(),
+                "approve_max_score",
+            )
+            .map_err(|e| PolicyError::Invalid(format!("{what}: {e}")))?;
             let approval_timeout = timeout(m.approval_timeout_secs, "approval_timeout_secs")
                 .map_err(|e| PolicyError::Invalid(format!("{what}: {e}")))?
                 .or(default_timeout);
@@ -254,7 +282,10 @@ impl PolicyPack {
                 Effect::Floor => 0,
             };
             let score = score(r.score, default, "score").map_err(rule_err)?;
-            let code = r.code.clone().unwrap_or_else(|| r.name.replace(['.', '-'], "_"));
+            let code = r
+                .code
+                .clone()
+                .unwrap_or_else(|| r.name.replace(['.', '-'], "_"));
             rules.push(Rule {
                 actions: r.actions.map(|a| a.into_iter().collect()),
                 modules: r.modules.map(|m| m.into_iter().collect()),
@@ -302,19 +333,29 @@ impl PolicyPack {
 
     /// Resolves the intent's module: the one owning its action. An agent may name the module,
     /// but only the right one (or, for an action no module owns, any existing module).
-    pub fn module_for(&self, action: &str, requested: Option<&str>) -> Result<Option<usize>, PolicyError> {
+    pub fn module_for(
+        &self,
+        action: &str,
+        requested: Option<&str>,
+    ) -> Result<Option<usize>, PolicyError> {
         let owner = self.by_action.get(action).copied();
         match (owner, requested) {
-            (Some(i), Some(req)) if self.modules[i].name != req => Err(PolicyError::Module(format!(
-                "module: action {action} belongs to module {}, not {req}",
-                self.modules[i].name
-            ))),
+            (Some(i), Some(req)) if self.modules[i].name != req => {
+                Err(PolicyError::Module(format!(
+                    "module: action {action} belongs to module {}, not {req}",
+                    self.modules[i].name
+                )))
+            }
             (Some(i), _) => Ok(Some(i)),
             (None, Some(req)) => match self.modules.iter().position(|m| m.name == req) {
                 Some(i) => Ok(Some(i)),
                 None => Err(PolicyError::Module(format!(
                     "module: unknown module {req}; known modules: {}",
-                    self.modules.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                    self.modules
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))),
             },
             (None, None) => Ok(None),
@@ -326,8 +367,12 @@ impl PolicyPack {
         let module_index = self.module_for(&draft.action, draft.module.as_deref())?;
         let module = module_index.map(|i| &self.modules[i]);
         let module_name = module.map(|m| m.name.clone()).unwrap_or_default();
-        let threshold = module.map(|m| m.threshold).unwrap_or(self.default_threshold);
-        let approval_timeout = module.and_then(|m| m.approval_timeout).or(self.default_timeout);
+        let threshold = module
+            .map(|m| m.threshold)
+            .unwrap_or(self.default_threshold);
+        let approval_timeout = module
+            .and_then(|m| m.approval_timeout)
+            .or(self.default_timeout);
 
         let mut ctx = Context::default();
         bind(&mut ctx, "action", &draft.action);
@@ -342,8 +387,14 @@ impl PolicyPack {
         let mut errors = 0usize;
         let mut decided: Option<(&Rule, Verdict)> = None;
         for rule in &self.rules {
-            if rule.actions.as_ref().is_some_and(|a| !a.contains(&draft.action))
-                || rule.modules.as_ref().is_some_and(|m| !m.contains(&module_name))
+            if rule
+                .actions
+                .as_ref()
+                .is_some_and(|a| !a.contains(&draft.action))
+                || rule
+                    .modules
+                    .as_ref()
+                    .is_some_and(|m| !m.contains(&module_name))
             {
                 continue;
             }
@@ -369,7 +420,10 @@ impl PolicyPack {
                 Ok(Value::Bool(false)) => {}
                 Ok(other) => {
                     errors += 1;
-                    reasons.push(error_reason(rule, &format!("evaluated to {other:?}, not a bool")));
+                    reasons.push(error_reason(
+                        rule,
+                        &format!("evaluated to {other:?}, not a bool"),
+                    ));
                 }
                 Err(e) => {
                     errors += 1;
@@ -389,7 +443,10 @@ impl PolicyPack {
             reasons.push(Reason::new(
                 ReasonSource::Policy,
                 "unknown_action",
-                format!("no module of policy pack {} covers action {}", self.name, draft.action),
+                format!(
+                    "no module of policy pack {} covers action {}",
+                    self.name, draft.action
+                ),
             ));
         }
         if verdict == Verdict::Approve && score > threshold {
@@ -402,7 +459,8 @@ impl PolicyPack {
         }
         if errors > 0 && matches!(verdict, Verdict::Approve | Verdict::Open) {
             verdict = Verdict::Escalate;
-            score = score.max(RiskScore::new(threshold.get().saturating_add(1).min(100)).expect("clamped"));
+            score = score
+                .max(RiskScore::new(threshold.get().saturating_add(1).min(100)).expect("clamped"));
         }
         Ok(Evaluation {
             module: module_name,
@@ -435,7 +493,150 @@ fn error_reason(rule: &Rule, error: &str) -> Reason {
     Reason {
         code: "policy_rule_error".into(),
         source: ReasonSource::Policy,
-        message: format!("rule {} could not be evaluated ({error}); a human must decide", rule.name),
+        message: format!(
+            "rule {} could not be evaluated ({error}); a human must decide",
+            rule.name
+        ),
         rule: rule.name.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn draft(action: &str, payload: serde_json::Value) -> IntentDraft {
+        IntentDraft {
+            agent_id: "a".into(),
+            action: action.into(),
+            module: None,
+            payload,
+            reasoning: String::new(),
+            labels: BTreeMap::new(),
+            idempotency_key: None,
+        }
+    }
+
+    #[test]
+    fn builtin_pack_compiles_and_is_versioned() {
+        let pack = PolicyPack::builtin();
+        assert!(pack.version().starts_with("sentinel-builtin@"));
+        assert_eq!(
+            pack.module_names().collect::<Vec<_>>(),
+            ["VaultKeeper", "PrivacyShield", "OpsGuard"]
+        );
+        let same = PolicyPack::parse(BUILTIN).unwrap();
+        assert_eq!(same.version(), pack.version(), "version is a content hash");
+        let edited = PolicyPack::parse(&BUILTIN.replace("score = 10\n", "score = 11\n")).unwrap();
+        assert_ne!(edited.version(), pack.version());
+    }
+
+    #[test]
+    fn a_bad_rule_is_named_with_its_cel_error() {
+        let text = r#"
+            name = "bad"
+            [[modules]]
+            name = "M"
+            actions = ["A"]
+            [[rules]]
+            name = "broken.rule"
+            when = 'payload.amount >>> 3'
+            effect = "decline"
+        "#;
+        let err = PolicyPack::parse(text).unwrap_err().to_string();
+        assert!(err.contains("broken.rule"), "{err}");
+        assert!(err.contains("CEL"), "{err}");
+
+        let typo = text.replace("payload.amount >>> 3", "paylod.amount > 3");
+        let err = PolicyPack::parse(&typo).unwrap_err().to_string();
+        assert!(
+            err.contains("broken.rule") && err.contains("paylod"),
+            "{err}"
+        );
+
+        let bad_effect = text.replace("\"decline\"", "\"explode\"");
+        assert!(PolicyPack::parse(&bad_effect).is_err());
+        let bad_score = text.replace("effect = \"decline\"", "effect = \"decline\"\nscore = 101");
+        assert!(PolicyPack::parse(&bad_score)
+            .unwrap_err()
+            .to_string()
+            .contains("broken.rule"));
+    }
+
+    #[test]
+    fn rule_errors_only_make_outcomes_stricter() {
+        let text = r#"
+            name = "t"
+            [[modules]]
+            name = "M"
+            actions = ["A"]
+            [[rules]]
+            name = "approve.small"
+            when = 'payload.amount < 10'
+            effect = "approve"
+            [[rules]]
+            name = "decline.huge"
+            when = 'has(payload.huge)'
+            effect = "decline"
+        "#;
+        let pack = PolicyPack::parse(text).unwrap();
+        // A missing field in the approve rule: not approved.
+        let e = pack.evaluate(&draft("A", serde_json::json!({}))).unwrap();
+        assert_eq!(e.verdict, Verdict::Escalate);
+        assert!(e.score.get() > 50);
+        assert!(e.reasons.iter().any(|r| r.code == "policy_rule_error"));
+        // An erroring rule does not stop a later decline.
+        let e = pack
+            .evaluate(&draft("A", serde_json::json!({"huge": true})))
+            .unwrap();
+        assert_eq!(e.verdict, Verdict::Decline);
+        // The happy path still approves.
+        let e = pack
+            .evaluate(&draft("A", serde_json::json!({"amount": 3})))
+            .unwrap();
+        assert_eq!(e.verdict, Verdict::Approve);
+    }
+
+    #[test]
+    fn floors_accumulate_and_can_block_the_fast_path() {
+        let text = r#"
+            name = "t"
+            approve_max_score = 40
+            [[modules]]
+            name = "M"
+            actions = ["A"]
+            approval_timeout_secs = 30
+            [[rules]]
+            name = "weekend"
+            when = 'labels.weekend == "yes"'
+            effect = "floor"
+            score = 45
+            [[rules]]
+            name = "approve.all"
+            when = 'true'
+            effect = "approve"
+            score = 5
+        "#;
+        let pack = PolicyPack::parse(text).unwrap();
+        let mut d = draft("A", serde_json::json!({}));
+        d.labels.insert("weekend".into(), "no".into());
+        let e = pack.evaluate(&d).unwrap();
+        assert_eq!((e.verdict, e.score.get()), (Verdict::Approve, 5));
+        assert_eq!(e.approval_timeout, Some(Duration::from_secs(30)));
+        d.labels.insert("weekend".into(), "yes".into());
+        let e = pack.evaluate(&d).unwrap();
+        assert_eq!((e.verdict, e.score.get()), (Verdict::Escalate, 45));
+        assert!(e.reasons.iter().any(|r| r.code == "floor_above_threshold"));
+    }
+
+    #[test]
+    fn agents_cannot_pick_a_laxer_module() {
+        let pack = PolicyPack::builtin();
+        let mut d = draft("DROP_TABLE", serde_json::json!({}));
+        d.module = Some("VaultKeeper".into());
+        assert!(matches!(pack.evaluate(&d), Err(PolicyError::Module(_))));
+        d.module = Some("OpsGuard".into());
+        assert_eq!(pack.evaluate(&d).unwrap().verdict, Verdict::Decline);
     }
 }

@@ -102,7 +102,12 @@ pub async fn run_corpus(pack: &PolicyPack, corpus: &str) -> Vec<CaseResult> {
     results
 }
 
-fn check(line: usize, name: String, expect: &Expect, outcome: Result<Decision, String>) -> CaseResult {
+fn check(
+    line: usize,
+    name: String,
+    expect: &Expect,
+    outcome: Result<Decision, String>,
+) -> CaseResult {
     let mut mismatches = Vec::new();
     let (state, score, module, reasons) = match &outcome {
         Ok(d) => (
@@ -111,7 +116,12 @@ fn check(line: usize, name: String, expect: &Expect, outcome: Result<Decision, S
             d.module.clone(),
             d.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>(),
         ),
-        Err(e) => ("INVALID_ARGUMENT".to_string(), None, String::new(), vec![e.clone()]),
+        Err(e) => (
+            "INVALID_ARGUMENT".to_string(),
+            None,
+            String::new(),
+            vec![e.clone()],
+        ),
     };
     if let Some(want) = &expect.state {
         let want_norm = IntentState::parse(want)
@@ -157,7 +167,12 @@ fn fmt_score(score: Option<RiskScore>) -> String {
 
 /// A plain-text table of results, one row per case, then a summary line.
 pub fn render_table(results: &[CaseResult]) -> String {
-    let name_w = results.iter().map(|r| r.name.len()).max().unwrap_or(4).clamp(4, 60);
+    let name_w = results
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 60);
     let mut out = format!(
         "{:<6} {:<name_w$} {:<17} {:>5}  {:<14} {}\n",
         "RESULT", "CASE", "STATE", "SCORE", "MODULE", "MISMATCH"
@@ -174,6 +189,11 @@ pub fn render_table(results: &[CaseResult]) -> String {
         ));
     }
     let failed = results.iter().filter(|r| !r.passed()).count();
-    out.push_str(&format!("{} cases, {} passed, {} failed\n", results.len(), results.len() - failed, failed));
+    out.push_str(&format!(
+        "{} cases, {} passed, {} failed\n",
+        results.len(),
+        results.len() - failed,
+        failed
+    ));
     out
 }

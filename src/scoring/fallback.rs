@@ -77,7 +77,11 @@ impl Scorer for FallbackScorer {
         })
     }
 
-    async fn answer_question(&self, intent: &Intent, _question: &str) -> Result<String, ScoreError> {
+    async fn answer_question(
+        &self,
+        intent: &Intent,
+        _question: &str,
+    ) -> Result<String, ScoreError> {
         Ok(format!(
             "I cannot answer questions without an LLM. The agent {} wants to {} with risk {}. {} I recommend deciding on the facts you have, or declining if unsure.",
             intent.agent_id, intent.action, intent.risk_score, intent.analysis

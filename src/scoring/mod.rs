@@ -126,14 +126,22 @@ mod tests {
 
     #[test]
     fn scorer_cannot_lower_the_floor() {
-        let c = combine(RiskScore::new(70).unwrap(), RiskScore::new(50).unwrap(), Ok(assessment(0)));
+        let c = combine(
+            RiskScore::new(70).unwrap(),
+            RiskScore::new(50).unwrap(),
+            Ok(assessment(0)),
+        );
         assert_eq!(c.score.get(), 70);
         assert!(!c.approve);
     }
 
     #[test]
     fn scorer_can_raise_risk() {
-        let c = combine(RiskScore::new(10).unwrap(), RiskScore::new(50).unwrap(), Ok(assessment(80)));
+        let c = combine(
+            RiskScore::new(10).unwrap(),
+            RiskScore::new(50).unwrap(),
+            Ok(assessment(80)),
+        );
         assert_eq!(c.score.get(), 80);
         assert!(!c.approve);
     }

@@ -12,9 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::{
-    AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError,
-};
+use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
 use crate::domain::{now_millis, DecisionEvent, Intent, IntentId, Millis};
 
 const SHARDS: usize = 64;
@@ -108,14 +106,21 @@ impl Inner {
     }
 
     fn current(&self, id: &IntentId) -> Option<Intent> {
-        lock(self.shard_of(id)).intents.get(id).map(|e| e.intent.clone())
+        lock(self.shard_of(id))
+            .intents
+            .get(id)
+            .map(|e| e.intent.clone())
     }
 }
 
 fn record_for(intent: &Intent, event: &str, at: Millis) -> AuditRecord {
     let (actor, channel) = match &intent.decided_by {
         Some(by) if intent.is_terminal() => (
-            if by.approver.is_empty() { format!("{:?}", by.kind).to_lowercase() } else { by.approver.clone() },
+            if by.approver.is_empty() {
+                format!("{:?}", by.kind).to_lowercase()
+            } else {
+                by.approver.clone()
+            },
             by.channel.clone(),
         ),
         _ => (intent.agent_id.clone(), "grpc".to_string()),
@@ -363,7 +368,11 @@ impl Store for MemoryStore {
     }
 
     async fn audit(&self, record: AuditRecord) -> Result<(), StoreError> {
-        let key = record.intent_id.as_ref().map(|i| i.as_str().to_string()).unwrap_or_default();
+        let key = record
+            .intent_id
+            .as_ref()
+            .map(|i| i.as_str().to_string())
+            .unwrap_or_default();
         Inner::audit_into(&mut lock(self.inner.shard_of(&key)), record);
         Ok(())
     }

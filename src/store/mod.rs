@@ -109,8 +109,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Looks up an earlier submission under `(agent_id, key)`: lets the pipeline skip paying
     /// for policy and scoring on a replay. `create` remains the authority.
-    async fn find_idempotent(&self, agent_id: &str, key: &str)
-        -> Result<Option<Intent>, StoreError>;
+    async fn find_idempotent(
+        &self,
+        agent_id: &str,
+        key: &str,
+    ) -> Result<Option<Intent>, StoreError>;
 
     async fn get(&self, id: &IntentId) -> Result<Option<Intent>, StoreError>;
 

@@ -27,6 +27,9 @@ async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
     match tokio::time::timeout(std::time::Duration::from_secs(1), state.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n".into()),
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: store did not answer within 1s\n".into()),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: store did not answer within 1s\n".into(),
+        ),
     }
 }

@@ -113,30 +113,50 @@ impl Client {
     pub fn req<T>(&self, message: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(message);
         if let Some(k) = &self.key {
-            r.metadata_mut()
-                .insert("authorization", format!("Bearer {k}").parse().expect("ascii key"));
+            r.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {k}").parse().expect("ascii key"),
+            );
         }
         r
     }
 
-    pub async fn submit(&mut self, request: pb::SubmitIntentRequest) -> Result<pb::SubmitIntentResponse, tonic::Status> {
+    pub async fn submit(
+        &mut self,
+        request: pb::SubmitIntentRequest,
+    ) -> Result<pb::SubmitIntentResponse, tonic::Status> {
         let r = self.req(request);
         self.inner.submit_intent(r).await.map(|r| r.into_inner())
     }
 
     /// Submits `action` with a JSON payload for `agent`; returns the intent.
-    pub async fn submit_json(&mut self, agent: &str, action: &str, payload: serde_json::Value) -> Result<pb::Intent, tonic::Status> {
+    pub async fn submit_json(
+        &mut self,
+        agent: &str,
+        action: &str,
+        payload: serde_json::Value,
+    ) -> Result<pb::Intent, tonic::Status> {
         self.submit(intent_request(agent, action, payload))
             .await
             .map(|r| r.intent.expect("intent in response"))
     }
 
     pub async fn get(&mut self, id: &str) -> Result<pb::Intent, tonic::Status> {
-        let r = self.req(pb::GetIntentRequest { intent_id: id.to_string() });
-        self.inner.get_intent(r).await.map(|r| r.into_inner().intent.expect("intent"))
+        let r = self.req(pb::GetIntentRequest {
+            intent_id: id.to_string(),
+        });
+        self.inner
+            .get_intent(r)
+            .await
+            .map(|r| r.into_inner().intent.expect("intent"))
     }
 
-    pub async fn resolve(&mut self, id: &str, approve: bool, reason: &str) -> Result<pb::Intent, tonic::Status> {
+    pub async fn resolve(
+        &mut self,
+        id: &str,
+        approve: bool,
+        reason: &str,
+    ) -> Result<pb::Intent, tonic::Status> {
         let r = self.req(pb::ResolveIntentRequest {
             intent_id: id.to_string(),
             approve,
@@ -144,7 +164,10 @@ impl Client {
             reason: reason.to_string(),
             expected_version: 0,
         });
-        self.inner.resolve_intent(r).await.map(|r| r.into_inner().intent.expect("intent"))
+        self.inner
+            .resolve_intent(r)
+            .await
+            .map(|r| r.into_inner().intent.expect("intent"))
     }
 
     pub async fn cancel(&mut self, id: &str, reason: &str) -> Result<pb::Intent, tonic::Status> {
@@ -152,21 +175,36 @@ impl Client {
             intent_id: id.to_string(),
             reason: reason.to_string(),
         });
-        self.inner.cancel_intent(r).await.map(|r| r.into_inner().intent.expect("intent"))
+        self.inner
+            .cancel_intent(r)
+            .await
+            .map(|r| r.into_inner().intent.expect("intent"))
     }
 
-    pub async fn watch(&mut self, id: &str) -> Result<tonic::Streaming<pb::DecisionEvent>, tonic::Status> {
-        let r = self.req(pb::WatchDecisionRequest { intent_id: id.to_string() });
+    pub async fn watch(
+        &mut self,
+        id: &str,
+    ) -> Result<tonic::Streaming<pb::DecisionEvent>, tonic::Status> {
+        let r = self.req(pb::WatchDecisionRequest {
+            intent_id: id.to_string(),
+        });
         self.inner.watch_decision(r).await.map(|r| r.into_inner())
     }
 
-    pub async fn list(&mut self, request: pb::ListIntentsRequest) -> Result<pb::ListIntentsResponse, tonic::Status> {
+    pub async fn list(
+        &mut self,
+        request: pb::ListIntentsRequest,
+    ) -> Result<pb::ListIntentsResponse, tonic::Status> {
         let r = self.req(request);
         self.inner.list_intents(r).await.map(|r| r.into_inner())
     }
 }
 
-pub fn intent_request(agent: &str, action: &str, payload: serde_json::Value) -> pb::SubmitIntentRequest {
+pub fn intent_request(
+    agent: &str,
+    action: &str,
+    payload: serde_json::Value,
+) -> pb::SubmitIntentRequest {
     pb::SubmitIntentRequest {
         agent_id: agent.to_string(),
         action: action.to_string(),
@@ -181,7 +219,10 @@ pub fn state(i: &pb::Intent) -> pb::IntentState {
 }
 
 /// Reads every event of a stream until it ends (bounded by `limit`).
-pub async fn collect(mut stream: tonic::Streaming<pb::DecisionEvent>, limit: Duration) -> Vec<pb::DecisionEvent> {
+pub async fn collect(
+    mut stream: tonic::Streaming<pb::DecisionEvent>,
+    limit: Duration,
+) -> Vec<pb::DecisionEvent> {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(limit, async {
         while let Ok(Some(e)) = stream.message().await {
@@ -193,7 +234,10 @@ pub async fn collect(mut stream: tonic::Streaming<pb::DecisionEvent>, limit: Dur
 }
 
 /// The next event, or panics after `limit`.
-pub async fn next_event(stream: &mut tonic::Streaming<pb::DecisionEvent>, limit: Duration) -> Option<pb::DecisionEvent> {
+pub async fn next_event(
+    stream: &mut tonic::Streaming<pb::DecisionEvent>,
+    limit: Duration,
+) -> Option<pb::DecisionEvent> {
     tokio::time::timeout(limit, stream.message())
         .await
         .expect("event within the limit")

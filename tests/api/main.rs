@@ -5,4 +5,5 @@ mod helpers;
 
 mod auth;
 mod pipeline;
+mod policy;
 mod watch;

@@ -16,34 +16,154 @@ async fn builtin_pack_decides_each_row_of_the_brief() {
     let mut c = app.client().await;
     // (action, payload, state, score, module)
     let rows = [
-        ("PAY_INVOICE", json!({"amount": 500, "vendor": "AWS"}), S::Approved, Some(10), "VaultKeeper"),
-        ("PAY_INVOICE", json!({"amount": 1000, "vendor": "Trusted SaaS Inc"}), S::Approved, Some(10), "VaultKeeper"),
-        ("PAY_INVOICE", json!({"amount": 999.99, "vendor": "Stripe"}), S::Approved, Some(10), "VaultKeeper"),
-        ("PAY_INVOICE", json!({"amount": 5000, "vendor": "Shady LLC"}), S::PendingApproval, Some(90), "VaultKeeper"),
-        ("PAY_INVOICE", json!({"amount": 25000}), S::PendingApproval, Some(90), "VaultKeeper"),
-        ("PAY_INVOICE", json!({"amount": 2500, "vendor": "AWS"}), S::PendingApproval, None, "VaultKeeper"),
-        ("EXPORT_CSV", json!({"record_count": 5, "contains_pii": false}), S::Approved, Some(15), "PrivacyShield"),
-        ("EXPORT_CSV", json!({"record_count": 10}), S::Approved, Some(15), "PrivacyShield"),
-        ("EXPORT_CSV", json!({"record_count": 5, "contains_pii": true}), S::PendingApproval, Some(90), "PrivacyShield"),
-        ("EXPORT_CSV", json!({"record_count": 100, "contains_pii": false}), S::PendingApproval, Some(65), "PrivacyShield"),
-        ("EXPORT_CSV", json!({"record_count": 20, "contains_pii": false}), S::PendingApproval, Some(90), "PrivacyShield"),
-        ("EXPORT_CSV", json!({"record_count": 5000, "contains_pii": false}), S::PendingApproval, Some(90), "PrivacyShield"),
-        ("SHARE_RECORD", json!({"contains_pii": true}), S::PendingApproval, Some(90), "PrivacyShield"),
-        ("QUERY_SSN", json!({"contains_pii": true}), S::PendingApproval, Some(90), "PrivacyShield"),
-        ("DROP_TABLE", json!({"table": "users"}), S::Declined, Some(100), "OpsGuard"),
-        ("DELETE_USER", json!({"user_id": "u1", "environment": "production"}), S::PendingApproval, Some(70), "OpsGuard"),
-        ("RESTART_SERVER", json!({"environment": "staging"}), S::Approved, Some(20), "OpsGuard"),
-        ("RESTART_SERVER", json!({"environment": "dev"}), S::Approved, Some(20), "OpsGuard"),
-        ("RESTART_SERVER", json!({"environment": "production"}), S::PendingApproval, None, "OpsGuard"),
+        (
+            "PAY_INVOICE",
+            json!({"amount": 500, "vendor": "AWS"}),
+            S::Approved,
+            Some(10),
+            "VaultKeeper",
+        ),
+        (
+            "PAY_INVOICE",
+            json!({"amount": 1000, "vendor": "Trusted SaaS Inc"}),
+            S::Approved,
+            Some(10),
+            "VaultKeeper",
+        ),
+        (
+            "PAY_INVOICE",
+            json!({"amount": 999.99, "vendor": "Stripe"}),
+            S::Approved,
+            Some(10),
+            "VaultKeeper",
+        ),
+        (
+            "PAY_INVOICE",
+            json!({"amount": 5000, "vendor": "Shady LLC"}),
+            S::PendingApproval,
+            Some(90),
+            "VaultKeeper",
+        ),
+        (
+            "PAY_INVOICE",
+            json!({"amount": 25000}),
+            S::PendingApproval,
+            Some(90),
+            "VaultKeeper",
+        ),
+        (
+            "PAY_INVOICE",
+            json!({"amount": 2500, "vendor": "AWS"}),
+            S::PendingApproval,
+            None,
+            "VaultKeeper",
+        ),
+        (
+            "EXPORT_CSV",
+            json!({"record_count": 5, "contains_pii": false}),
+            S::Approved,
+            Some(15),
+            "PrivacyShield",
+        ),
+        (
+            "EXPORT_CSV",
+            json!({"record_count": 10}),
+            S::Approved,
+            Some(15),
+            "PrivacyShield",
+        ),
+        (
+            "EXPORT_CSV",
+            json!({"record_count": 5, "contains_pii": true}),
+            S::PendingApproval,
+            Some(90),
+            "PrivacyShield",
+        ),
+        (
+            "EXPORT_CSV",
+            json!({"record_count": 100, "contains_pii": false}),
+            S::PendingApproval,
+            Some(65),
+            "PrivacyShield",
+        ),
+        (
+            "EXPORT_CSV",
+            json!({"record_count": 20, "contains_pii": false}),
+            S::PendingApproval,
+            Some(90),
+            "PrivacyShield",
+        ),
+        (
+            "EXPORT_CSV",
+            json!({"record_count": 5000, "contains_pii": false}),
+            S::PendingApproval,
+            Some(90),
+            "PrivacyShield",
+        ),
+        (
+            "SHARE_RECORD",
+            json!({"contains_pii": true}),
+            S::PendingApproval,
+            Some(90),
+            "PrivacyShield",
+        ),
+        (
+            "QUERY_SSN",
+            json!({"contains_pii": true}),
+            S::PendingApproval,
+            Some(90),
+            "PrivacyShield",
+        ),
+        (
+            "DROP_TABLE",
+            json!({"table": "users"}),
+            S::Declined,
+            Some(100),
+            "OpsGuard",
+        ),
+        (
+            "DELETE_USER",
+            json!({"user_id": "u1", "environment": "production"}),
+            S::PendingApproval,
+            Some(70),
+            "OpsGuard",
+        ),
+        (
+            "RESTART_SERVER",
+            json!({"environment": "staging"}),
+            S::Approved,
+            Some(20),
+            "OpsGuard",
+        ),
+        (
+            "RESTART_SERVER",
+            json!({"environment": "dev"}),
+            S::Approved,
+            Some(20),
+            "OpsGuard",
+        ),
+        (
+            "RESTART_SERVER",
+            json!({"environment": "production"}),
+            S::PendingApproval,
+            None,
+            "OpsGuard",
+        ),
     ];
     for (action, payload, want_state, want_score, module) in rows {
-        let i = c.submit_json("agent-1", action, payload.clone()).await.expect("submitted");
+        let i = c
+            .submit_json("agent-1", action, payload.clone())
+            .await
+            .expect("submitted");
         assert_eq!(state(&i), want_state, "{action} {payload}");
         if let Some(score) = want_score {
             assert_eq!(i.risk_score, score, "{action} {payload}");
         }
         assert_eq!(i.module, module, "{action} {payload}");
-        assert!(i.policy_version.starts_with("sentinel-builtin@"), "policy version stamped");
+        assert!(
+            i.policy_version.starts_with("sentinel-builtin@"),
+            "policy version stamped"
+        );
         assert!(!i.analysis.is_empty(), "every decision explains itself");
         match want_state {
             S::Approved | S::Declined => {
@@ -65,23 +185,66 @@ async fn wrong_types_and_unknown_actions_never_auto_approve() {
     let app = spawn_app().await;
     let mut c = app.client().await;
     let cases = [
-        ("PAY_INVOICE", json!({"amount": "500", "vendor": "AWS"}), "invalid_amount"),
+        (
+            "PAY_INVOICE",
+            json!({"amount": "500", "vendor": "AWS"}),
+            "invalid_amount",
+        ),
         ("PAY_INVOICE", json!({"vendor": "AWS"}), "invalid_amount"),
-        ("PAY_INVOICE", json!({"amount": -5, "vendor": "AWS"}), "invalid_amount"),
-        ("PAY_INVOICE", json!({"amount": true, "vendor": "AWS"}), "invalid_amount"),
+        (
+            "PAY_INVOICE",
+            json!({"amount": -5, "vendor": "AWS"}),
+            "invalid_amount",
+        ),
+        (
+            "PAY_INVOICE",
+            json!({"amount": true, "vendor": "AWS"}),
+            "invalid_amount",
+        ),
         ("PAY_INVOICE", json!({"amount": 100, "vendor": ["AWS"]}), ""),
-        ("EXPORT_CSV", json!({"record_count": "3"}), "invalid_export_request"),
-        ("EXPORT_CSV", json!({"record_count": 3, "contains_pii": "no"}), "invalid_export_request"),
+        (
+            "EXPORT_CSV",
+            json!({"record_count": "3"}),
+            "invalid_export_request",
+        ),
+        (
+            "EXPORT_CSV",
+            json!({"record_count": 3, "contains_pii": "no"}),
+            "invalid_export_request",
+        ),
         ("RESTART_SERVER", json!({"environment": 7}), ""),
-        ("LAUNCH_MISSILES", json!({"target": "moon"}), "unknown_action"),
-        ("pay_invoice", json!({"amount": 5, "vendor": "AWS"}), "unknown_action"),
+        (
+            "LAUNCH_MISSILES",
+            json!({"target": "moon"}),
+            "unknown_action",
+        ),
+        (
+            "pay_invoice",
+            json!({"amount": 5, "vendor": "AWS"}),
+            "unknown_action",
+        ),
     ];
     for (action, payload, code) in cases {
-        let i = c.submit_json("agent-1", action, payload.clone()).await.expect("submitted");
-        assert_eq!(state(&i), S::PendingApproval, "{action} {payload} must go to a human");
-        assert!(i.risk_score > 50, "{action} {payload}: score {}", i.risk_score);
+        let i = c
+            .submit_json("agent-1", action, payload.clone())
+            .await
+            .expect("submitted");
+        assert_eq!(
+            state(&i),
+            S::PendingApproval,
+            "{action} {payload} must go to a human"
+        );
+        assert!(
+            i.risk_score > 50,
+            "{action} {payload}: score {}",
+            i.risk_score
+        );
         if !code.is_empty() {
-            assert!(i.reasons.iter().any(|r| r.code == code), "{action} {payload}: {:?}", i.reasons);
+            assert!(
+                i.reasons.iter().any(|r| r.code == code),
+                "{action} {payload}: {:?}",
+                i.reasons
+            );
         }
     }
     app.stop().await;
@@ -101,8 +264,14 @@ async fn bad_input_is_invalid_argument_naming_the_field_and_the_server_stays_hea
         (intent_request("a", "", json!({})), "action"),
         (intent_request("a b", "PAY_INVOICE", json!({})), "agent_id"),
         (intent_request("a", "PAY_INVOICE", deep), "payload"),
-        (intent_request("a", "PAY_INVOICE", json!({ "blob": big })), "payload"),
-        (intent_request("a", "PAY_INVOICE", json!({ "memo": "m".repeat(20_000) })), "payload.memo"),
+        (
+            intent_request("a", "PAY_INVOICE", json!({ "blob": big })),
+            "payload",
+        ),
+        (
+            intent_request("a", "PAY_INVOICE", json!({ "memo": "m".repeat(20_000) })),
+            "payload.memo",
+        ),
         (
             pb::SubmitIntentRequest {
                 module: "NoSuchModule".into(),
@@ -128,27 +297,45 @@ async fn bad_input_is_invalid_argument_naming_the_field_and_the_server_stays_hea
     for (request, field) in cases {
         let err = c.submit(request).await.expect_err("must be rejected");
         assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
-        assert!(err.message().starts_with(field), "message {:?} should name {field}", err.message());
+        assert!(
+            err.message().starts_with(field),
+            "message {:?} should name {field}",
+            err.message()
+        );
     }
     // Non-finite numbers cannot be judged.
     let mut r = intent_request("a", "PAY_INVOICE", json!({"vendor": "AWS"}));
     r.payload.as_mut().unwrap().fields.insert(
         "amount".into(),
-        prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(f64::NAN)) },
+        prost_types::Value {
+            kind: Some(prost_types::value::Kind::NumberValue(f64::NAN)),
+        },
     );
     let err = c.submit(r).await.expect_err("NaN rejected");
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("payload.amount"), "{}", err.message());
+    assert!(
+        err.message().contains("payload.amount"),
+        "{}",
+        err.message()
+    );
 
     // Still serving, still deciding.
     let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel().await);
     let status = health
-        .check(tonic_health::pb::HealthCheckRequest { service: "sentinel.v1.Sentinel".into() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "sentinel.v1.Sentinel".into(),
+        })
         .await
         .expect("health answers")
         .into_inner();
-    assert_eq!(status.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
-    let i = c.submit_json("a", "PAY_INVOICE", json!({"amount": 5, "vendor": "AWS"})).await.unwrap();
+    assert_eq!(
+        status.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let i = c
+        .submit_json("a", "PAY_INVOICE", json!({"amount": 5, "vendor": "AWS"}))
+        .await
+        .unwrap();
     assert_eq!(state(&i), S::Approved);
     app.stop().await;
 }
@@ -157,13 +344,20 @@ async fn bad_input_is_invalid_argument_naming_the_field_and_the_server_stays_hea
 async fn idempotency_replays_the_same_intent_and_refuses_a_different_body() {
     let app = spawn_app().await;
     let mut c = app.client().await;
-    let mut first = intent_request("billing", "PAY_INVOICE", json!({"amount": 7000, "vendor": "X"}));
+    let mut first = intent_request(
+        "billing",
+        "PAY_INVOICE",
+        json!({"amount": 7000, "vendor": "X"}),
+    );
     first.idempotency_key = "inv-42".into();
     let a = c.submit(first.clone()).await.unwrap();
     assert!(!a.replayed);
     let b = c.submit(first.clone()).await.unwrap();
     assert!(b.replayed);
-    assert_eq!(a.intent.as_ref().unwrap().intent_id, b.intent.as_ref().unwrap().intent_id);
+    assert_eq!(
+        a.intent.as_ref().unwrap().intent_id,
+        b.intent.as_ref().unwrap().intent_id
+    );
 
     // After a decision, a replay returns the decided intent, not a new one.
     let id = a.intent.unwrap().intent_id;
@@ -173,10 +367,16 @@ async fn idempotency_replays_the_same_intent_and_refuses_a_different_body() {
     assert_eq!(state(again.intent.as_ref().unwrap()), S::Declined);
 
     let mut changed = first.clone();
-    changed.payload = Some(sentinel::grpc::convert::json_to_struct(&json!({"amount": 7001, "vendor": "X"})));
+    changed.payload = Some(sentinel::grpc::convert::json_to_struct(
+        &json!({"amount": 7001, "vendor": "X"}),
+    ));
     let err = c.submit(changed).await.expect_err("different body");
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("idempotency_key"), "{}", err.message());
+    assert!(
+        err.message().contains("idempotency_key"),
+        "{}",
+        err.message()
+    );
 
     // Keys are scoped per agent.
     let mut other_agent = first.clone();
@@ -210,18 +410,30 @@ async fn idempotency_replays_the_same_intent_and_refuses_a_different_body() {
 async fn get_resolve_cancel_and_their_error_codes() {
     let app = spawn_app().await;
     let mut c = app.client().await;
-    let pending = c.submit_json("ops", "DELETE_USER", json!({"user_id": "u-9"})).await.unwrap();
+    let pending = c
+        .submit_json("ops", "DELETE_USER", json!({"user_id": "u-9"}))
+        .await
+        .unwrap();
     assert_eq!(state(&pending), S::PendingApproval);
 
     let got = c.get(&pending.intent_id).await.unwrap();
     assert_eq!(got, pending);
     let missing = uuid::Uuid::now_v7().to_string();
     assert_eq!(c.get(&missing).await.unwrap_err().code(), Code::NotFound);
-    assert_eq!(c.get("not-an-id").await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        c.get("not-an-id").await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
     assert_eq!(c.get("").await.unwrap_err().code(), Code::InvalidArgument);
-    assert_eq!(c.resolve(&missing, true, "").await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        c.resolve(&missing, true, "").await.unwrap_err().code(),
+        Code::NotFound
+    );
 
-    let approved = c.resolve(&pending.intent_id, true, "checked with the team").await.unwrap();
+    let approved = c
+        .resolve(&pending.intent_id, true, "checked with the team")
+        .await
+        .unwrap();
     assert_eq!(state(&approved), S::Approved);
     assert_eq!(approved.version, pending.version + 1);
     let by = approved.decided_by.clone().unwrap();
@@ -235,28 +447,49 @@ async fn get_resolve_cancel_and_their_error_codes() {
     let again = c.resolve(&pending.intent_id, false, "").await.unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
     assert!(again.message().contains("APPROVED"), "{}", again.message());
-    assert_eq!(c.cancel(&pending.intent_id, "").await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(
+        c.cancel(&pending.intent_id, "").await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
 
     // Policy decisions are final too.
     let auto = c.submit_json("ops", "DROP_TABLE", json!({})).await.unwrap();
-    assert_eq!(c.resolve(&auto.intent_id, true, "").await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(
+        c.resolve(&auto.intent_id, true, "")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
 
     // Cancel a pending one.
-    let p2 = c.submit_json("ops", "DELETE_USER", json!({"user_id": "u-10"})).await.unwrap();
+    let p2 = c
+        .submit_json("ops", "DELETE_USER", json!({"user_id": "u-10"}))
+        .await
+        .unwrap();
     let cancelled = c.cancel(&p2.intent_id, "changed my mind").await.unwrap();
     assert_eq!(state(&cancelled), S::Cancelled);
     assert_eq!(cancelled.decision_reason, "changed my mind");
 
     // expected_version guards a stale view.
-    let p3 = c.submit_json("ops", "DELETE_USER", json!({"user_id": "u-11"})).await.unwrap();
+    let p3 = c
+        .submit_json("ops", "DELETE_USER", json!({"user_id": "u-11"}))
+        .await
+        .unwrap();
     let r = c.req(pb::ResolveIntentRequest {
         intent_id: p3.intent_id.clone(),
         approve: true,
         expected_version: p3.version + 5,
         ..Default::default()
     });
-    assert_eq!(c.inner.resolve_intent(r).await.unwrap_err().code(), Code::FailedPrecondition);
-    assert_eq!(state(&c.get(&p3.intent_id).await.unwrap()), S::PendingApproval);
+    assert_eq!(
+        c.inner.resolve_intent(r).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        state(&c.get(&p3.intent_id).await.unwrap()),
+        S::PendingApproval
+    );
     app.stop().await;
 }
 
@@ -265,12 +498,22 @@ async fn list_filters_and_pages_without_gaps_or_repeats() {
     let app = spawn_app().await;
     let mut c = app.client().await;
     for n in 0..23 {
-        c.submit_json("lister", "PAY_INVOICE", json!({"amount": n, "vendor": "AWS"})).await.unwrap();
+        c.submit_json(
+            "lister",
+            "PAY_INVOICE",
+            json!({"amount": n, "vendor": "AWS"}),
+        )
+        .await
+        .unwrap();
     }
     for n in 0..7 {
-        c.submit_json("lister", "DELETE_USER", json!({"user_id": n})).await.unwrap();
+        c.submit_json("lister", "DELETE_USER", json!({"user_id": n}))
+            .await
+            .unwrap();
     }
-    c.submit_json("someone-else", "DROP_TABLE", json!({})).await.unwrap();
+    c.submit_json("someone-else", "DROP_TABLE", json!({}))
+        .await
+        .unwrap();
 
     let mut seen = Vec::new();
     let mut token = String::new();
@@ -285,7 +528,11 @@ async fn list_filters_and_pages_without_gaps_or_repeats() {
             .await
             .unwrap();
         assert!(page.intents.len() <= 10);
-        seen.extend(page.intents.into_iter().map(|i| (i.intent_id, i.created_at)));
+        seen.extend(
+            page.intents
+                .into_iter()
+                .map(|i| (i.intent_id, i.created_at)),
+        );
         if page.next_page_token.is_empty() {
             break;
         }
@@ -294,7 +541,10 @@ async fn list_filters_and_pages_without_gaps_or_repeats() {
     assert_eq!(seen.len(), 30);
     let unique: std::collections::HashSet<_> = seen.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(unique.len(), 30, "no repeats across pages");
-    let times: Vec<_> = seen.iter().map(|(_, t)| sentinel::grpc::convert::millis(t.as_ref().unwrap())).collect();
+    let times: Vec<_> = seen
+        .iter()
+        .map(|(_, t)| sentinel::grpc::convert::millis(t.as_ref().unwrap()))
+        .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
 
     let pending = c
@@ -306,10 +556,16 @@ async fn list_filters_and_pages_without_gaps_or_repeats() {
         .await
         .unwrap();
     assert_eq!(pending.intents.len(), 7);
-    assert!(pending.intents.iter().all(|i| state(i) == S::PendingApproval && i.module == "OpsGuard"));
+    assert!(pending
+        .intents
+        .iter()
+        .all(|i| state(i) == S::PendingApproval && i.module == "OpsGuard"));
 
     let bad = c
-        .list(pb::ListIntentsRequest { page_token: "garbage".into(), ..Default::default() })
+        .list(pb::ListIntentsRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
@@ -353,7 +609,11 @@ async fn http_sidecar_reports_health_and_readiness() {
     let app = spawn_app().await;
     let http = reqwest::Client::new();
     for path in ["/healthz", "/readyz"] {
-        let r = http.get(format!("http://{}{path}", app.http_addr)).send().await.unwrap();
+        let r = http
+            .get(format!("http://{}{path}", app.http_addr))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
     app.stop().await;

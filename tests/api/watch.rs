@@ -13,7 +13,10 @@ use sentinel::grpc::pb::IntentState as S;
 const LIMIT: Duration = Duration::from_secs(10);
 
 async fn pending(c: &mut Client, agent: &str) -> pb::Intent {
-    let i = c.submit_json(agent, "DELETE_USER", json!({"user_id": "u-1"})).await.unwrap();
+    let i = c
+        .submit_json(agent, "DELETE_USER", json!({"user_id": "u-1"}))
+        .await
+        .unwrap();
     assert_eq!(state(&i), S::PendingApproval);
     i
 }
@@ -24,7 +27,9 @@ async fn watch_before_the_decision_sees_pending_then_the_decision_then_ends() {
     let mut c = app.client().await;
     let i = pending(&mut c, "w").await;
     let mut stream = c.watch(&i.intent_id).await.unwrap();
-    let first = next_event(&mut stream, LIMIT).await.expect("current state first");
+    let first = next_event(&mut stream, LIMIT)
+        .await
+        .expect("current state first");
     assert_eq!(first.state, S::PendingApproval as i32);
     assert_eq!(first.version, i.version);
     assert!(!first.terminal);
@@ -44,7 +49,10 @@ async fn watch_before_the_decision_sees_pending_then_the_decision_then_ends() {
 async fn watch_after_the_decision_gets_the_terminal_state_and_ends() {
     let app = spawn_app().await;
     let mut c = app.client().await;
-    let approved = c.submit_json("w", "PAY_INVOICE", json!({"amount": 3, "vendor": "AWS"})).await.unwrap();
+    let approved = c
+        .submit_json("w", "PAY_INVOICE", json!({"amount": 3, "vendor": "AWS"}))
+        .await
+        .unwrap();
     let events = collect(c.watch(&approved.intent_id).await.unwrap(), LIMIT).await;
     assert_eq!(events.len(), 1);
     assert!(events[0].terminal);
@@ -75,9 +83,15 @@ async fn watchers_joining_during_the_decision_all_end_on_the_same_terminal_event
     for w in watchers {
         let events = w.await.unwrap();
         let last = events.last().expect("at least the state");
-        assert!(last.terminal, "every watcher ends on the terminal event: {events:?}");
+        assert!(
+            last.terminal,
+            "every watcher ends on the terminal event: {events:?}"
+        );
         assert_eq!(last.state, S::Declined as i32);
-        assert!(events.windows(2).all(|p| p[0].version <= p[1].version), "versions never go back");
+        assert!(
+            events.windows(2).all(|p| p[0].version <= p[1].version),
+            "versions never go back"
+        );
         assert_eq!(events.iter().filter(|e| e.terminal).count(), 1);
     }
     app.stop().await;
@@ -92,21 +106,37 @@ async fn fifty_racing_resolutions_have_exactly_one_winner() {
     for n in 0..50 {
         let mut c = c.clone();
         let id = i.intent_id.clone();
-        tasks.push(tokio::spawn(async move { (n % 2 == 0, c.resolve(&id, n % 2 == 0, &format!("racer {n}")).await) }));
+        tasks.push(tokio::spawn(async move {
+            (
+                n % 2 == 0,
+                c.resolve(&id, n % 2 == 0, &format!("racer {n}")).await,
+            )
+        }));
     }
     let mut winners = Vec::new();
     for t in tasks {
         let (approve, result) = t.await.unwrap();
         match result {
             Ok(intent) => winners.push((approve, intent)),
-            Err(e) => assert_eq!(e.code(), Code::FailedPrecondition, "losers get FAILED_PRECONDITION: {e:?}"),
+            Err(e) => assert_eq!(
+                e.code(),
+                Code::FailedPrecondition,
+                "losers get FAILED_PRECONDITION: {e:?}"
+            ),
         }
     }
     assert_eq!(winners.len(), 1, "exactly one winner");
     let (approve, won) = &winners[0];
     let final_state = c.get(&i.intent_id).await.unwrap();
-    assert_eq!(final_state.version, i.version + 1, "one transition happened");
-    assert_eq!(state(&final_state), if *approve { S::Approved } else { S::Declined });
+    assert_eq!(
+        final_state.version,
+        i.version + 1,
+        "one transition happened"
+    );
+    assert_eq!(
+        state(&final_state),
+        if *approve { S::Approved } else { S::Declined }
+    );
     assert_eq!(final_state.decision_reason, won.decision_reason);
     app.stop().await;
 }
@@ -123,10 +153,16 @@ async fn pending_intents_expire_at_their_deadline() {
     assert!(last.terminal);
     assert_eq!(last.state, S::Expired as i32);
     let expired = c.get(&i.intent_id).await.unwrap();
-    assert_eq!(expired.decided_by.unwrap().kind, pb::DeciderKind::Timeout as i32);
+    assert_eq!(
+        expired.decided_by.unwrap().kind,
+        pb::DeciderKind::Timeout as i32
+    );
     assert!(expired.reasons.iter().any(|r| r.code == "approval_timeout"));
     // Expired counts as a decline: it cannot be approved afterwards.
-    assert_eq!(c.resolve(&i.intent_id, true, "").await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(
+        c.resolve(&i.intent_id, true, "").await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
     app.stop().await;
 }
 
@@ -142,11 +178,23 @@ async fn watch_decisions_streams_every_matching_transition() {
     });
     let mut stream = c.inner.watch_decisions(r).await.unwrap().into_inner();
     // Other agents' events and other states are filtered out.
-    c.submit_json("beta", "DROP_TABLE", json!({})).await.unwrap();
+    c.submit_json("beta", "DROP_TABLE", json!({}))
+        .await
+        .unwrap();
     let p = pending(&mut c, "alpha").await;
-    let a = c.submit_json("alpha", "PAY_INVOICE", json!({"amount": 1, "vendor": "AWS"})).await.unwrap();
+    let a = c
+        .submit_json(
+            "alpha",
+            "PAY_INVOICE",
+            json!({"amount": 1, "vendor": "AWS"}),
+        )
+        .await
+        .unwrap();
     c.resolve(&p.intent_id, false, "").await.unwrap();
-    let d = c.submit_json("alpha", "DROP_TABLE", json!({})).await.unwrap();
+    let d = c
+        .submit_json("alpha", "DROP_TABLE", json!({}))
+        .await
+        .unwrap();
 
     let mut got = Vec::new();
     for _ in 0..3 {
@@ -161,7 +209,9 @@ async fn watch_decisions_streams_every_matching_transition() {
             (d.intent_id, S::Declined as i32),
         ]
     );
-    assert!(got.iter().all(|e| e.intent.as_ref().unwrap().agent_id == "alpha"));
+    assert!(got
+        .iter()
+        .all(|e| e.intent.as_ref().unwrap().agent_id == "alpha"));
     app.stop().await;
 }
 
@@ -181,9 +231,13 @@ async fn a_slow_watcher_does_not_block_submissions_or_other_watchers() {
         let mut c = c.clone();
         tasks.push(tokio::spawn(async move {
             for k in 0..n / 10 {
-                c.submit_json(&format!("bulk-{chunk}"), "PAY_INVOICE", json!({"amount": k % 900, "vendor": "AWS"}))
-                    .await
-                    .unwrap();
+                c.submit_json(
+                    &format!("bulk-{chunk}"),
+                    "PAY_INVOICE",
+                    json!({"amount": k % 900, "vendor": "AWS"}),
+                )
+                .await
+                .unwrap();
             }
         }));
     }
@@ -198,7 +252,10 @@ async fn a_slow_watcher_does_not_block_submissions_or_other_watchers() {
         count
     });
     for t in tasks {
-        tokio::time::timeout(Duration::from_secs(60), t).await.expect("submissions finish").unwrap();
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("submissions finish")
+            .unwrap();
     }
     assert_eq!(reader.await.unwrap(), n);
     app.stop().await;
@@ -215,8 +272,12 @@ async fn streams_end_cleanly_on_shutdown() {
     let mut all = c.inner.watch_decisions(r).await.unwrap().into_inner();
     app.shutdown.cancel();
     for stream in [&mut one, &mut all] {
-        let end = tokio::time::timeout(LIMIT, stream.message()).await.expect("stream ends on shutdown");
+        let end = tokio::time::timeout(LIMIT, stream.message())
+            .await
+            .expect("stream ends on shutdown");
         assert!(matches!(end, Ok(None)) || end.is_err(), "{end:?}");
     }
-    let _ = tokio::time::timeout(LIMIT, app.handle).await.expect("server stops");
+    let _ = tokio::time::timeout(LIMIT, app.handle)
+        .await
+        .expect("server stops");
 }

@@ -11,4 +11,5 @@ if ! command -v redis-server >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 
-cargo test --all-targets --locked -- --test-threads 4
+# Library, binaries, integration tests and doc tests (benchmarks are run by hand, see docs/BENCHMARKS.md).
+cargo test --locked -- --test-threads 4

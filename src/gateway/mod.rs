@@ -473,10 +473,12 @@ impl Gateway {
     ) -> Result<Intent, GatewayError> {
         match current.state {
             IntentState::PendingApproval => {}
-            IntentState::Analyzing => return Err(GatewayError::FailedPrecondition(format!(
+            IntentState::Analyzing => {
+                return Err(GatewayError::FailedPrecondition(format!(
                 "intent {} is still being analysed; it can be decided once it is PENDING_APPROVAL",
                 current.id
-            ))),
+            )))
+            }
             decided => {
                 return Err(GatewayError::FailedPrecondition(already_decided(
                     &current, decided,

@@ -1,0 +1,126 @@
+//! The CLI as a user runs it: the real binary against the real server.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::helpers::*;
+use sentinel::grpc::pb::IntentState as S;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sentinel");
+
+fn cli(app: &TestApp) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("SENTINEL_ADDR", app.url())
+        .env_remove("SENTINEL_API_KEY");
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+#[tokio::test]
+async fn submit_wait_streams_until_an_operator_resolves_from_another_cli() {
+    let app = spawn_app().await;
+    // Approved by policy: exit 0 and the decision in JSON.
+    let out = cli(&app)
+        .args([
+            "submit",
+            "--json",
+            "--agent",
+            "bot",
+            "--action",
+            "PAY_INVOICE",
+            "--payload",
+            r#"{"amount": 20, "vendor": "AWS"}"#,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let intent: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(intent["state"], "APPROVED");
+    assert_eq!(intent["decided_by"]["kind"], "DECIDER_KIND_POLICY");
+
+    // Escalated: --wait blocks until a human decides through another CLI.
+    let waiting = cli(&app)
+        .args([
+            "submit",
+            "--json",
+            "--wait",
+            "--agent",
+            "bot",
+            "--action",
+            "DELETE_USER",
+            "--payload",
+            r#"{"user_id": "u-7"}"#,
+        ])
+        .spawn()
+        .unwrap();
+    let mut c = app.client().await;
+    let id = loop {
+        let page = c.list(Default::default()).await.unwrap();
+        if let Some(i) = page.intents.iter().find(|i| state(i) == S::PendingApproval) {
+            break i.intent_id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let resolve = cli(&app)
+        .args(["resolve", &id, "--approve", "--reason", "ticket OPS-12"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        resolve.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resolve.stderr)
+    );
+    let out = tokio::time::timeout(Duration::from_secs(20), waiting.wait_with_output())
+        .await
+        .expect("submit --wait returns once decided")
+        .unwrap();
+    assert!(out.status.success(), "approved means exit 0");
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["state"], "APPROVED");
+    assert_eq!(last["terminal"], true);
+    assert_eq!(last["intent"]["decided_by"]["channel"], "cli");
+
+    // A decided intent cannot be resolved again: a clear error and a failing exit code.
+    let again = cli(&app)
+        .args(["resolve", &id, "--decline"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("FailedPrecondition"));
+
+    // Declined by policy: non-zero exit so scripts can gate on it.
+    let declined = cli(&app)
+        .args([
+            "submit",
+            "--agent",
+            "bot",
+            "--action",
+            "DROP_TABLE",
+            "--payload",
+            "{}",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(declined.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&declined.stdout).contains("DECLINED"));
+
+    let listed = cli(&app)
+        .args(["list", "--json", "--state", "approved"])
+        .output()
+        .await
+        .unwrap();
+    let page: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(page["intents"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}

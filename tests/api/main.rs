@@ -7,4 +7,5 @@ mod auth;
 mod cli;
 mod pipeline;
 mod policy;
+mod telemetry;
 mod watch;

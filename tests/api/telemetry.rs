@@ -73,7 +73,7 @@ async fn spans_are_exported_over_otlp_and_join_the_callers_trace() {
     let server = tokio::spawn(server);
 
     let (grpc, http) = (free_port(), free_port());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
         .arg("serve")
         .env("SENTINEL_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
         .env("SENTINEL_HTTP_ADDR", format!("127.0.0.1:{http}"))

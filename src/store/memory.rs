@@ -22,6 +22,10 @@ const INTENT_CHANNEL: usize = 64;
 const ALL_CHANNEL: usize = 8192;
 /// Audit records kept in memory (the Redis store keeps a durable stream).
 const AUDIT_PER_SHARD: usize = 4096;
+/// How long decided intents (and their idempotency keys) are kept by default.
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// A shard sweeps out expired decided intents once every this many creations.
+const SWEEP_EVERY: u32 = 1024;
 
 struct Entry {
     intent: Intent,
@@ -32,6 +36,7 @@ struct Entry {
 struct Shard {
     intents: HashMap<IntentId, Entry>,
     audit: VecDeque<AuditRecord>,
+    creations: u32,
 }
 
 /// `(agent_id, key) -> intent` for idempotency.
@@ -43,6 +48,7 @@ struct Inner {
     hasher: RandomState,
     deadlines: Mutex<BTreeSet<(Millis, IntentId)>>,
     all: broadcast::Sender<DecisionEvent>,
+    retention_ms: Millis,
 }
 
 #[derive(Clone)]
@@ -64,6 +70,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl MemoryStore {
     pub fn new() -> Self {
+        Self::with_retention(DEFAULT_RETENTION)
+    }
+
+    /// Decided intents older than `retention` (by decision time) are dropped, with their
+    /// idempotency keys, so a long-running embedded gateway does not grow without bound.
+    /// Pending intents are never dropped.
+    pub fn with_retention(retention: std::time::Duration) -> Self {
         let (all, _) = broadcast::channel(ALL_CHANNEL);
         MemoryStore {
             inner: Arc::new(Inner {
@@ -72,6 +85,7 @@ impl MemoryStore {
                 hasher: RandomState::new(),
                 deadlines: Mutex::new(BTreeSet::new()),
                 all,
+                retention_ms: retention.as_millis().min(i64::MAX as u128) as Millis,
             }),
         }
     }
@@ -103,6 +117,23 @@ impl Inner {
             shard.audit.pop_front();
         }
         shard.audit.push_back(record);
+    }
+
+    /// Removes decided intents past retention from one shard; returns their idempotency keys,
+    /// which the caller removes after releasing the shard (lock order: keys before intents).
+    fn sweep(&self, shard: &mut Shard, now: Millis) -> Vec<(String, String)> {
+        let cutoff = now.saturating_sub(self.retention_ms);
+        let mut keys = Vec::new();
+        shard.intents.retain(|_, e| {
+            let keep = !e.intent.is_terminal() || e.intent.decided_at.is_none_or(|d| d >= cutoff);
+            if !keep {
+                if let Some(k) = &e.intent.idempotency_key {
+                    keys.push((e.intent.agent_id.clone(), k.clone()));
+                }
+            }
+            keep
+        });
+        keys
     }
 
     fn current(&self, id: &IntentId) -> Option<Intent> {
@@ -150,15 +181,13 @@ impl Store for MemoryStore {
         // finds nothing (and waits) or finds the complete intent.
         let mut keys = key.as_ref().map(|k| lock(inner.key_shard_of(k)));
         if let (Some(keys), Some(k)) = (keys.as_mut(), key.as_ref()) {
-            if let Some(existing_id) = keys.get(k).cloned() {
-                let existing = inner.current(&existing_id).ok_or_else(|| {
-                    StoreError::Corrupt(format!("key points at missing intent {existing_id}"))
-                })?;
+            // A key whose intent was swept out by retention is free again.
+            if let Some(existing) = keys.get(k).and_then(|id| inner.current(id)) {
                 return Ok(if existing.body_hash == intent.body_hash {
                     Created::Replayed(existing)
                 } else {
                     Created::KeyConflict {
-                        existing: existing_id,
+                        existing: existing.id,
                     }
                 });
             }
@@ -176,8 +205,21 @@ impl Store for MemoryStore {
         };
         inner.publish(&mut entry, DecisionEvent::transition(intent.clone(), now));
         shard.intents.insert(intent.id.clone(), entry);
+        shard.creations = shard.creations.wrapping_add(1);
+        let swept = if shard.creations % SWEEP_EVERY == 0 {
+            inner.sweep(&mut shard, now)
+        } else {
+            Vec::new()
+        };
         drop(shard);
         drop(keys);
+        for k in swept {
+            let mut keys = lock(inner.key_shard_of(&k));
+            // Only if it still points at a swept intent (not a newer one).
+            if keys.get(&k).is_some_and(|id| inner.current(id).is_none()) {
+                keys.remove(&k);
+            }
+        }
         Ok(Created::New(intent))
     }
 
@@ -400,5 +442,73 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DecidedBy, DeciderKind, IntentState, RiskScore};
+
+    fn intent(state: IntentState, key: Option<&str>, decided_at: Option<Millis>) -> Intent {
+        Intent {
+            id: IntentId::generate(),
+            agent_id: "a".into(),
+            action: "X".into(),
+            module: String::new(),
+            payload: serde_json::json!({}),
+            reasoning: String::new(),
+            labels: Default::default(),
+            idempotency_key: key.map(String::from),
+            body_hash: "h".into(),
+            state,
+            risk_score: RiskScore::MIN,
+            reasons: vec![],
+            analysis: String::new(),
+            decided_by: state
+                .is_terminal()
+                .then(|| DecidedBy::new(DeciderKind::Policy, "", "policy")),
+            decision_reason: String::new(),
+            policy_version: "p".into(),
+            version: 1,
+            created_at: 0,
+            decided_at,
+            expires_at: (!state.is_terminal()).then_some(i64::MAX),
+            scorer: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_drops_old_decisions_but_never_pending_intents() {
+        let store = MemoryStore::with_retention(std::time::Duration::ZERO);
+        let pending = intent(IntentState::PendingApproval, None, None);
+        store.create(pending.clone()).await.unwrap();
+        let keyed = intent(IntentState::Approved, Some("k"), Some(1));
+        store.create(keyed.clone()).await.unwrap();
+        // Twice the sweep interval per shard on average: every shard sweeps at least once.
+        for _ in 0..(SHARDS as u32 * SWEEP_EVERY * 2) {
+            store
+                .create(intent(IntentState::Declined, None, Some(1)))
+                .await
+                .unwrap();
+        }
+        let total: usize = store
+            .inner
+            .shards
+            .iter()
+            .map(|s| lock(s).intents.len())
+            .sum();
+        assert!(total < 70_000, "decided intents are swept: {total} left");
+        assert!(
+            store.get(&pending.id).await.unwrap().is_some(),
+            "pending survives"
+        );
+        assert!(store.get(&keyed.id).await.unwrap().is_none());
+        // Its key was freed with it: the same key makes a new intent.
+        let again = intent(IntentState::Approved, Some("k"), Some(1));
+        assert!(matches!(
+            store.create(again).await.unwrap(),
+            Created::New(_)
+        ));
     }
 }

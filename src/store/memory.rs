@@ -206,7 +206,7 @@ impl Store for MemoryStore {
         inner.publish(&mut entry, DecisionEvent::transition(intent.clone(), now));
         shard.intents.insert(intent.id.clone(), entry);
         shard.creations = shard.creations.wrapping_add(1);
-        let swept = if shard.creations % SWEEP_EVERY == 0 {
+        let swept = if shard.creations.is_multiple_of(SWEEP_EVERY) {
             inner.sweep(&mut shard, now)
         } else {
             Vec::new()

@@ -19,6 +19,9 @@ use crate::policy::PolicyPack;
 use crate::scoring::fallback::FallbackScorer;
 use crate::scoring::Scorer;
 use crate::store::{MemoryStore, Store};
+use crate::escalation::telnyx::state::{MemoryState, TelnyxState};
+use crate::escalation::telnyx::{Telnyx, TelnyxChannel};
+use crate::webhook::signature::WebhookKey;
 use crate::webhook::{router, HttpState};
 
 pub struct App {
@@ -78,7 +81,7 @@ impl App {
         let gateway = Arc::new(Gateway::new(
             store.clone(),
             policy.clone(),
-            scorer,
+            scorer.clone(),
             settings,
         ));
         let shutdown = CancellationToken::new();
@@ -88,6 +91,31 @@ impl App {
         } else {
             info!(keys = config.keys.len(), "API key authentication enabled");
         }
+
+        // Telnyx: the phone/SMS channel only with an API key; webhooks only with the public key.
+        let webhook_key = match &config.telnyx.public_key {
+            Some(key) => Some(WebhookKey::from_base64(key).context("TELNYX_PUBLIC_KEY")?),
+            None => None,
+        };
+        let telnyx = match &config.telnyx.api_key {
+            None => None,
+            Some(_) => {
+                let state: Arc<dyn TelnyxState> = Arc::new(MemoryState::new());
+                let telnyx = Telnyx::new(&config.telnyx, gateway.clone(), scorer.clone(), state, shutdown.clone())?;
+                if webhook_key.is_none() {
+                    warn!("TELNYX_API_KEY is set but TELNYX_PUBLIC_KEY is not: every Telnyx webhook will be refused, so calls cannot progress");
+                }
+                if config.telnyx.roster.is_empty() {
+                    warn!("TELNYX_API_KEY is set but the roster is empty ([[approvers]] or ADMIN_PHONE_NUMBER): nobody will be called");
+                }
+                info!(approvers = config.telnyx.roster.len(), "Telnyx escalation enabled");
+                Some(telnyx)
+            }
+        };
+        let channels: Vec<Arc<dyn crate::escalation::Channel>> = telnyx
+            .iter()
+            .map(|t| Arc::new(TelnyxChannel(t.clone())) as Arc<dyn crate::escalation::Channel>)
+            .collect();
 
         let grpc_listener = TcpListener::bind(config.grpc_addr)
             .await
@@ -139,6 +167,8 @@ impl App {
             let shutdown = shutdown.clone();
             let app = router(HttpState {
                 store: store.clone(),
+                telnyx: telnyx.clone(),
+                webhook_key: webhook_key.clone(),
             });
             tasks.spawn(async move {
                 axum::serve(http_listener, app)
@@ -152,7 +182,7 @@ impl App {
             tasks.spawn(async move { expiry.await.context("expiry loop panicked") });
         }
         {
-            let escalation = crate::escalation::spawn(store.clone(), Vec::new(), shutdown.clone());
+            let escalation = crate::escalation::spawn(store.clone(), channels, shutdown.clone());
             tasks.spawn(async move { escalation.await.context("escalation loop panicked") });
         }
 

@@ -6,6 +6,8 @@
 //! (`ResolveIntent`, `sentinel resolve`) is always available and needs nothing here; the
 //! Telnyx voice and SMS channels (issue 5) plug in behind [`Channel`].
 
+pub mod telnyx;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

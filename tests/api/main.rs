@@ -1,6 +1,7 @@
 //! One integration binary: every test starts the real server in-process on port 0 and talks
 //! gRPC/HTTP to it. Fakes of the paid external APIs live in `fakes/`.
 
+mod fakes;
 mod helpers;
 
 mod auth;
@@ -8,4 +9,7 @@ mod cli;
 mod pipeline;
 mod policy;
 mod telemetry;
+mod telnyx_ladder;
+mod telnyx_voice;
+mod telnyx_webhook;
 mod watch;

@@ -1,0 +1,812 @@
+//! Telnyx escalation: phone the approvers one by one, then text them a one-time code.
+//!
+//! - [`client`]: the Telnyx API (dial, call commands, SMS).
+//! - [`roster`]: who is called for which intent; PIN checks.
+//! - [`ladder`]: the order of steps (approvers, then SMS, then the deadline).
+//! - [`voice`]: the call state machine (pure), event parsing, what is spoken.
+//! - [`sms`]: one-time codes and replies.
+//! - [`state`]: what every replica must share (ladders, indexes, webhook dedupe).
+//!
+//! [`Telnyx`] drives them: the escalation loop calls [`Channel::start`]/[`Channel::stop`],
+//! the webhook sidecar hands it verified, deduplicated events. Every step is a progress line
+//! on the intent (a `DecisionEvent.detail` and an audit record). Decisions go through the
+//! gateway's compare-and-set, so a key press racing the CLI produces exactly one decision and
+//! the loser is told so. Nothing here approves on its own: errors decline or wait.
+
+pub mod client;
+pub mod ladder;
+pub mod roster;
+pub mod sms;
+pub mod state;
+pub mod voice;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::Channel;
+use crate::config::TelnyxConfig;
+use crate::domain::{now_millis, DecidedBy, DeciderKind, Intent, IntentId, IntentState, Reason, ReasonSource};
+use crate::gateway::{Gateway, GatewayError};
+use crate::scoring::Scorer;
+use crate::store::{AuditRecord, Store};
+use crate::webhook::metrics;
+use client::{Client, ClientError, Dial};
+use ladder::Next;
+use roster::Roster;
+use state::{Amd, Call, Ladder, Mode, Stage, StateError, TelnyxState};
+use voice::{CallEvent, ClientState, Effect, EventData};
+
+/// How long ladders, call indexes and SMS codes are kept.
+const LADDER_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Extra time after the ring timeout before the watchdog stops waiting for Telnyx's hang-up.
+const RING_GRACE: Duration = Duration::from_secs(10);
+/// The longest an answered call may last.
+const CALL_TIME_LIMIT_SECS: u64 = 600;
+/// The approver waits on the line for the answer: keep it short.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Webhooks can race the dial's response (we learn the call id from it): wait this long.
+const UNKNOWN_CALL_WAIT: Duration = Duration::from_millis(200);
+const UNKNOWN_CALL_TRIES: u32 = 15;
+const CAS_TRIES: u32 = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelnyxError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// The Telnyx voice + SMS channel.
+pub struct Telnyx {
+    client: Client,
+    connection_id: String,
+    from: String,
+    webhook_url: Option<String>,
+    ring_timeout: Duration,
+    pin_min_risk: u8,
+    voice: String,
+    sms_enabled: bool,
+    roster: Roster,
+    gateway: Arc<Gateway>,
+    scorer: Arc<dyn Scorer>,
+    state: Arc<dyn TelnyxState>,
+    shutdown: CancellationToken,
+    me: Weak<Telnyx>,
+}
+
+impl std::fmt::Debug for Telnyx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telnyx").field("client", &self.client).finish_non_exhaustive()
+    }
+}
+
+impl Telnyx {
+    pub fn new(
+        config: &TelnyxConfig,
+        gateway: Arc<Gateway>,
+        scorer: Arc<dyn Scorer>,
+        state: Arc<dyn TelnyxState>,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Telnyx>, TelnyxError> {
+        let missing = |name: &str| TelnyxError::Config(format!("{name} is required when TELNYX_API_KEY is set"));
+        let key = config.api_key.clone().ok_or_else(|| missing("TELNYX_API_KEY"))?;
+        let client = Client::new(&config.base_url, key)?;
+        let connection_id = config.connection_id.clone().ok_or_else(|| missing("TELNYX_CONNECTION_ID"))?;
+        let from = config.phone_number.clone().ok_or_else(|| missing("TELNYX_PHONE_NUMBER"))?;
+        Ok(Arc::new_cyclic(|me| Telnyx {
+            client,
+            connection_id,
+            from,
+            webhook_url: config.public_url.as_ref().map(|u| format!("{u}/telnyx/webhook")),
+            ring_timeout: config.escalation.ring_timeout,
+            pin_min_risk: config.escalation.pin_min_risk,
+            voice: config.escalation.voice.clone(),
+            sms_enabled: config.escalation.sms,
+            roster: Roster::new(config.roster.clone()),
+            gateway,
+            scorer,
+            state,
+            shutdown,
+            me: me.clone(),
+        }))
+    }
+
+    pub fn state(&self) -> &Arc<dyn TelnyxState> {
+        &self.state
+    }
+
+    fn store(&self) -> &Arc<dyn Store> {
+        self.gateway.store()
+    }
+
+    async fn progress(&self, id: &IntentId, line: &str) {
+        if let Err(e) = self.store().progress(id, line).await {
+            warn!(intent_id = %id, error = %e, line, "cannot record escalation progress");
+        }
+    }
+
+    /// Loads, changes and stores a ladder with a compare-and-set, retrying lost races.
+    /// `None` when there is no ladder for the intent.
+    async fn update<R>(&self, id: &IntentId, mut change: impl FnMut(&mut Ladder) -> R) -> Result<Option<(Ladder, R)>, StateError> {
+        for _ in 0..CAS_TRIES {
+            let Some(mut ladder) = self.state.load(id).await? else {
+                return Ok(None);
+            };
+            let result = change(&mut ladder);
+            ladder.version += 1;
+            if self.state.save(&ladder, LADDER_TTL).await? {
+                return Ok(Some((ladder, result)));
+            }
+        }
+        Err(StateError::Unavailable(format!("ladder of {id} keeps changing concurrently")))
+    }
+
+    /// The intent, if it still waits for a human.
+    async fn pending(&self, id: &IntentId) -> Option<Intent> {
+        match self.store().get(id).await {
+            Ok(Some(intent)) if intent.state == IntentState::PendingApproval => Some(intent),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(intent_id = %id, error = %e, "cannot read intent during escalation");
+                None
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ the ladder
+
+    async fn begin(self: Arc<Self>, intent: Intent) {
+        match self.state.claim(&intent.id, LADDER_TTL).await {
+            Ok(true) => {}
+            Ok(false) => return, // another replica escalates it
+            Err(e) => {
+                warn!(intent_id = %intent.id, error = %e, "cannot claim escalation; the operator channel remains");
+                self.progress(&intent.id, &format!("phone escalation unavailable: {e}")).await;
+                return;
+            }
+        }
+        let approvers = self.roster.for_intent(&intent);
+        let pin_required = intent.risk_score.get() >= self.pin_min_risk;
+        let mut ladder = ladder::new(intent.id.clone(), approvers, pin_required);
+        let next = ladder::first(&mut ladder);
+        if let Err(e) = self.state.save(&ladder, LADDER_TTL).await {
+            self.progress(&intent.id, &format!("phone escalation unavailable: {e}")).await;
+            return;
+        }
+        if next == Next::Exhausted {
+            self.progress(
+                &intent.id,
+                &format!(
+                    "no approver in the roster takes module {} at risk {}; waiting for the operator",
+                    intent.module, intent.risk_score
+                ),
+            )
+            .await;
+            return;
+        }
+        self.run(&intent.id, next).await;
+    }
+
+    /// Carries out ladder moves until one waits for the outside world.
+    async fn run(&self, id: &IntentId, mut next: Next) {
+        loop {
+            let Some(intent) = self.pending(id).await else {
+                let _ = self.update(id, |l| l.stage = Stage::Done).await;
+                return;
+            };
+            next = match next {
+                Next::Dial(step) => self.dial(&intent, step).await,
+                Next::Sms => self.send_sms(&intent).await,
+                Next::Exhausted => {
+                    self.exhausted(&intent).await;
+                    return;
+                }
+                Next::Nothing => return,
+            };
+        }
+    }
+
+    async fn dial(&self, intent: &Intent, step: usize) -> Next {
+        let Ok(Some(ladder)) = self.state.load(&intent.id).await else {
+            return Next::Nothing;
+        };
+        let Some(approver) = ladder.approvers.get(step).cloned() else {
+            return Next::Nothing;
+        };
+        let who = format!("approver {} ({})", step + 1, approver.name);
+        self.progress(&intent.id, &format!("calling {who}")).await;
+        let span = tracing::info_span!("telnyx.dial", intent_id = %intent.id, step);
+        let client_state = ClientState {
+            intent_id: intent.id.to_string(),
+            attempt: step,
+            traceparent: span.in_scope(traceparent),
+        }
+        .encode();
+        let command_id = format!("dial-{}-{step}", intent.id);
+        let result = self
+            .client
+            .dial(&Dial {
+                connection_id: &self.connection_id,
+                to: &approver.phone,
+                from: &self.from,
+                webhook_url: self.webhook_url.as_deref(),
+                client_state: &client_state,
+                command_id: &command_id,
+                timeout_secs: self.ring_timeout.as_secs(),
+                time_limit_secs: CALL_TIME_LIMIT_SECS,
+            })
+            .instrument(span)
+            .await;
+        match result {
+            Ok(dialled) => {
+                metrics::inc("sentinel_escalation_steps_total", &[("step", "call"), ("outcome", "dialled")]);
+                let ccid = dialled.call_control_id;
+                if let Err(e) = self.state.index_call(&ccid, &intent.id, LADDER_TTL).await {
+                    warn!(error = %e, "cannot index call");
+                }
+                let call = Call {
+                    call_control_id: ccid.clone(),
+                    attempt: step,
+                    approver,
+                    answered: false,
+                    amd: Amd::Pending,
+                    mode: Mode::Ringing,
+                    misses: 0,
+                    pin_failures: 0,
+                };
+                let stored = self
+                    .update(&intent.id, |l| {
+                        l.delivered += 1;
+                        l.calls.push(call.clone());
+                        l.stage
+                    })
+                    .await;
+                // Decided while we dialled: the stop pass may have missed this call.
+                if !matches!(stored, Ok(Some((_, Stage::Calling)))) || self.pending(&intent.id).await.is_none() {
+                    self.command(&ccid, step, "hangup", json!({}), &format!("dial-{step}-stop")).await;
+                    return Next::Nothing;
+                }
+                self.watch_ring(intent.id.clone(), ccid);
+                Next::Nothing
+            }
+            Err(e) => {
+                metrics::inc("sentinel_escalation_steps_total", &[("step", "call"), ("outcome", "failed")]);
+                self.progress(&intent.id, &format!("could not call {who}: {e}")).await;
+                let sms = self.sms_enabled;
+                match self
+                    .update(&intent.id, |l| {
+                        l.failures += 1;
+                        ladder::advance(l, step, sms)
+                    })
+                    .await
+                {
+                    Ok(Some((_, next))) => next,
+                    _ => Next::Nothing,
+                }
+            }
+        }
+    }
+
+    /// If Telnyx never reports the end of ringing, stop waiting after the ring timeout.
+    fn watch_ring(&self, intent: IntentId, ccid: String) {
+        let Some(me) = self.self_arc() else { return };
+        let wait = self.ring_timeout + RING_GRACE;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = me.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            me.on_call_event(&intent, &ccid, &CallEvent::RingTimeout, &format!("ring-{ccid}")).await;
+        });
+    }
+
+    async fn send_sms(&self, intent: &Intent) -> Next {
+        let Ok(Some(ladder)) = self.state.load(&intent.id).await else {
+            return Next::Nothing;
+        };
+        let mut code = None;
+        for _ in 0..5 {
+            let candidate = sms::new_code();
+            match self.state.index_code(&candidate, &intent.id, LADDER_TTL).await {
+                Ok(true) => {
+                    code = Some(candidate);
+                    break;
+                }
+                Ok(false) => continue,
+                Err(e) => {
+                    warn!(error = %e, "cannot store SMS code");
+                    break;
+                }
+            }
+        }
+        let Some(code) = code else {
+            self.progress(&intent.id, "SMS step failed: no one-time code could be stored").await;
+            let _ = self.update(&intent.id, |l| l.failures += 1).await;
+            return Next::Exhausted;
+        };
+        let _ = self.update(&intent.id, |l| l.sms_code = Some(code.clone())).await;
+        let text = sms::message(intent, &code, ladder.pin_required);
+        let (mut sent, mut failed) = (0, 0);
+        for (i, approver) in ladder.approvers.iter().enumerate() {
+            match self
+                .client
+                .send_sms(&self.from, &approver.phone, &text, self.webhook_url.as_deref())
+                .await
+            {
+                Ok(_) => sent += 1,
+                Err(e) => {
+                    failed += 1;
+                    self.progress(&intent.id, &format!("SMS to approver {} ({}) failed: {e}", i + 1, approver.name))
+                        .await;
+                }
+            }
+        }
+        metrics::inc("sentinel_escalation_steps_total", &[("step", "sms"), ("outcome", if sent > 0 { "sent" } else { "failed" })]);
+        if sent > 0 {
+            self.progress(
+                &intent.id,
+                &format!("SMS with a one-time code sent to {sent} approver{}", if sent == 1 { "" } else { "s" }),
+            )
+            .await;
+        }
+        let _ = self
+            .update(&intent.id, |l| {
+                l.delivered += usize::from(sent > 0);
+                l.failures += usize::from(sent == 0 && failed > 0);
+            })
+            .await;
+        Next::Exhausted
+    }
+
+    /// Nothing left to try: wait for the operator, an SMS reply or the deadline; or, when no
+    /// Telnyx step ever went out, decline with `escalation_failed`.
+    async fn exhausted(&self, intent: &Intent) {
+        let Ok(Some(ladder)) = self.state.load(&intent.id).await else { return };
+        if !ladder::every_channel_failed(&ladder) {
+            let tail = if ladder.sms_code.is_some() { "an SMS reply, " } else { "" };
+            self.progress(&intent.id, &format!("every approver was tried; waiting for {tail}the operator or the deadline")).await;
+            return;
+        }
+        metrics::inc("sentinel_escalation_steps_total", &[("step", "escalation"), ("outcome", "failed")]);
+        let result = self
+            .gateway
+            .decide_pending(
+                intent.clone(),
+                IntentState::Declined,
+                DecidedBy::new(DeciderKind::System, "", "telnyx"),
+                Reason::system("escalation_failed", "every escalation channel failed; declined so nothing runs unapproved"),
+                "escalation failed".into(),
+            )
+            .await;
+        if let Err(e) = result {
+            info!(intent_id = %intent.id, error = %e, "escalation_failed not recorded (decided meanwhile?)");
+        }
+    }
+
+    /// The intent was decided (anywhere): hang up live calls, retire the SMS code.
+    async fn end(&self, intent: &Intent) {
+        let result = self
+            .update(&intent.id, |l| {
+                l.stage = Stage::Done;
+                let mut live = Vec::new();
+                for call in &mut l.calls {
+                    // Closing calls were decided on (or are saying goodbye): let them finish.
+                    if !matches!(call.mode, Mode::Ended | Mode::Closing) {
+                        call.mode = Mode::Closing;
+                        live.push(call.clone());
+                    }
+                }
+                (live, l.sms_code.take())
+            })
+            .await;
+        let Ok(Some((_, (live, code)))) = result else { return };
+        if let Some(code) = code {
+            let _ = self.state.drop_code(&code).await;
+        }
+        let how = intent
+            .decided_by
+            .as_ref()
+            .map(|b| format!(" via {}", b.channel))
+            .unwrap_or_default();
+        for call in live {
+            self.progress(
+                &intent.id,
+                &format!(
+                    "hanging up the call to approver {} ({}): intent {}{how}",
+                    call.attempt + 1,
+                    call.approver.name,
+                    intent.state.as_str().to_lowercase()
+                ),
+            )
+            .await;
+            self.command(&call.call_control_id, call.attempt, "hangup", json!({}), "stop").await;
+        }
+    }
+
+    // ------------------------------------------------------------------ webhooks
+
+    /// Processes one verified, first-seen event. Unknown calls and numbers are ignored.
+    pub async fn handle(self: Arc<Self>, data: EventData) {
+        let parent = data.client_state().and_then(|s| s.traceparent);
+        let span = tracing::info_span!("telnyx.webhook", event_type = %data.event_type, event_id = %data.id);
+        if let Some(tp) = parent {
+            adopt(&span, &tp);
+        }
+        async {
+            if data.event_type == "message.received" {
+                self.on_sms(&data).await;
+                return;
+            }
+            let Some(ccid) = data.call_control_id() else { return };
+            let Some(intent) = self.call_intent(ccid, &data).await else {
+                metrics::inc("sentinel_webhooks_total", &[("outcome", "unknown_call")]);
+                return;
+            };
+            let event = CallEvent::parse(&data);
+            if event != CallEvent::Other {
+                self.on_call_event(&intent, ccid, &event, &data.id).await;
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Which intent a call belongs to. A webhook can overtake the dial's response, so a call
+    /// the ladder is about to record is waited for briefly.
+    async fn call_intent(&self, ccid: &str, data: &EventData) -> Option<IntentId> {
+        for _ in 0..UNKNOWN_CALL_TRIES {
+            if let Ok(Some(id)) = self.state.call_intent(ccid).await {
+                return Some(id);
+            }
+            let cs = data.client_state()?;
+            let id = IntentId::parse(&cs.intent_id)?;
+            let ladder = self.state.load(&id).await.ok()??;
+            let expected = ladder.stage == Stage::Calling
+                && ladder.step == cs.attempt
+                && !ladder.calls.iter().any(|c| c.attempt == cs.attempt);
+            if !expected {
+                return None;
+            }
+            tokio::time::sleep(UNKNOWN_CALL_WAIT).await;
+        }
+        None
+    }
+
+    async fn on_call_event(&self, intent: &IntentId, ccid: &str, event: &CallEvent, event_id: &str) {
+        let roster = &self.roster;
+        let result = self.update(intent, |l| voice::on_event(l, roster, ccid, event)).await;
+        let (ladder, effects) = match result {
+            Ok(Some(done)) => done,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(intent_id = %intent, error = %e, "cannot update call state");
+                return;
+            }
+        };
+        let attempt = ladder
+            .calls
+            .iter()
+            .find(|c| c.call_control_id == ccid)
+            .map(|c| c.attempt)
+            .unwrap_or(0);
+        for (i, effect) in effects.into_iter().enumerate() {
+            self.apply(intent, attempt, effect, &format!("{event_id}-{i}")).await;
+        }
+    }
+
+    async fn apply(&self, id: &IntentId, attempt: usize, effect: Effect, command_id: &str) {
+        match effect {
+            Effect::Progress(line) => self.progress(id, &line).await,
+            Effect::Menu { ccid, lead, summary } => {
+                let mut text = lead;
+                if summary {
+                    match self.store().get(id).await {
+                        Ok(Some(intent)) => push_sentence(&mut text, &voice::summary(&intent)),
+                        _ => push_sentence(&mut text, "Sentinel needs your decision on a pending intent."),
+                    }
+                }
+                push_sentence(&mut text, voice::MENU);
+                self.menu(&ccid, attempt, &text, command_id).await;
+            }
+            Effect::AskQuestion { ccid } => {
+                let body = json!({
+                    "greeting": "What would you like to know? Ask your question now.",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {
+                            "question": {"type": "string", "description": "The caller's question or request, word for word."}
+                        },
+                        "required": ["question"]
+                    },
+                    "voice": self.voice,
+                    "user_response_timeout_ms": 10000,
+                });
+                self.command(&ccid, attempt, "gather_using_ai", body, command_id).await;
+            }
+            Effect::Answer { ccid, question } => {
+                let answer = match self.store().get(id).await {
+                    Ok(Some(intent)) => {
+                        match tokio::time::timeout(ANSWER_TIMEOUT, self.scorer.answer_question(&intent, &question)).await {
+                            Ok(Ok(answer)) => answer,
+                            Ok(Err(e)) => {
+                                warn!(error = %e, "answer_question failed");
+                                "I could not get an answer right now.".to_string()
+                            }
+                            Err(_) => "I could not get an answer in time.".to_string(),
+                        }
+                    }
+                    _ => "I could not read this intent right now.".to_string(),
+                };
+                // Only if the approver is still waiting for this answer.
+                let still = self
+                    .update(id, |l| match l.call_mut(&ccid) {
+                        Some(c) if c.mode == Mode::Question => {
+                            c.mode = Mode::Menu;
+                            true
+                        }
+                        _ => false,
+                    })
+                    .await;
+                if matches!(still, Ok(Some((_, true)))) {
+                    self.progress(id, &format!("answer spoken: {}", voice::clip(&answer, 300))).await;
+                    let mut text = voice::clip(&answer, 2000);
+                    push_sentence(&mut text, voice::MENU);
+                    self.menu(&ccid, attempt, &text, command_id).await;
+                }
+            }
+            Effect::AskPin { ccid, lead } => {
+                let mut text = lead;
+                push_sentence(&mut text, "Enter your PIN, then press pound.");
+                let body = json!({
+                    "payload": text,
+                    "voice": self.voice,
+                    "valid_digits": "0123456789#",
+                    "minimum_digits": 1,
+                    "maximum_digits": 12,
+                    "terminating_digit": "#",
+                    "timeout_millis": 10000,
+                    "maximum_tries": 2,
+                });
+                self.command(&ccid, attempt, "gather_using_speak", body, command_id).await;
+            }
+            Effect::Decide { ccid, approve, approver } => {
+                let goodbye = self.decide(id, approve, &approver.name, "voice").await;
+                self.speak(&ccid, attempt, &goodbye, command_id).await;
+            }
+            Effect::Goodbye { ccid, text } => self.speak(&ccid, attempt, &text, command_id).await,
+            Effect::Hangup { ccid } => {
+                self.command(&ccid, attempt, "hangup", json!({}), command_id).await;
+            }
+            Effect::Advance { from } => {
+                let sms = self.sms_enabled;
+                if let Ok(Some((_, next))) = self.update(id, |l| ladder::advance(l, from, sms)).await {
+                    self.run(id, next).await;
+                }
+            }
+        }
+    }
+
+    /// Records a human decision; returns what to tell the approver.
+    async fn decide(&self, id: &IntentId, approve: bool, approver: &str, channel: &str) -> String {
+        let current = match self.store().get(id).await {
+            Ok(Some(intent)) => intent,
+            _ => return "Sentinel could not read this intent. Nothing was changed. Please use the operator console.".into(),
+        };
+        let (to, code, word) = if approve {
+            (IntentState::Approved, "human_approved", "approved")
+        } else {
+            (IntentState::Declined, "human_declined", "declined")
+        };
+        let result = self
+            .gateway
+            .decide_pending(
+                current,
+                to,
+                DecidedBy::new(DeciderKind::Human, approver, channel),
+                Reason::new(ReasonSource::Human, code, format!("{word} by {approver} via {channel}")),
+                format!("{word} by {approver} via {channel}"),
+            )
+            .await;
+        match result {
+            Ok(_) => {
+                metrics::inc("sentinel_escalation_decisions_total", &[("channel", channel), ("decision", word)]);
+                let _ = self.update(id, |l| l.stage = Stage::Done).await;
+                format!("The intent is {word}. Thank you. Goodbye.")
+            }
+            Err(GatewayError::FailedPrecondition(why)) => {
+                let _ = self
+                    .store()
+                    .audit(AuditRecord {
+                        at: now_millis(),
+                        intent_id: Some(id.clone()),
+                        event: "rejected".into(),
+                        actor: approver.to_string(),
+                        channel: channel.to_string(),
+                        state: Some(to),
+                        version: None,
+                        detail: format!("too late: {why}"),
+                    })
+                    .await;
+                self.progress(id, &format!("{approver}'s {word} via {channel} came too late: {why}")).await;
+                "This intent was already decided. Your answer changed nothing. Goodbye.".into()
+            }
+            Err(e) => {
+                warn!(intent_id = %id, error = %e, "cannot record a human decision");
+                self.progress(id, &format!("{approver}'s decision via {channel} could not be recorded: {e}")).await;
+                "Sentinel could not record your decision. Nothing was approved. Please use the operator console.".into()
+            }
+        }
+    }
+
+    async fn on_sms(&self, data: &EventData) {
+        let from = data
+            .payload
+            .pointer("/from/phone_number")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let text = data.str("text").unwrap_or_default();
+        let Some(approver) = self.roster.by_phone(from) else {
+            metrics::inc("sentinel_webhooks_total", &[("outcome", "unknown_number")]);
+            return; // not a roster number: ignored
+        };
+        let name = approver.name.clone();
+        let reject = |intent: Option<IntentId>, detail: String| AuditRecord {
+            at: now_millis(),
+            intent_id: intent,
+            event: "rejected".into(),
+            actor: name.clone(),
+            channel: "sms".into(),
+            state: None,
+            version: None,
+            detail,
+        };
+        let Some(reply) = sms::parse_reply(text) else {
+            let _ = self.store().audit(reject(None, "SMS reply is not APPROVE <code> or DECLINE <code>".into())).await;
+            return;
+        };
+        let intent = match self.state.code_intent(&reply.code).await {
+            Ok(Some(id)) => id,
+            _ => {
+                let _ = self.store().audit(reject(None, "SMS reply with an unknown or retired code".into())).await;
+                return;
+            }
+        };
+        let Ok(Some(ladder)) = self.state.load(&intent).await else { return };
+        if !ladder.approvers.iter().any(|a| a.phone == from) {
+            let _ = self
+                .store()
+                .audit(reject(Some(intent.clone()), "SMS reply from an approver this intent was not routed to".into()))
+                .await;
+            return;
+        }
+        if reply.approve && ladder.pin_required && !reply.pin.as_deref().is_some_and(|p| self.roster.check_pin(&name, p)) {
+            let _ = self
+                .store()
+                .audit(reject(Some(intent.clone()), "SMS approval without a valid PIN".into()))
+                .await;
+            self.progress(&intent, &format!("{name}'s SMS approval was refused: PIN missing or wrong")).await;
+            let _ = self
+                .client
+                .send_sms(&self.from, from, "Sentinel: this intent needs APPROVE <code> <PIN>. Nothing was approved.", None)
+                .await;
+            return;
+        }
+        self.progress(&intent, &format!("{name} replied {} by SMS", if reply.approve { "APPROVE" } else { "DECLINE" }))
+            .await;
+        let outcome = self.decide(&intent, reply.approve, &name, "sms").await;
+        if let Err(e) = self
+            .client
+            .send_sms(&self.from, from, &format!("Sentinel: {outcome}"), None)
+            .await
+        {
+            warn!(error = %e, "cannot confirm SMS decision");
+        }
+    }
+
+    // ------------------------------------------------------------------ commands
+
+    async fn menu(&self, ccid: &str, attempt: usize, text: &str, command_id: &str) {
+        let body = json!({
+            "payload": voice::clip(text, 2900),
+            "voice": self.voice,
+            "valid_digits": "1239",
+            "minimum_digits": 1,
+            "maximum_digits": 1,
+            "timeout_millis": 10000,
+            "maximum_tries": 2,
+            "invalid_payload": "That key is not on the menu.",
+        });
+        self.command(ccid, attempt, "gather_using_speak", body, command_id).await;
+    }
+
+    async fn speak(&self, ccid: &str, attempt: usize, text: &str, command_id: &str) {
+        let body = json!({ "payload": voice::clip(text, 2900), "voice": self.voice });
+        self.command(ccid, attempt, "speak", body, command_id).await;
+    }
+
+    /// Sends a call command with our `client_state` and a `command_id`. A failure other than
+    /// "call already ended" hangs the call up, so the ladder moves on instead of leaving the
+    /// approver in silence.
+    async fn command(&self, ccid: &str, attempt: usize, action: &str, mut body: Value, command_id: &str) {
+        let Some(intent) = self.state.call_intent(ccid).await.ok().flatten() else {
+            return;
+        };
+        body["client_state"] = json!(ClientState {
+            intent_id: intent.to_string(),
+            attempt,
+            traceparent: traceparent(),
+        }
+        .encode());
+        body["command_id"] = json!(format!("{action}-{command_id}"));
+        if let Err(e) = self.client.command(ccid, action, &body).await {
+            warn!(intent_id = %intent, action, error = %e, "telnyx command failed");
+            self.progress(&intent, &format!("telnyx {action} failed: {e}")).await;
+            if action != "hangup" {
+                let _ = self
+                    .client
+                    .command(ccid, "hangup", &json!({ "command_id": format!("hangup-after-{command_id}") }))
+                    .await;
+            }
+        }
+    }
+
+    /// The channel keeps a weak handle to itself for the tasks it spawns.
+    fn self_arc(&self) -> Option<Arc<Telnyx>> {
+        self.me.upgrade()
+    }
+}
+
+fn push_sentence(text: &mut String, sentence: &str) {
+    if !text.is_empty() {
+        text.push(' ');
+    }
+    text.push_str(sentence);
+}
+
+/// The W3C `traceparent` of the current span, for `client_state`.
+fn traceparent() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let mut carrier = HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the trace that placed the call.
+fn adopt(span: &tracing::Span, traceparent: &str) {
+    let carrier = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+    let _ = span.set_parent(parent);
+}
+
+/// [`Telnyx`] as an escalation channel.
+pub struct TelnyxChannel(pub Arc<Telnyx>);
+
+#[async_trait]
+impl Channel for TelnyxChannel {
+    fn name(&self) -> &str {
+        "telnyx"
+    }
+
+    async fn start(&self, intent: &Intent) {
+        let me = self.0.clone();
+        let intent = intent.clone();
+        let span = tracing::info_span!("escalation", intent_id = %intent.id, module = %intent.module, risk_score = intent.risk_score.get());
+        tokio::spawn(me.begin(intent).instrument(span));
+    }
+
+    async fn stop(&self, intent: &Intent) {
+        let me = self.0.clone();
+        let intent = intent.clone();
+        tokio::spawn(async move { me.end(&intent).await });
+    }
+}

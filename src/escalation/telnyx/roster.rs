@@ -1,0 +1,136 @@
+//! The approver roster: who may decide which intents, in what order, and how to check a PIN.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::ApproverConfig;
+use crate::domain::Intent;
+
+/// One approver as the ladder carries it (no PIN material: that stays in the roster).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approver {
+    pub name: String,
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Roster {
+    approvers: Vec<ApproverConfig>,
+}
+
+impl Roster {
+    /// `approvers` is already validated and sorted by `order` (see `config`).
+    pub fn new(approvers: Vec<ApproverConfig>) -> Self {
+        Roster { approvers }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.approvers.is_empty()
+    }
+
+    /// The approvers for `intent`, in calling order: those whose modules include the intent's
+    /// (or who take every module) and whose minimum risk the intent reaches.
+    pub fn for_intent(&self, intent: &Intent) -> Vec<Approver> {
+        self.approvers
+            .iter()
+            .filter(|a| a.modules.is_empty() || a.modules.iter().any(|m| m.eq_ignore_ascii_case(&intent.module)))
+            .filter(|a| intent.risk_score.get() >= a.min_risk)
+            .map(|a| Approver {
+                name: a.name.clone(),
+                phone: a.phone.clone(),
+            })
+            .collect()
+    }
+
+    pub fn by_phone(&self, phone: &str) -> Option<&ApproverConfig> {
+        self.approvers.iter().find(|a| a.phone == phone)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&ApproverConfig> {
+        self.approvers.iter().find(|a| a.name == name)
+    }
+
+    /// Whether `name` has a PIN configured.
+    pub fn has_pin(&self, name: &str) -> bool {
+        self.by_name(name).is_some_and(|a| a.pin_sha256.is_some())
+    }
+
+    /// Checks `pin` against `name`'s PIN hash. No PIN configured is a failure (fail closed).
+    pub fn check_pin(&self, name: &str, pin: &str) -> bool {
+        let Some(expected) = self.by_name(name).and_then(|a| a.pin_sha256.as_deref()) else {
+            return false;
+        };
+        let actual = hex::encode(Sha256::digest(pin.as_bytes()));
+        // Compare every byte so the time taken says nothing about where they differ.
+        actual.len() == expected.len()
+            && actual
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{IntentId, IntentState, RiskScore};
+
+    fn approver(name: &str, modules: &[&str], min_risk: u8, pin: Option<&str>) -> ApproverConfig {
+        ApproverConfig {
+            name: name.into(),
+            phone: format!("+1415555{:04}", name.len()),
+            pin_sha256: pin.map(|p| hex::encode(Sha256::digest(p.as_bytes()))),
+            modules: modules.iter().map(|m| m.to_string()).collect(),
+            min_risk,
+            order: 0,
+        }
+    }
+
+    fn intent(module: &str, score: u8) -> Intent {
+        Intent {
+            id: IntentId::generate(),
+            agent_id: "a".into(),
+            action: "X".into(),
+            module: module.into(),
+            payload: serde_json::json!({}),
+            reasoning: String::new(),
+            labels: Default::default(),
+            idempotency_key: None,
+            body_hash: String::new(),
+            state: IntentState::PendingApproval,
+            risk_score: RiskScore::new(score).unwrap(),
+            reasons: vec![],
+            analysis: String::new(),
+            decided_by: None,
+            decision_reason: String::new(),
+            policy_version: String::new(),
+            version: 1,
+            created_at: 0,
+            decided_at: None,
+            expires_at: None,
+            scorer: None,
+        }
+    }
+
+    #[test]
+    fn routes_by_module_and_risk() {
+        let roster = Roster::new(vec![
+            approver("fin", &["VaultKeeper"], 0, None),
+            approver("senior", &[], 80, None),
+            approver("anyone", &[], 0, None),
+        ]);
+        let names = |i: &Intent| roster.for_intent(i).into_iter().map(|a| a.name).collect::<Vec<_>>();
+        assert_eq!(names(&intent("VaultKeeper", 90)), ["fin", "senior", "anyone"]);
+        assert_eq!(names(&intent("OpsGuard", 70)), ["anyone"]);
+    }
+
+    #[test]
+    fn pins_are_checked_against_the_hash() {
+        let roster = Roster::new(vec![approver("a", &[], 0, Some("4321")), approver("bb", &[], 0, None)]);
+        assert!(roster.check_pin("a", "4321"));
+        assert!(!roster.check_pin("a", "1234"));
+        assert!(!roster.check_pin("a", ""));
+        assert!(!roster.check_pin("bb", ""), "no PIN configured never passes");
+    }
+}

@@ -1,0 +1,290 @@
+//! Escalation state that must be shared by every replica: the ladder of each pending intent
+//! (its calls and SMS code), the call and code indexes, and the webhook dedupe set.
+//!
+//! One record per intent, replaced with a compare-and-set on its `version`, so two replicas
+//! handling webhooks of the same call cannot both act on the same step. The in-memory
+//! implementation is the embedded default; a Redis one needs (see docs/telnyx.md):
+//! `first_delivery` = `SET sentinel:{wh}:<id> <body> NX EX <ttl>`; `claim` = `SET NX EX`;
+//! `save` = a Lua CAS on the JSON's version under `sentinel:{<intent>}:ladder`; the indexes
+//! = plain keys with the ladder's TTL.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::roster::Approver;
+use crate::domain::IntentId;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("escalation state unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where a call is in the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Dialled; not answered, or answered and waiting for machine detection.
+    Ringing,
+    /// The menu is being played / a key is awaited.
+    Menu,
+    /// Listening for the approver's question, or answering it.
+    Question,
+    /// Waiting for the PIN that makes an approval count.
+    Pin,
+    /// Saying goodbye; hang up when the speech ends. Nothing said now decides.
+    Closing,
+    /// Hung up.
+    Ended,
+}
+
+/// Answering-machine detection's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Amd {
+    Pending,
+    Human,
+    Machine,
+}
+
+/// One phone call of the ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    pub call_control_id: String,
+    /// The ladder step that placed it (the approver's position).
+    pub attempt: usize,
+    pub approver: Approver,
+    pub answered: bool,
+    pub amd: Amd,
+    pub mode: Mode,
+    /// Menus that ended without a key.
+    pub misses: u8,
+    pub pin_failures: u8,
+}
+
+/// What the ladder is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Calling `approvers[step]`.
+    Calling,
+    /// Calls are over; waiting for an SMS reply, the operator or the deadline.
+    Waiting,
+    /// Decided (here or elsewhere): nothing more to do.
+    Done,
+}
+
+/// The escalation of one pending intent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ladder {
+    pub intent_id: IntentId,
+    pub version: u64,
+    pub approvers: Vec<Approver>,
+    /// The intent is at or above the PIN tier.
+    pub pin_required: bool,
+    pub step: usize,
+    pub stage: Stage,
+    pub calls: Vec<Call>,
+    pub sms_code: Option<String>,
+    /// Channel steps that failed at Telnyx (dial errors, SMS send errors).
+    pub failures: usize,
+    /// Channel steps that reached Telnyx and went out (calls placed, SMS sent).
+    pub delivered: usize,
+}
+
+impl Ladder {
+    pub fn call_mut(&mut self, call_control_id: &str) -> Option<&mut Call> {
+        self.calls.iter_mut().find(|c| c.call_control_id == call_control_id)
+    }
+}
+
+#[async_trait]
+pub trait TelnyxState: Send + Sync + 'static {
+    /// Records a verified webhook delivery; `false` when `event_id` was seen within `ttl`.
+    async fn first_delivery(&self, event_id: &str, body: &[u8], ttl: Duration) -> Result<bool, StateError>;
+
+    /// Makes this replica the one that escalates `intent`; `false` when another already does.
+    async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError>;
+
+    async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError>;
+
+    /// Stores `ladder` if the stored one is at `ladder.version - 1` (or absent when
+    /// `ladder.version == 1`); `false` when it lost a race.
+    async fn save(&self, ladder: &Ladder, ttl: Duration) -> Result<bool, StateError>;
+
+    async fn index_call(&self, call_control_id: &str, intent: &IntentId, ttl: Duration) -> Result<(), StateError>;
+    async fn call_intent(&self, call_control_id: &str) -> Result<Option<IntentId>, StateError>;
+
+    /// Reserves an SMS code for `intent`; `false` when the code is taken.
+    async fn index_code(&self, code: &str, intent: &IntentId, ttl: Duration) -> Result<bool, StateError>;
+    async fn code_intent(&self, code: &str) -> Result<Option<IntentId>, StateError>;
+    async fn drop_code(&self, code: &str) -> Result<(), StateError>;
+}
+
+/// The embedded implementation: one process, entries expire by TTL.
+#[derive(Default)]
+pub struct MemoryState {
+    inner: Mutex<Maps>,
+}
+
+#[derive(Default)]
+struct Maps {
+    deliveries: HashMap<String, Instant>,
+    claims: HashMap<IntentId, Instant>,
+    ladders: HashMap<IntentId, (Ladder, Instant)>,
+    calls: HashMap<String, (IntentId, Instant)>,
+    codes: HashMap<String, (IntentId, Instant)>,
+    writes: u64,
+}
+
+impl Maps {
+    /// Drops expired entries every so often so the maps stay bounded by what is live.
+    fn sweep(&mut self) {
+        self.writes += 1;
+        if !self.writes.is_multiple_of(256) {
+            return;
+        }
+        let now = Instant::now();
+        self.deliveries.retain(|_, t| *t > now);
+        self.claims.retain(|_, t| *t > now);
+        self.ladders.retain(|_, (_, t)| *t > now);
+        self.calls.retain(|_, (_, t)| *t > now);
+        self.codes.retain(|_, (_, t)| *t > now);
+    }
+}
+
+impl MemoryState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn live<T: Clone>(entry: Option<&(T, Instant)>) -> Option<T> {
+    entry.filter(|(_, t)| *t > Instant::now()).map(|(v, _)| v.clone())
+}
+
+#[async_trait]
+impl TelnyxState for MemoryState {
+    async fn first_delivery(&self, event_id: &str, _body: &[u8], ttl: Duration) -> Result<bool, StateError> {
+        let mut m = self.maps();
+        m.sweep();
+        let now = Instant::now();
+        match m.deliveries.get(event_id) {
+            Some(t) if *t > now => Ok(false),
+            _ => {
+                m.deliveries.insert(event_id.to_string(), now + ttl);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError> {
+        let mut m = self.maps();
+        m.sweep();
+        let now = Instant::now();
+        match m.claims.get(intent) {
+            Some(t) if *t > now => Ok(false),
+            _ => {
+                m.claims.insert(intent.clone(), now + ttl);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError> {
+        Ok(live(self.maps().ladders.get(intent)))
+    }
+
+    async fn save(&self, ladder: &Ladder, ttl: Duration) -> Result<bool, StateError> {
+        let mut m = self.maps();
+        m.sweep();
+        let current = live(m.ladders.get(&ladder.intent_id)).map(|l| l.version);
+        let expected = ladder.version.checked_sub(1).filter(|v| *v > 0);
+        if current != expected {
+            return Ok(false);
+        }
+        m.ladders
+            .insert(ladder.intent_id.clone(), (ladder.clone(), Instant::now() + ttl));
+        Ok(true)
+    }
+
+    async fn index_call(&self, call_control_id: &str, intent: &IntentId, ttl: Duration) -> Result<(), StateError> {
+        let mut m = self.maps();
+        m.calls
+            .insert(call_control_id.to_string(), (intent.clone(), Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn call_intent(&self, call_control_id: &str) -> Result<Option<IntentId>, StateError> {
+        Ok(live(self.maps().calls.get(call_control_id)))
+    }
+
+    async fn index_code(&self, code: &str, intent: &IntentId, ttl: Duration) -> Result<bool, StateError> {
+        let mut m = self.maps();
+        if live(m.codes.get(code)).is_some() {
+            return Ok(false);
+        }
+        m.codes
+            .insert(code.to_string(), (intent.clone(), Instant::now() + ttl));
+        Ok(true)
+    }
+
+    async fn code_intent(&self, code: &str) -> Result<Option<IntentId>, StateError> {
+        Ok(live(self.maps().codes.get(code)))
+    }
+
+    async fn drop_code(&self, code: &str) -> Result<(), StateError> {
+        self.maps().codes.remove(code);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ladder(version: u64) -> Ladder {
+        Ladder {
+            intent_id: IntentId::parse("0190f2d2-0000-7000-8000-000000000001").unwrap(),
+            version,
+            approvers: vec![],
+            pin_required: false,
+            step: 0,
+            stage: Stage::Calling,
+            calls: vec![],
+            sms_code: None,
+            failures: 0,
+            delivered: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn saves_are_compare_and_set() {
+        let s = MemoryState::new();
+        let ttl = Duration::from_secs(60);
+        assert!(!s.save(&ladder(2), ttl).await.unwrap(), "nothing to follow yet");
+        assert!(s.save(&ladder(1), ttl).await.unwrap());
+        assert!(!s.save(&ladder(1), ttl).await.unwrap(), "create twice loses");
+        assert!(s.save(&ladder(2), ttl).await.unwrap());
+        assert!(!s.save(&ladder(2), ttl).await.unwrap(), "same version twice loses");
+    }
+
+    #[tokio::test]
+    async fn deliveries_and_claims_are_first_wins() {
+        let s = MemoryState::new();
+        let ttl = Duration::from_secs(60);
+        assert!(s.first_delivery("e1", b"{}", ttl).await.unwrap());
+        assert!(!s.first_delivery("e1", b"{}", ttl).await.unwrap());
+        let id = IntentId::generate();
+        assert!(s.claim(&id, ttl).await.unwrap());
+        assert!(!s.claim(&id, ttl).await.unwrap());
+    }
+}

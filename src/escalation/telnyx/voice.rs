@@ -1,0 +1,548 @@
+//! The approver's phone call as a state machine over Telnyx webhooks.
+//!
+//! [`on_event`] is pure: given the ladder and one call event it changes the call's state and
+//! returns the [`Effect`]s to carry out (commands, the decision, progress lines). The caller
+//! persists the new state with a compare-and-set first and only then acts, so a duplicate or
+//! racing delivery cannot act twice.
+//!
+//! Invariants: only a key press approves or declines (speech goes through the menu again);
+//! a machine (answering-machine detection) never reaches the menu; at or above the PIN tier
+//! "1" approves only after the approver's PIN.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::roster::{Approver, Roster};
+use super::state::{Amd, Ladder, Mode, Stage};
+use crate::domain::Intent;
+
+/// Menus without a key before the call gives up.
+const MAX_MISSES: u8 = 2;
+const MAX_PIN_FAILURES: u8 = 3;
+pub const MENU: &str = "Press 1 to approve, 2 to ask a question, 3 to decline, or 9 to repeat.";
+
+/// A webhook as Telnyx posts it. Most fields are optional in real payloads, so the payload
+/// stays a JSON value read through accessors.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Envelope {
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventData {
+    pub id: String,
+    pub event_type: String,
+    #[serde(default)]
+    pub payload: Value,
+}
+
+impl EventData {
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.payload.get(key).and_then(Value::as_str)
+    }
+
+    pub fn call_control_id(&self) -> Option<&str> {
+        self.str("call_control_id").filter(|s| !s.is_empty())
+    }
+
+    pub fn client_state(&self) -> Option<ClientState> {
+        ClientState::decode(self.str("client_state")?)
+    }
+}
+
+/// What Sentinel puts in `client_state`: the intent, the ladder step, the trace context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientState {
+    #[serde(rename = "i")]
+    pub intent_id: String,
+    #[serde(rename = "a")]
+    pub attempt: usize,
+    /// W3C `traceparent` of the escalation span.
+    #[serde(rename = "tp", default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl ClientState {
+    /// Standard Base64 of compact JSON: no line breaks (Telnyx truncates at one).
+    pub fn encode(&self) -> String {
+        STANDARD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// `None` for `null`, `""`, or anything that is not ours.
+    pub fn decode(text: &str) -> Option<ClientState> {
+        let bytes = STANDARD.decode(text.trim()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// The call events the state machine reacts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    Answered,
+    Detection(Amd),
+    Gather { digits: String, status: String },
+    /// The approver's words (from `gather_using_ai` or a final transcript).
+    Speech { text: String },
+    /// `gather_using_ai` ended without a usable question.
+    SpeechMissing,
+    SpeakEnded,
+    Hangup { cause: String },
+    /// Sentinel's own watchdog: the ring timeout (plus grace) passed since the dial.
+    RingTimeout,
+    Other,
+}
+
+impl CallEvent {
+    pub fn parse(data: &EventData) -> CallEvent {
+        match data.event_type.as_str() {
+            "call.answered" => CallEvent::Answered,
+            "call.machine.detection.ended" | "call.machine.premium.detection.ended" => {
+                CallEvent::Detection(match data.str("result").unwrap_or_default() {
+                    "machine" | "fax_detected" | "silence" => Amd::Machine,
+                    // human, human_residence, human_business, not_sure: a person may be
+                    // there; only a key press can decide anyway.
+                    _ => Amd::Human,
+                })
+            }
+            "call.gather.ended" => CallEvent::Gather {
+                digits: data.str("digits").unwrap_or_default().to_string(),
+                status: data.str("status").unwrap_or_default().to_string(),
+            },
+            "call.ai_gather.ended" => {
+                let question = data
+                    .payload
+                    .pointer("/result/question")
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .unwrap_or_default();
+                if data.str("status") == Some("valid") && !question.is_empty() {
+                    CallEvent::Speech { text: question.to_string() }
+                } else {
+                    CallEvent::SpeechMissing
+                }
+            }
+            "call.transcription" => {
+                let t = data.payload.get("transcription_data");
+                let is_final = t.and_then(|t| t.get("is_final")).and_then(Value::as_bool).unwrap_or(false);
+                let text = t
+                    .and_then(|t| t.get("transcript"))
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .unwrap_or_default();
+                if is_final && !text.is_empty() {
+                    CallEvent::Speech { text: text.to_string() }
+                } else {
+                    CallEvent::Other
+                }
+            }
+            "call.speak.ended" => CallEvent::SpeakEnded,
+            "call.hangup" => CallEvent::Hangup {
+                cause: data.str("hangup_cause").unwrap_or("unspecified").to_string(),
+            },
+            _ => CallEvent::Other,
+        }
+    }
+}
+
+/// Something to do once the new state is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// `gather_using_speak`: `lead`, then the intent's summary (when `summary`), then the menu.
+    Menu { ccid: String, lead: String, summary: bool },
+    /// Capture the approver's question (`gather_using_ai`).
+    AskQuestion { ccid: String },
+    /// Ask the LLM, speak the answer, then the menu.
+    Answer { ccid: String, question: String },
+    AskPin { ccid: String, lead: String },
+    /// Record a human decision through the gateway, then say how it went.
+    Decide { ccid: String, approve: bool, approver: Approver },
+    /// `speak`, then hang up on `call.speak.ended`.
+    Goodbye { ccid: String, text: String },
+    Hangup { ccid: String },
+    /// Move the ladder past step `from` (guarded: only if it is still there).
+    Advance { from: usize },
+    Progress(String),
+}
+
+/// What a spoken utterance asks for, if it sounds like a decision.
+pub fn spoken_decision(text: &str) -> Option<bool> {
+    let t = text.to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| t.split(|c: char| !c.is_alphanumeric()).any(|x| x == *w));
+    let approve = has(&["approve", "approved", "approving", "accept", "authorize", "authorise"]);
+    let decline = has(&["decline", "declined", "deny", "denied", "reject", "rejected", "refuse"]);
+    match (approve, decline) {
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    }
+}
+
+/// Applies one event to the call `ccid` of `ladder`. Unknown calls and finished calls get
+/// no effects.
+pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEvent) -> Vec<Effect> {
+    let pin_required = ladder.pin_required;
+    let done = ladder.stage == Stage::Done;
+    let Some(call) = ladder.call_mut(ccid) else {
+        return Vec::new();
+    };
+    if call.mode == Mode::Ended {
+        return Vec::new();
+    }
+    let who = format!("approver {} ({})", call.attempt + 1, call.approver.name);
+    let c = || ccid.to_string();
+    let mut out = Vec::new();
+
+    // Any conversational event proves the call was answered, whatever order they arrive in.
+    if matches!(event, CallEvent::Gather { .. } | CallEvent::Speech { .. } | CallEvent::SpeakEnded) {
+        call.answered = true;
+    }
+
+    match event {
+        CallEvent::Answered => {
+            if !call.answered {
+                call.answered = true;
+                out.push(Effect::Progress(format!("{who} answered")));
+            }
+            if call.mode == Mode::Ringing && call.amd == Amd::Human {
+                call.mode = Mode::Menu;
+                out.push(Effect::Menu { ccid: c(), lead: String::new(), summary: true });
+            }
+        }
+        CallEvent::Detection(result) => {
+            if call.mode != Mode::Ringing || call.amd != Amd::Pending {
+                return out;
+            }
+            call.amd = *result;
+            match result {
+                Amd::Machine => {
+                    call.mode = Mode::Closing;
+                    out.push(Effect::Progress(format!("voicemail answered for {who}; trying the next step")));
+                    out.push(Effect::Hangup { ccid: c() });
+                    out.push(Effect::Advance { from: call.attempt });
+                }
+                _ if call.answered => {
+                    call.mode = Mode::Menu;
+                    out.push(Effect::Menu { ccid: c(), lead: String::new(), summary: true });
+                }
+                _ => {}
+            }
+        }
+        CallEvent::Gather { digits, status } => match call.mode {
+            Mode::Menu => {
+                if status != "valid" || digits.is_empty() {
+                    if matches!(status.as_str(), "call_hangup" | "cancelled" | "cancelled_amd") {
+                        return out;
+                    }
+                    call.misses += 1;
+                    if call.misses >= MAX_MISSES {
+                        call.mode = Mode::Closing;
+                        out.push(Effect::Progress(format!("{who} pressed no key; ending the call")));
+                        out.push(Effect::Goodbye { ccid: c(), text: "No key was pressed. Nothing was decided. Goodbye.".into() });
+                    } else {
+                        out.push(Effect::Menu { ccid: c(), lead: "I did not get a key.".into(), summary: false });
+                    }
+                    return out;
+                }
+                call.misses = 0;
+                match digits.chars().next() {
+                    Some('1') => {
+                        out.push(Effect::Progress(format!("{who} pressed 1 (approve)")));
+                        if !pin_required {
+                            call.mode = Mode::Closing;
+                            out.push(Effect::Decide { ccid: c(), approve: true, approver: call.approver.clone() });
+                        } else if roster.has_pin(&call.approver.name) {
+                            call.mode = Mode::Pin;
+                            out.push(Effect::AskPin { ccid: c(), lead: "This intent needs your PIN.".into() });
+                        } else {
+                            out.push(Effect::Progress(format!("{who} has no PIN configured; approval by phone refused")));
+                            out.push(Effect::Menu {
+                                ccid: c(),
+                                lead: "This intent needs a PIN to approve and you have none configured. You can decline, or approve from the operator console.".into(),
+                                summary: false,
+                            });
+                        }
+                    }
+                    Some('2') => {
+                        call.mode = Mode::Question;
+                        out.push(Effect::Progress(format!("{who} pressed 2 (question)")));
+                        out.push(Effect::AskQuestion { ccid: c() });
+                    }
+                    Some('3') => {
+                        call.mode = Mode::Closing;
+                        out.push(Effect::Progress(format!("{who} pressed 3 (decline)")));
+                        out.push(Effect::Decide { ccid: c(), approve: false, approver: call.approver.clone() });
+                    }
+                    Some('9') => {
+                        out.push(Effect::Progress(format!("{who} pressed 9 (repeat)")));
+                        out.push(Effect::Menu { ccid: c(), lead: String::new(), summary: true });
+                    }
+                    _ => out.push(Effect::Menu { ccid: c(), lead: "That key is not on the menu.".into(), summary: false }),
+                }
+            }
+            Mode::Pin => {
+                if status != "valid" || digits.is_empty() {
+                    if matches!(status.as_str(), "call_hangup" | "cancelled" | "cancelled_amd") {
+                        return out;
+                    }
+                    call.mode = Mode::Menu;
+                    out.push(Effect::Menu { ccid: c(), lead: "No PIN was entered; nothing was approved.".into(), summary: false });
+                } else if roster.check_pin(&call.approver.name, digits.trim_end_matches('#')) {
+                    call.mode = Mode::Closing;
+                    out.push(Effect::Progress(format!("{who} entered a valid PIN")));
+                    out.push(Effect::Decide { ccid: c(), approve: true, approver: call.approver.clone() });
+                } else {
+                    call.pin_failures += 1;
+                    out.push(Effect::Progress(format!("{who} entered a wrong PIN ({} of {MAX_PIN_FAILURES})", call.pin_failures)));
+                    if call.pin_failures >= MAX_PIN_FAILURES {
+                        call.mode = Mode::Closing;
+                        out.push(Effect::Goodbye { ccid: c(), text: "Too many wrong PINs. Nothing was approved. Goodbye.".into() });
+                    } else {
+                        out.push(Effect::AskPin { ccid: c(), lead: "That PIN is not correct.".into() });
+                    }
+                }
+            }
+            _ => {}
+        },
+        CallEvent::Speech { text } => {
+            if call.mode != Mode::Question {
+                return out;
+            }
+            match spoken_decision(text) {
+                // Words never decide: ask for the key that would.
+                Some(approve) => {
+                    call.mode = Mode::Menu;
+                    let (word, key) = if approve { ("approve", 1) } else { ("decline", 3) };
+                    out.push(Effect::Progress(format!("{who} said \"{word}\"; waiting for key {key} to confirm")));
+                    out.push(Effect::Menu {
+                        ccid: c(),
+                        lead: format!("I heard you say {word}. Spoken words do not decide. To {word}, press {key}."),
+                        summary: false,
+                    });
+                }
+                None => {
+                    out.push(Effect::Progress(format!("{who} asked: {}", clip(text, 300))));
+                    out.push(Effect::Answer { ccid: c(), question: text.clone() });
+                }
+            }
+        }
+        CallEvent::SpeechMissing => {
+            if call.mode == Mode::Question {
+                call.mode = Mode::Menu;
+                out.push(Effect::Menu { ccid: c(), lead: "I did not catch a question.".into(), summary: false });
+            }
+        }
+        CallEvent::SpeakEnded => {
+            if call.mode == Mode::Closing {
+                out.push(Effect::Hangup { ccid: c() });
+            }
+        }
+        CallEvent::Hangup { cause } => {
+            let was = call.mode;
+            call.mode = Mode::Ended;
+            if call.amd == Amd::Machine || done {
+                return out; // already reported, or nothing is left to move on to
+            }
+            let line = if !call.answered {
+                match cause.as_str() {
+                    "timeout" | "no_answer" | "originator_cancel" => format!("{who} did not answer"),
+                    "user_busy" => format!("{who} was busy"),
+                    "call_rejected" => format!("{who} rejected the call"),
+                    other => format!("call to {who} failed ({other})"),
+                }
+            } else if was == Mode::Closing {
+                format!("call with {who} ended")
+            } else {
+                format!("{who} hung up without deciding")
+            };
+            out.push(Effect::Progress(line));
+            out.push(Effect::Advance { from: call.attempt });
+        }
+        CallEvent::RingTimeout => {
+            if call.mode != Mode::Ringing {
+                return out;
+            }
+            if call.answered {
+                // Detection never reported: a person may be there, and only keys decide.
+                call.mode = Mode::Menu;
+                out.push(Effect::Menu { ccid: c(), lead: String::new(), summary: true });
+            } else {
+                call.mode = Mode::Closing;
+                out.push(Effect::Progress(format!("{who} did not answer within the ring timeout")));
+                out.push(Effect::Hangup { ccid: c() });
+                out.push(Effect::Advance { from: call.attempt });
+            }
+        }
+        CallEvent::Other => {}
+    }
+    out
+}
+
+/// What the approver hears first: enough to decide on.
+pub fn summary(intent: &Intent) -> String {
+    let mut parts = vec![format!(
+        "Sentinel needs your decision. Agent {} wants to {}.",
+        clip(&intent.agent_id, 60),
+        intent.action.to_lowercase().replace('_', " ")
+    )];
+    let field = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| intent.payload.get(*k))
+            .and_then(|v| match v {
+                Value::String(s) => Some(clip(s, 80)),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(if *b { "yes".into() } else { "no".into() }),
+                _ => None,
+            })
+    };
+    for (label, keys) in [
+        ("Amount", &["amount"][..]),
+        ("Currency", &["currency"][..]),
+        ("Vendor", &["vendor"][..]),
+        ("Records", &["record_count", "records"][..]),
+        ("Contains personal data", &["contains_pii"][..]),
+        ("Environment", &["environment", "env"][..]),
+        ("Target", &["table", "user_id", "server", "target"][..]),
+    ] {
+        if let Some(v) = field(keys) {
+            parts.push(format!("{label}: {v}."));
+        }
+    }
+    parts.push(format!(
+        "Module {}. Risk score {} out of 100.",
+        intent.module,
+        intent.risk_score.get()
+    ));
+    if !intent.analysis.is_empty() {
+        parts.push(format!("Analysis: {}", clip(&intent.analysis, 1200)));
+    }
+    parts.join(" ")
+}
+
+/// At most `max` characters, on a character boundary.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::IntentId;
+    use crate::escalation::telnyx::state::Call;
+
+    fn ladder(pin_required: bool) -> Ladder {
+        Ladder {
+            intent_id: IntentId::generate(),
+            version: 1,
+            approvers: vec![],
+            pin_required,
+            step: 0,
+            stage: Stage::Calling,
+            calls: vec![Call {
+                call_control_id: "v3:c".into(),
+                attempt: 0,
+                approver: Approver { name: "alice".into(), phone: "+14155550101".into() },
+                answered: false,
+                amd: Amd::Pending,
+                mode: Mode::Ringing,
+                misses: 0,
+                pin_failures: 0,
+            }],
+            sms_code: None,
+            failures: 0,
+            delivered: 1,
+        }
+    }
+
+    fn gather(d: &str) -> CallEvent {
+        CallEvent::Gather { digits: d.into(), status: "valid".into() }
+    }
+
+    fn decides(effects: &[Effect]) -> Option<bool> {
+        effects.iter().find_map(|e| match e {
+            Effect::Decide { approve, .. } => Some(*approve),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn the_menu_waits_for_both_answer_and_detection_in_any_order() {
+        let roster = Roster::default();
+        for order in [[CallEvent::Answered, CallEvent::Detection(Amd::Human)], [CallEvent::Detection(Amd::Human), CallEvent::Answered]] {
+            let mut l = ladder(false);
+            let first = on_event(&mut l, &roster, "v3:c", &order[0]);
+            assert!(!first.iter().any(|e| matches!(e, Effect::Menu { .. })));
+            let second = on_event(&mut l, &roster, "v3:c", &order[1]);
+            assert_eq!(second.iter().filter(|e| matches!(e, Effect::Menu { .. })).count(), 1);
+            // A late duplicate starts nothing.
+            assert!(on_event(&mut l, &roster, "v3:c", &order[0]).iter().all(|e| !matches!(e, Effect::Menu { .. })));
+        }
+    }
+
+    #[test]
+    fn a_machine_never_gets_the_menu_and_its_keys_never_decide() {
+        let roster = Roster::default();
+        let mut l = ladder(false);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Machine));
+        assert!(e.contains(&Effect::Advance { from: 0 }));
+        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))), None);
+    }
+
+    #[test]
+    fn speech_never_decides() {
+        let roster = Roster::default();
+        let mut l = ladder(false);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        on_event(&mut l, &roster, "v3:c", &gather("2"));
+        let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Speech { text: "Yes, approve it".into() });
+        assert_eq!(decides(&e), None);
+        assert!(matches!(&e[1], Effect::Menu { lead, .. } if lead.contains("press 1")));
+        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))), Some(true));
+    }
+
+    #[test]
+    fn pin_tier_needs_the_pin() {
+        let hash = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(b"2468"))
+        };
+        let roster = Roster::new(vec![crate::config::ApproverConfig {
+            name: "alice".into(),
+            phone: "+14155550101".into(),
+            pin_sha256: Some(hash),
+            modules: vec![],
+            min_risk: 0,
+            order: 0,
+        }]);
+        let mut l = ladder(true);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))), None);
+        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &gather("1111#"))), None);
+        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &gather("2468#"))), Some(true));
+    }
+
+    #[test]
+    fn client_state_round_trips_without_line_breaks() {
+        let s = ClientState { intent_id: "x".repeat(200), attempt: 3, traceparent: Some("00-abc-def-01".into()) };
+        let text = s.encode();
+        assert!(!text.contains('\n'));
+        assert_eq!(ClientState::decode(&text), Some(s));
+        assert_eq!(ClientState::decode(""), None);
+        assert_eq!(ClientState::decode("eyJyZXEiOiJyLTEyMyJ9"), None);
+    }
+
+    #[test]
+    fn spoken_decisions_are_recognised_as_words_only() {
+        assert_eq!(spoken_decision("I approve"), Some(true));
+        assert_eq!(spoken_decision("decline it"), Some(false));
+        assert_eq!(spoken_decision("why approve or decline?"), None);
+        assert_eq!(spoken_decision("what is the disapproval rate"), None);
+    }
+}

@@ -1,0 +1,65 @@
+//! Process-wide counters rendered as Prometheus text on `GET /metrics`.
+//!
+//! Deliberately tiny: a handful of labelled counters touched at webhook and escalation rates
+//! (a few per second at most), so one mutex over a sorted map is plenty and keeps the output
+//! stable for scrapers and tests.
+
+use std::collections::BTreeMap;
+use std::sync::{LazyLock, Mutex};
+
+type Key = (&'static str, Vec<(&'static str, String)>);
+
+static COUNTERS: LazyLock<Mutex<BTreeMap<Key, u64>>> = LazyLock::new(|| Mutex::new(BTreeMap::new()));
+
+const HELP: &[(&str, &str)] = &[
+    ("sentinel_webhooks_total", "Telnyx webhooks received, by outcome"),
+    ("sentinel_telnyx_requests_total", "Telnyx API requests, by operation and outcome"),
+    ("sentinel_escalation_steps_total", "Escalation ladder steps, by step and outcome"),
+    ("sentinel_escalation_decisions_total", "Human decisions taken through Telnyx, by channel and decision"),
+];
+
+/// Adds one to the counter `name` with `labels`.
+pub fn inc(name: &'static str, labels: &[(&'static str, &str)]) {
+    let key = (name, labels.iter().map(|(k, v)| (*k, v.to_string())).collect());
+    let mut counters = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    *counters.entry(key).or_insert(0) += 1;
+}
+
+/// The Prometheus text exposition (version 0.0.4) of every counter.
+pub fn render() -> String {
+    let counters = COUNTERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut out = String::new();
+    for (name, help) in HELP {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for ((n, labels), value) in counters.iter().filter(|((n, _), _)| n == name) {
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
+            if labels.is_empty() {
+                out.push_str(&format!("{n} {value}\n"));
+            } else {
+                out.push_str(&format!("{n}{{{}}} {value}\n", labels.join(",")));
+            }
+        }
+    }
+    out.push_str("# HELP sentinel_up Whether the process is serving\n# TYPE sentinel_up gauge\nsentinel_up 1\n");
+    out
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_labelled_counters() {
+        inc("sentinel_webhooks_total", &[("outcome", "test\"quoted")]);
+        let text = render();
+        assert!(text.contains("# TYPE sentinel_webhooks_total counter"));
+        assert!(text.contains(r#"sentinel_webhooks_total{outcome="test\"quoted"}"#), "{text}");
+    }
+}

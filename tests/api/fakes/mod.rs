@@ -1,0 +1,3 @@
+//! Small HTTP servers standing in for the paid APIs.
+
+pub mod telnyx;

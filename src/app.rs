@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::escalation::telnyx::state::{MemoryState, TelnyxState};
+use crate::escalation::telnyx::{Telnyx, TelnyxChannel};
 use crate::gateway::{Gateway, Settings};
 use crate::grpc::pb::sentinel_server::SentinelServer;
 use crate::grpc::{pb, SentinelService};
@@ -19,8 +21,6 @@ use crate::policy::PolicyPack;
 use crate::scoring::fallback::FallbackScorer;
 use crate::scoring::Scorer;
 use crate::store::{MemoryStore, Store};
-use crate::escalation::telnyx::state::{MemoryState, TelnyxState};
-use crate::escalation::telnyx::{Telnyx, TelnyxChannel};
 use crate::webhook::signature::WebhookKey;
 use crate::webhook::{router, HttpState};
 
@@ -101,14 +101,23 @@ impl App {
             None => None,
             Some(_) => {
                 let state: Arc<dyn TelnyxState> = Arc::new(MemoryState::new());
-                let telnyx = Telnyx::new(&config.telnyx, gateway.clone(), scorer.clone(), state, shutdown.clone())?;
+                let telnyx = Telnyx::new(
+                    &config.telnyx,
+                    gateway.clone(),
+                    scorer.clone(),
+                    state,
+                    shutdown.clone(),
+                )?;
                 if webhook_key.is_none() {
                     warn!("TELNYX_API_KEY is set but TELNYX_PUBLIC_KEY is not: every Telnyx webhook will be refused, so calls cannot progress");
                 }
                 if config.telnyx.roster.is_empty() {
                     warn!("TELNYX_API_KEY is set but the roster is empty ([[approvers]] or ADMIN_PHONE_NUMBER): nobody will be called");
                 }
-                info!(approvers = config.telnyx.roster.len(), "Telnyx escalation enabled");
+                info!(
+                    approvers = config.telnyx.roster.len(),
+                    "Telnyx escalation enabled"
+                );
                 Some(telnyx)
             }
         };

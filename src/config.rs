@@ -350,16 +350,28 @@ impl Config {
             public_url: url("SENTINEL_PUBLIC_URL", file.telnyx.public_url, None)?,
             roster: Vec::new(),
             escalation: EscalationConfig {
-                ring_timeout: Duration::from_secs(number("SENTINEL_RING_TIMEOUT_SECS", file.escalation.ring_timeout_secs, 25)?),
+                ring_timeout: Duration::from_secs(number(
+                    "SENTINEL_RING_TIMEOUT_SECS",
+                    file.escalation.ring_timeout_secs,
+                    25,
+                )?),
                 pin_min_risk: match get("SENTINEL_PIN_MIN_RISK") {
                     Some(raw) => raw
                         .parse::<u8>()
                         .ok()
                         .filter(|n| *n <= 101)
-                        .ok_or_else(|| err("SENTINEL_PIN_MIN_RISK", format!("{raw:?} is not a risk score from 0 to 101")))?,
+                        .ok_or_else(|| {
+                            err(
+                                "SENTINEL_PIN_MIN_RISK",
+                                format!("{raw:?} is not a risk score from 0 to 101"),
+                            )
+                        })?,
                     None => file.escalation.pin_min_risk.unwrap_or(90),
                 },
-                voice: file.escalation.voice.unwrap_or_else(|| DEFAULT_TELNYX_VOICE.to_string()),
+                voice: file
+                    .escalation
+                    .voice
+                    .unwrap_or_else(|| DEFAULT_TELNYX_VOICE.to_string()),
                 sms: file.escalation.sms.unwrap_or(true),
             },
         };
@@ -376,12 +388,22 @@ impl Config {
                 }
             }
         }
-        telnyx.roster = roster(file.approvers, telnyx.admin_phone_number.as_deref(), get("ADMIN_PIN_SHA256"))?;
+        telnyx.roster = roster(
+            file.approvers,
+            telnyx.admin_phone_number.as_deref(),
+            get("ADMIN_PIN_SHA256"),
+        )?;
         if !(5..=600).contains(&telnyx.escalation.ring_timeout.as_secs()) {
-            return Err(err("SENTINEL_RING_TIMEOUT_SECS", "must be between 5 and 600 seconds (Telnyx's dial timeout range)"));
+            return Err(err(
+                "SENTINEL_RING_TIMEOUT_SECS",
+                "must be between 5 and 600 seconds (Telnyx's dial timeout range)",
+            ));
         }
         if telnyx.api_key.is_some() {
-            for (var, value) in [("TELNYX_CONNECTION_ID", &telnyx.connection_id), ("TELNYX_PHONE_NUMBER", &telnyx.phone_number)] {
+            for (var, value) in [
+                ("TELNYX_CONNECTION_ID", &telnyx.connection_id),
+                ("TELNYX_PHONE_NUMBER", &telnyx.phone_number),
+            ] {
                 if value.is_none() {
                     return Err(err(var, "is required when TELNYX_API_KEY is set"));
                 }
@@ -393,7 +415,10 @@ impl Config {
                 .decode(key)
                 .is_ok_and(|bytes| bytes.len() == 32);
             if !ok {
-                return Err(err("TELNYX_PUBLIC_KEY", "must be the account's Base64 Ed25519 public key (32 bytes)"));
+                return Err(err(
+                    "TELNYX_PUBLIC_KEY",
+                    "must be the account's Base64 Ed25519 public key (32 bytes)",
+                ));
             }
         }
 
@@ -498,7 +523,10 @@ fn roster(
     let pin_ok = |p: &str| p.len() == 64 && p.chars().all(|c| c.is_ascii_hexdigit());
     if let Some(pin) = &admin_pin {
         if !pin_ok(pin) {
-            return Err(err("ADMIN_PIN_SHA256", "must be 64 hex characters (sha256 of the PIN)"));
+            return Err(err(
+                "ADMIN_PIN_SHA256",
+                "must be 64 hex characters (sha256 of the PIN)",
+            ));
         }
     }
     if approvers.is_empty() {
@@ -521,18 +549,27 @@ fn roster(
             return Err(err(&name("name"), "must not be empty"));
         }
         if !is_e164(&a.phone) {
-            return Err(err(&name("phone"), format!("{:?} is not an E.164 number like +14155550100", a.phone)));
+            return Err(err(
+                &name("phone"),
+                format!("{:?} is not an E.164 number like +14155550100", a.phone),
+            ));
         }
         if let Some(pin) = &a.pin_sha256 {
             if !pin_ok(pin) {
-                return Err(err(&name("pin_sha256"), "must be 64 hex characters (sha256 of the PIN)"));
+                return Err(err(
+                    &name("pin_sha256"),
+                    "must be 64 hex characters (sha256 of the PIN)",
+                ));
             }
         }
         if a.min_risk > 100 {
             return Err(err(&name("min_risk"), "must be a risk score from 0 to 100"));
         }
         if out.iter().any(|o: &ApproverConfig| o.phone == a.phone) {
-            return Err(err(&name("phone"), "two approvers share this number; SMS replies could not be told apart"));
+            return Err(err(
+                &name("phone"),
+                "two approvers share this number; SMS replies could not be told apart",
+            ));
         }
         a.pin_sha256 = a.pin_sha256.map(|p| p.to_ascii_lowercase());
         out.push(a);
@@ -608,10 +645,17 @@ mod tests {
             ),
         )
         .unwrap();
-        let c = load(&[("SENTINEL_CONFIG", path.to_str().unwrap()), ("ADMIN_PHONE_NUMBER", "+14155550100")]).unwrap();
+        let c = load(&[
+            ("SENTINEL_CONFIG", path.to_str().unwrap()),
+            ("ADMIN_PHONE_NUMBER", "+14155550100"),
+        ])
+        .unwrap();
         let names: Vec<_> = c.telnyx.roster.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["alice", "bob"]);
-        assert_eq!(c.telnyx.roster[0].pin_sha256.as_deref(), Some("a".repeat(64).as_str()));
+        assert_eq!(
+            c.telnyx.roster[0].pin_sha256.as_deref(),
+            Some("a".repeat(64).as_str())
+        );
         assert_eq!(c.telnyx.escalation.ring_timeout, Duration::from_secs(10));
         assert!(!format!("{c:?}").contains(&"a".repeat(64)));
 
@@ -627,7 +671,10 @@ mod tests {
             assert_eq!(load(&[(var, value)]).unwrap_err().name, var);
         }
         // A Telnyx key needs the voice app and the caller id.
-        assert_eq!(load(&[("TELNYX_API_KEY", "KEY0123")]).unwrap_err().name, "TELNYX_CONNECTION_ID");
+        assert_eq!(
+            load(&[("TELNYX_API_KEY", "KEY0123")]).unwrap_err().name,
+            "TELNYX_CONNECTION_ID"
+        );
     }
 
     #[test]

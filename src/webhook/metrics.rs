@@ -9,18 +9,34 @@ use std::sync::{LazyLock, Mutex};
 
 type Key = (&'static str, Vec<(&'static str, String)>);
 
-static COUNTERS: LazyLock<Mutex<BTreeMap<Key, u64>>> = LazyLock::new(|| Mutex::new(BTreeMap::new()));
+static COUNTERS: LazyLock<Mutex<BTreeMap<Key, u64>>> =
+    LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
 const HELP: &[(&str, &str)] = &[
-    ("sentinel_webhooks_total", "Telnyx webhooks received, by outcome"),
-    ("sentinel_telnyx_requests_total", "Telnyx API requests, by operation and outcome"),
-    ("sentinel_escalation_steps_total", "Escalation ladder steps, by step and outcome"),
-    ("sentinel_escalation_decisions_total", "Human decisions taken through Telnyx, by channel and decision"),
+    (
+        "sentinel_webhooks_total",
+        "Telnyx webhooks received, by outcome",
+    ),
+    (
+        "sentinel_telnyx_requests_total",
+        "Telnyx API requests, by operation and outcome",
+    ),
+    (
+        "sentinel_escalation_steps_total",
+        "Escalation ladder steps, by step and outcome",
+    ),
+    (
+        "sentinel_escalation_decisions_total",
+        "Human decisions taken through Telnyx, by channel and decision",
+    ),
 ];
 
 /// Adds one to the counter `name` with `labels`.
 pub fn inc(name: &'static str, labels: &[(&'static str, &str)]) {
-    let key = (name, labels.iter().map(|(k, v)| (*k, v.to_string())).collect());
+    let key = (
+        name,
+        labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+    );
     let mut counters = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
     *counters.entry(key).or_insert(0) += 1;
 }
@@ -48,7 +64,9 @@ pub fn render() -> String {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -60,6 +78,9 @@ mod tests {
         inc("sentinel_webhooks_total", &[("outcome", "test\"quoted")]);
         let text = render();
         assert!(text.contains("# TYPE sentinel_webhooks_total counter"));
-        assert!(text.contains(r#"sentinel_webhooks_total{outcome="test\"quoted"}"#), "{text}");
+        assert!(
+            text.contains(r#"sentinel_webhooks_total{outcome="test\"quoted"}"#),
+            "{text}"
+        );
     }
 }

@@ -49,12 +49,19 @@ pub fn router(state: HttpState) -> Router {
 
 async fn metrics_text() -> ([(axum::http::HeaderName, &'static str); 1], String) {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         metrics::render(),
     )
 }
 
-async fn telnyx_webhook(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+async fn telnyx_webhook(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = chrono::Utc::now().timestamp();
     if let Err(e) = signature::verify(
@@ -77,7 +84,10 @@ async fn telnyx_webhook(State(state): State<HttpState>, headers: HeaderMap, body
             detail: format!("webhook refused: {e}"),
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), state.store.audit(record)).await;
-        return (StatusCode::UNAUTHORIZED, "invalid or missing webhook signature\n");
+        return (
+            StatusCode::UNAUTHORIZED,
+            "invalid or missing webhook signature\n",
+        );
     }
     let envelope: Envelope = match serde_json::from_slice(&body) {
         Ok(envelope) => envelope,
@@ -91,7 +101,11 @@ async fn telnyx_webhook(State(state): State<HttpState>, headers: HeaderMap, body
         metrics::inc("sentinel_webhooks_total", &[("outcome", "ignored")]);
         return (StatusCode::OK, "ignored\n");
     };
-    match telnyx.state().first_delivery(&envelope.data.id, &body, DEDUPE_TTL).await {
+    match telnyx
+        .state()
+        .first_delivery(&envelope.data.id, &body, DEDUPE_TTL)
+        .await
+    {
         Ok(true) => {
             metrics::inc("sentinel_webhooks_total", &[("outcome", "accepted")]);
             tokio::spawn(telnyx.handle(envelope.data));

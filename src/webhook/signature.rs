@@ -44,7 +44,9 @@ impl std::fmt::Debug for WebhookKey {
 impl WebhookKey {
     /// Decodes the Base64 public key from Mission Control.
     pub fn from_base64(text: &str) -> Result<Self, SignatureError> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| SignatureError::BadKey)?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| SignatureError::BadKey)?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| SignatureError::BadKey)?;
         VerifyingKey::from_bytes(&bytes)
             .map(WebhookKey)
@@ -68,7 +70,9 @@ impl WebhookKey {
         if skew.abs() > TOLERANCE_SECS {
             return Err(SignatureError::Stale(skew));
         }
-        let raw = STANDARD.decode(signature.trim()).map_err(|_| SignatureError::Malformed)?;
+        let raw = STANDARD
+            .decode(signature.trim())
+            .map_err(|_| SignatureError::Malformed)?;
         let raw: [u8; 64] = raw.try_into().map_err(|_| SignatureError::Malformed)?;
         let signature = Signature::from_bytes(&raw);
         let message = [timestamp.as_bytes(), b"|", body].concat();
@@ -97,7 +101,8 @@ mod tests {
     // The reference's self-generated vector (protocols.md section 2.6).
     const PUBLIC_KEY: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
     const TIMESTAMP: &str = "1700000000";
-    const SIGNATURE: &str = "YldL7Cs1aDFzgIUSxs6ClqPtvzaaOjrZ3vMYXGkCOcPxM0g5dWkNLKNMytuLX69EIDlDAiFDZdk9maNMxMaZAw==";
+    const SIGNATURE: &str =
+        "YldL7Cs1aDFzgIUSxs6ClqPtvzaaOjrZ3vMYXGkCOcPxM0g5dWkNLKNMytuLX69EIDlDAiFDZdk9maNMxMaZAw==";
     const BODY: &str = r#"{"data":{"event_type":"call.answered","id":"0ccc7b54-4df3-4bca-a65a-3da1ecc777f0","occurred_at":"2023-11-14T22:13:20.000000Z","payload":{"call_control_id":"v3:abc","client_state":"eyJyZXEiOiJyLTEyMyJ9"},"record_type":"event"},"meta":{"attempt":1,"delivered_to":"https://example.com/telnyx"}}"#;
     const NOW: i64 = 1_700_000_000;
 
@@ -108,10 +113,16 @@ mod tests {
     #[test]
     fn reference_vector_verifies() {
         assert_eq!(BODY.len(), 291);
-        assert_eq!(key().verify(Some(TIMESTAMP), Some(SIGNATURE), BODY.as_bytes(), NOW), Ok(()));
+        assert_eq!(
+            key().verify(Some(TIMESTAMP), Some(SIGNATURE), BODY.as_bytes(), NOW),
+            Ok(())
+        );
         // Inside the window both ways.
         for now in [NOW - 300, NOW + 300] {
-            assert_eq!(key().verify(Some(TIMESTAMP), Some(SIGNATURE), BODY.as_bytes(), now), Ok(()));
+            assert_eq!(
+                key().verify(Some(TIMESTAMP), Some(SIGNATURE), BODY.as_bytes(), now),
+                Ok(())
+            );
         }
     }
 
@@ -125,7 +136,9 @@ mod tests {
         // A re-serialised body (same JSON, different bytes) fails too: the raw bytes are signed.
         let value: serde_json::Value = serde_json::from_str(BODY).unwrap();
         let pretty = serde_json::to_vec_pretty(&value).unwrap();
-        assert!(key().verify(Some(TIMESTAMP), Some(SIGNATURE), &pretty, NOW).is_err());
+        assert!(key()
+            .verify(Some(TIMESTAMP), Some(SIGNATURE), &pretty, NOW)
+            .is_err());
         // The timestamp is part of the message.
         assert_eq!(
             key().verify(Some("1700000001"), Some(SIGNATURE), BODY.as_bytes(), NOW),
@@ -147,13 +160,37 @@ mod tests {
     fn missing_or_malformed_input_is_rejected_not_a_panic() {
         let k = key();
         let body = BODY.as_bytes();
-        assert_eq!(verify(None, Some(TIMESTAMP), Some(SIGNATURE), body, NOW), Err(SignatureError::NoKey));
-        assert_eq!(k.verify(None, Some(SIGNATURE), body, NOW), Err(SignatureError::Missing(TIMESTAMP_HEADER)));
-        assert_eq!(k.verify(Some(TIMESTAMP), None, body, NOW), Err(SignatureError::Missing(SIGNATURE_HEADER)));
-        assert_eq!(k.verify(Some("soon"), Some(SIGNATURE), body, NOW), Err(SignatureError::BadTimestamp));
-        assert_eq!(k.verify(Some(TIMESTAMP), Some("!!"), body, NOW), Err(SignatureError::Malformed));
-        assert_eq!(k.verify(Some(TIMESTAMP), Some("AAAA"), body, NOW), Err(SignatureError::Malformed));
-        assert_eq!(WebhookKey::from_base64("AAAA").unwrap_err(), SignatureError::BadKey);
-        assert_eq!(WebhookKey::from_base64("not base64").unwrap_err(), SignatureError::BadKey);
+        assert_eq!(
+            verify(None, Some(TIMESTAMP), Some(SIGNATURE), body, NOW),
+            Err(SignatureError::NoKey)
+        );
+        assert_eq!(
+            k.verify(None, Some(SIGNATURE), body, NOW),
+            Err(SignatureError::Missing(TIMESTAMP_HEADER))
+        );
+        assert_eq!(
+            k.verify(Some(TIMESTAMP), None, body, NOW),
+            Err(SignatureError::Missing(SIGNATURE_HEADER))
+        );
+        assert_eq!(
+            k.verify(Some("soon"), Some(SIGNATURE), body, NOW),
+            Err(SignatureError::BadTimestamp)
+        );
+        assert_eq!(
+            k.verify(Some(TIMESTAMP), Some("!!"), body, NOW),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            k.verify(Some(TIMESTAMP), Some("AAAA"), body, NOW),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            WebhookKey::from_base64("AAAA").unwrap_err(),
+            SignatureError::BadKey
+        );
+        assert_eq!(
+            WebhookKey::from_base64("not base64").unwrap_err(),
+            SignatureError::BadKey
+        );
     }
 }

@@ -16,7 +16,9 @@ async fn pressing_1_approves_and_the_call_says_goodbye() {
     assert_eq!(dial.body["connection_id"], CONNECTION_ID);
     assert_eq!(dial.body["answering_machine_detection"], "detect");
     assert_eq!(dial.body["timeout_secs"], 5);
-    assert!(dial.body["command_id"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(dial.body["command_id"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty()));
     let cs = client_state(dial.body["client_state"].as_str().unwrap());
     assert_eq!(cs["i"], id.as_str());
     assert_eq!(cs["a"], 0);
@@ -24,25 +26,52 @@ async fn pressing_1_approves_and_the_call_says_goodbye() {
     let phone = s.phone(ALICE, 1).await;
     phone.pick_up().await;
     let prompt = phone.prompt(1).await;
-    for fact in ["billing-bot", "pay invoice", "7500", "Acme Corp", "production", "Risk score 90", "Press 1 to approve, 2 to ask a question, 3 to decline, or 9 to repeat"] {
+    for fact in [
+        "billing-bot",
+        "pay invoice",
+        "7500",
+        "Acme Corp",
+        "production",
+        "Risk score 90",
+        "Press 1 to approve, 2 to ask a question, 3 to decline, or 9 to repeat",
+    ] {
         assert!(prompt.contains(fact), "prompt lacks {fact:?}: {prompt}");
     }
-    let gather = s.fake.wait_for("gather_using_speak", Some(&phone.ccid), 1).await;
+    let gather = s
+        .fake
+        .wait_for("gather_using_speak", Some(&phone.ccid), 1)
+        .await;
     assert_eq!(gather.body["valid_digits"], "1239");
     assert_eq!(gather.body["maximum_digits"], 1);
-    assert_eq!(client_state(gather.body["client_state"].as_str().unwrap())["i"], id.as_str());
+    assert_eq!(
+        client_state(gather.body["client_state"].as_str().unwrap())["i"],
+        id.as_str()
+    );
 
     phone.press("1").await;
     let (details, intent) = finish(&s, watch).await;
     assert_eq!(intent.state, IntentState::Approved as i32);
     let by = intent.decided_by.expect("decided_by");
-    assert_eq!((by.kind, by.approver.as_str(), by.channel.as_str()), (DeciderKind::Human as i32, "alice", "voice"));
-    for line in ["calling approver 1 (alice)", "approver 1 (alice) answered", "approver 1 (alice) pressed 1 (approve)"] {
-        assert!(details.iter().any(|d| d == line), "no {line:?} in {details:#?}");
+    assert_eq!(
+        (by.kind, by.approver.as_str(), by.channel.as_str()),
+        (DeciderKind::Human as i32, "alice", "voice")
+    );
+    for line in [
+        "calling approver 1 (alice)",
+        "approver 1 (alice) answered",
+        "approver 1 (alice) pressed 1 (approve)",
+    ] {
+        assert!(
+            details.iter().any(|d| d == line),
+            "no {line:?} in {details:#?}"
+        );
     }
 
     let goodbye = s.fake.wait_for("speak", Some(&phone.ccid), 1).await;
-    assert!(goodbye.body["payload"].as_str().unwrap().contains("approved"));
+    assert!(goodbye.body["payload"]
+        .as_str()
+        .unwrap()
+        .contains("approved"));
     phone.speak_ended().await;
     s.fake.wait_for("hangup", Some(&phone.ccid), 1).await;
     phone.hangup("normal_clearing").await;
@@ -65,17 +94,36 @@ async fn pressing_3_declines_despite_duplicates_and_out_of_order_delivery() {
     phone.prompt(1).await;
 
     // The key press: per-digit event after the gather result, the result delivered twice.
-    let ended = phone.event("call.gather.ended", json!({"digits": "3", "status": "valid"}));
+    let ended = phone.event(
+        "call.gather.ended",
+        json!({"digits": "3", "status": "valid"}),
+    );
     assert_eq!(phone.post(&ended).await, 200);
     assert_eq!(phone.post(&ended).await, 200);
-    assert_eq!(phone.send("call.dtmf.received", json!({"digit": "3"})).await, 200);
+    assert_eq!(
+        phone
+            .send("call.dtmf.received", json!({"digit": "3"}))
+            .await,
+        200
+    );
 
     let (details, intent) = finish(&s, watch).await;
     assert_eq!(intent.state, IntentState::Declined as i32);
     assert_eq!(intent.decided_by.unwrap().channel, "voice");
-    assert_eq!(details.iter().filter(|d| d.contains("pressed 3")).count(), 1, "{details:#?}");
-    assert_eq!(s.fake.count("gather_using_speak", Some(&phone.ccid)), 1, "one menu despite duplicates");
-    assert_eq!(s.state_of(&id).await, sentinel::grpc::pb::IntentState::Declined);
+    assert_eq!(
+        details.iter().filter(|d| d.contains("pressed 3")).count(),
+        1,
+        "{details:#?}"
+    );
+    assert_eq!(
+        s.fake.count("gather_using_speak", Some(&phone.ccid)),
+        1,
+        "one menu despite duplicates"
+    );
+    assert_eq!(
+        s.state_of(&id).await,
+        sentinel::grpc::pb::IntentState::Declined
+    );
     s.app.stop().await;
 }
 
@@ -88,29 +136,63 @@ async fn questions_are_answered_and_words_alone_never_approve() {
     phone.prompt(1).await;
 
     phone.press("2").await;
-    let ask = s.fake.wait_for("gather_using_ai", Some(&phone.ccid), 1).await;
+    let ask = s
+        .fake
+        .wait_for("gather_using_ai", Some(&phone.ccid), 1)
+        .await;
     assert_eq!(ask.body["parameters"]["required"], json!(["question"]));
-    phone.say("Why is this vendor not on the trusted list?").await;
+    phone
+        .say("Why is this vendor not on the trusted list?")
+        .await;
     // The scorer's answer (the deterministic fallback here) is spoken, then the menu again.
     let answer = phone.prompt(2).await;
-    assert!(answer.contains("I cannot answer questions without an LLM"), "{answer}");
+    assert!(
+        answer.contains("I cannot answer questions without an LLM"),
+        "{answer}"
+    );
     assert!(answer.contains("PAY_INVOICE"), "{answer}");
-    assert!(answer.ends_with("Press 1 to approve, 2 to ask a question, 3 to decline, or 9 to repeat."), "{answer}");
+    assert!(
+        answer.ends_with("Press 1 to approve, 2 to ask a question, 3 to decline, or 9 to repeat."),
+        "{answer}"
+    );
 
     // Saying "approve" asks for the key; it decides nothing.
     phone.press("2").await;
-    s.fake.wait_for("gather_using_ai", Some(&phone.ccid), 2).await;
+    s.fake
+        .wait_for("gather_using_ai", Some(&phone.ccid), 2)
+        .await;
     phone.say("Yes, approve it").await;
     let confirm = phone.prompt(3).await;
-    assert!(confirm.contains("Spoken words do not decide. To approve, press 1."), "{confirm}");
-    assert_eq!(s.state_of(&id).await, sentinel::grpc::pb::IntentState::PendingApproval);
+    assert!(
+        confirm.contains("Spoken words do not decide. To approve, press 1."),
+        "{confirm}"
+    );
+    assert_eq!(
+        s.state_of(&id).await,
+        sentinel::grpc::pb::IntentState::PendingApproval
+    );
 
     phone.press("1").await;
     let (details, intent) = finish(&s, watch).await;
     assert_eq!(intent.state, IntentState::Approved as i32);
-    assert!(details.iter().any(|d| d == "approver 1 (alice) asked: Why is this vendor not on the trusted list?"), "{details:#?}");
-    assert!(details.iter().any(|d| d.starts_with("answer spoken: I cannot answer")), "{details:#?}");
-    assert!(details.iter().any(|d| d.contains("said \"approve\"; waiting for key 1")), "{details:#?}");
+    assert!(
+        details
+            .iter()
+            .any(|d| d == "approver 1 (alice) asked: Why is this vendor not on the trusted list?"),
+        "{details:#?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.starts_with("answer spoken: I cannot answer")),
+        "{details:#?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("said \"approve\"; waiting for key 1")),
+        "{details:#?}"
+    );
     s.app.stop().await;
 }
 
@@ -131,19 +213,32 @@ async fn at_the_pin_tier_only_the_right_pin_makes_1_count() {
     phone.press("1111").await;
     let again = phone.prompt(3).await;
     assert!(again.contains("That PIN is not correct"), "{again}");
-    assert_eq!(s.state_of(&id).await, sentinel::grpc::pb::IntentState::PendingApproval);
+    assert_eq!(
+        s.state_of(&id).await,
+        sentinel::grpc::pb::IntentState::PendingApproval
+    );
 
     phone.press("2468").await;
     let (details, intent) = finish(&s, watch).await;
     assert_eq!(intent.state, IntentState::Approved as i32);
-    assert!(details.iter().any(|d| d.contains("wrong PIN (1 of 3)")), "{details:#?}");
-    assert!(details.iter().any(|d| d.contains("entered a valid PIN")), "{details:#?}");
+    assert!(
+        details.iter().any(|d| d.contains("wrong PIN (1 of 3)")),
+        "{details:#?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains("entered a valid PIN")),
+        "{details:#?}"
+    );
     s.app.stop().await;
 }
 
 #[tokio::test]
 async fn voicemail_never_decides_and_the_next_approver_is_called() {
-    let mut s = Setup::start(vec![approver("alice", ALICE, None), approver("bob", BOB, None)], |_| {}).await;
+    let mut s = Setup::start(
+        vec![approver("alice", ALICE, None), approver("bob", BOB, None)],
+        |_| {},
+    )
+    .await;
     let (id, watch) = s.escalate(7500).await;
     let alice = s.phone(ALICE, 1).await;
     alice.initiated().await;
@@ -158,14 +253,25 @@ async fn voicemail_never_decides_and_the_next_approver_is_called() {
     let bob = s.phone(BOB, 1).await;
     let cs = client_state(&bob.client_state);
     assert_eq!(cs["a"], 1);
-    assert_eq!(s.state_of(&id).await, sentinel::grpc::pb::IntentState::PendingApproval);
+    assert_eq!(
+        s.state_of(&id).await,
+        sentinel::grpc::pb::IntentState::PendingApproval
+    );
     bob.pick_up().await;
     bob.prompt(1).await;
     bob.press("3").await;
     let (details, intent) = finish(&s, watch).await;
     assert_eq!(intent.state, IntentState::Declined as i32);
     assert_eq!(intent.decided_by.unwrap().approver, "bob");
-    assert!(details.iter().any(|d| d == "voicemail answered for approver 1 (alice); trying the next step"), "{details:#?}");
-    assert!(details.iter().any(|d| d == "calling approver 2 (bob)"), "{details:#?}");
+    assert!(
+        details
+            .iter()
+            .any(|d| d == "voicemail answered for approver 1 (alice); trying the next step"),
+        "{details:#?}"
+    );
+    assert!(
+        details.iter().any(|d| d == "calling approver 2 (bob)"),
+        "{details:#?}"
+    );
     s.app.stop().await;
 }

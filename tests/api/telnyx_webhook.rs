@@ -23,31 +23,69 @@ async fn forged_stale_tampered_and_replayed_webhooks_change_nothing() {
     phone.pick_up().await;
     phone.prompt(1).await;
 
-    let press_1 = phone.event("call.gather.ended", json!({"digits": "1", "status": "valid"}));
+    let press_1 = phone.event(
+        "call.gather.ended",
+        json!({"digits": "1", "status": "valid"}),
+    );
     let ts = now().to_string();
-    let good_sig = STANDARD.encode(signing_key().sign(format!("{ts}|{press_1}").as_bytes()).to_bytes());
+    let good_sig = STANDARD.encode(
+        signing_key()
+            .sign(format!("{ts}|{press_1}").as_bytes())
+            .to_bytes(),
+    );
     let stranger = SigningKey::from_bytes(&[9u8; 32]);
 
     // No headers; a stranger's key; a stale and a future timestamp; a tampered body; the
     // right signature with another timestamp; garbage.
     assert_eq!(post_with(&http, &url, None, None, &press_1).await, 401);
     assert_eq!(post_with(&http, &url, Some(&ts), None, &press_1).await, 401);
-    assert_eq!(post_signed(&http, &url, &stranger, &press_1, now()).await, 401);
-    assert_eq!(post_signed(&http, &url, &signing_key(), &press_1, now() - 301).await, 401);
-    assert_eq!(post_signed(&http, &url, &signing_key(), &press_1, now() + 301).await, 401);
+    assert_eq!(
+        post_signed(&http, &url, &stranger, &press_1, now()).await,
+        401
+    );
+    assert_eq!(
+        post_signed(&http, &url, &signing_key(), &press_1, now() - 301).await,
+        401
+    );
+    assert_eq!(
+        post_signed(&http, &url, &signing_key(), &press_1, now() + 301).await,
+        401
+    );
     let tampered = press_1.replace(r#""attempt":1"#, r#""attempt":2"#);
     assert_ne!(tampered, press_1);
-    assert_eq!(post_with(&http, &url, Some(&ts), Some(&good_sig), &tampered).await, 401);
+    assert_eq!(
+        post_with(&http, &url, Some(&ts), Some(&good_sig), &tampered).await,
+        401
+    );
     let other_ts = (now() - 1).to_string();
-    assert_eq!(post_with(&http, &url, Some(&other_ts), Some(&good_sig), &press_1).await, 401);
-    assert_eq!(post_with(&http, &url, Some(&ts), Some("bm90IGEgc2lnbmF0dXJl"), &press_1).await, 401);
+    assert_eq!(
+        post_with(&http, &url, Some(&other_ts), Some(&good_sig), &press_1).await,
+        401
+    );
+    assert_eq!(
+        post_with(
+            &http,
+            &url,
+            Some(&ts),
+            Some("bm90IGEgc2lnbmF0dXJl"),
+            &press_1
+        )
+        .await,
+        401
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(s.state_of(&id).await, sentinel::grpc::pb::IntentState::PendingApproval);
+    assert_eq!(
+        s.state_of(&id).await,
+        sentinel::grpc::pb::IntentState::PendingApproval
+    );
 
     // Replays of accepted events (same data.id) are acknowledged and ignored: no second menu.
     let sent = phone.sent.lock().unwrap().clone();
     for body in &sent {
-        assert_eq!(post_signed(&http, &url, &signing_key(), body, now()).await, 200);
+        assert_eq!(
+            post_signed(&http, &url, &signing_key(), body, now()).await,
+            200
+        );
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(s.fake.count("gather_using_speak", Some(&phone.ccid)), 1);
@@ -56,19 +94,36 @@ async fn forged_stale_tampered_and_replayed_webhooks_change_nothing() {
     let mut unknown = phone.clone();
     unknown.ccid = "v3:never-dialled".into();
     unknown.client_state = String::new();
-    assert_eq!(unknown.send("call.gather.ended", json!({"digits": "1", "status": "valid"})).await, 200);
+    assert_eq!(
+        unknown
+            .send(
+                "call.gather.ended",
+                json!({"digits": "1", "status": "valid"})
+            )
+            .await,
+        200
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(s.state_of(&id).await, sentinel::grpc::pb::IntentState::PendingApproval);
+    assert_eq!(
+        s.state_of(&id).await,
+        sentinel::grpc::pb::IntentState::PendingApproval
+    );
 
     // The properly signed key press decides; every refusal is in the metrics.
-    assert_eq!(post_with(&http, &url, Some(&ts), Some(&good_sig), &press_1).await, 200);
+    assert_eq!(
+        post_with(&http, &url, Some(&ts), Some(&good_sig), &press_1).await,
+        200
+    );
     for _ in 0..100 {
         if s.state_of(&id).await == sentinel::grpc::pb::IntentState::Approved {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(s.state_of(&id).await, sentinel::grpc::pb::IntentState::Approved);
+    assert_eq!(
+        s.state_of(&id).await,
+        sentinel::grpc::pb::IntentState::Approved
+    );
 
     let metrics = http
         .get(format!("http://{}/metrics", s.app.http_addr))
@@ -76,11 +131,25 @@ async fn forged_stale_tampered_and_replayed_webhooks_change_nothing() {
         .await
         .unwrap();
     assert_eq!(metrics.status(), 200);
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     let text = metrics.text().await.unwrap();
-    assert!(text.contains("sentinel_webhooks_total{outcome=\"rejected\"}"), "{text}");
-    assert!(text.contains("sentinel_webhooks_total{outcome=\"duplicate\"}"), "{text}");
-    assert!(text.contains("sentinel_escalation_decisions_total{channel=\"voice\",decision=\"approved\"}"), "{text}");
+    assert!(
+        text.contains("sentinel_webhooks_total{outcome=\"rejected\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sentinel_webhooks_total{outcome=\"duplicate\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "sentinel_escalation_decisions_total{channel=\"voice\",decision=\"approved\"}"
+        ),
+        "{text}"
+    );
     s.app.stop().await;
 }
 
@@ -90,9 +159,16 @@ async fn without_a_public_key_every_webhook_is_refused() {
     let http = reqwest::Client::new();
     let url = format!("http://{}/telnyx/webhook", app.http_addr);
     let body = envelope("call.answered", json!({"call_control_id": "v3:x"}));
-    assert_eq!(post_signed(&http, &url, &signing_key(), &body, now()).await, 401);
+    assert_eq!(
+        post_signed(&http, &url, &signing_key(), &body, now()).await,
+        401
+    );
     for path in ["healthz", "readyz", "metrics"] {
-        let r = http.get(format!("http://{}/{path}", app.http_addr)).send().await.unwrap();
+        let r = http
+            .get(format!("http://{}/{path}", app.http_addr))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
     app.stop().await;

@@ -85,7 +85,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -121,7 +123,9 @@ impl Client {
             body["webhook_url"] = json!(url);
             body["webhook_url_method"] = json!("POST");
         }
-        let data = self.post("dial", self.url(&["calls"])?, &body, true).await?;
+        let data = self
+            .post("dial", self.url(&["calls"])?, &body, true)
+            .await?;
         serde_json::from_value(data).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
@@ -135,7 +139,9 @@ impl Client {
         let url = self.url(&["calls", call_control_id, "actions", action])?;
         match self.post(action, url, body, true).await {
             Ok(_) => Ok(CommandOutcome::Done),
-            Err(ClientError::Api { status: 422, code, .. }) if code == "90018" => {
+            Err(ClientError::Api {
+                status: 422, code, ..
+            }) if code == "90018" => {
                 debug!(action, "call already ended; command counts as done");
                 Ok(CommandOutcome::CallEnded)
             }
@@ -144,12 +150,20 @@ impl Client {
     }
 
     /// `POST /messages`; returns the message id.
-    pub async fn send_sms(&self, from: &str, to: &str, text: &str, webhook_url: Option<&str>) -> Result<String, ClientError> {
+    pub async fn send_sms(
+        &self,
+        from: &str,
+        to: &str,
+        text: &str,
+        webhook_url: Option<&str>,
+    ) -> Result<String, ClientError> {
         let mut body = json!({ "from": from, "to": to, "text": text, "type": "SMS" });
         if let Some(url) = webhook_url {
             body["webhook_url"] = json!(url);
         }
-        let data = self.post("sms", self.url(&["messages"])?, &body, false).await?;
+        let data = self
+            .post("sms", self.url(&["messages"])?, &body, false)
+            .await?;
         Ok(data
             .get("id")
             .and_then(Value::as_str)
@@ -158,7 +172,8 @@ impl Client {
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, ClientError> {
-        let mut url = Url::parse(&self.base).map_err(|e| ClientError::Transport(format!("bad base URL: {e}")))?;
+        let mut url = Url::parse(&self.base)
+            .map_err(|e| ClientError::Transport(format!("bad base URL: {e}")))?;
         url.path_segments_mut()
             .map_err(|_| ClientError::Transport("base URL cannot have a path".into()))?
             .pop_if_empty()
@@ -168,7 +183,13 @@ impl Client {
 
     /// Posts `body`, unwraps `data`, retries 429 (and 5xx / transport errors when the request
     /// is idempotent) with a short backoff.
-    async fn post(&self, op: &str, url: Url, body: &Value, idempotent: bool) -> Result<Value, ClientError> {
+    async fn post(
+        &self,
+        op: &str,
+        url: Url,
+        body: &Value,
+        idempotent: bool,
+    ) -> Result<Value, ClientError> {
         let mut attempt = 0;
         loop {
             let result = self
@@ -189,12 +210,21 @@ impl Client {
                         .and_then(|v| v.trim().parse::<f64>().ok())
                         .filter(|s| s.is_finite() && *s >= 0.0)
                         .map(Duration::from_secs_f64);
-                    let bytes = response.bytes().await.map_err(|e| ClientError::Transport(without_url(e)))?;
+                    let bytes = response
+                        .bytes()
+                        .await
+                        .map_err(|e| ClientError::Transport(without_url(e)))?;
                     if status.is_success() {
-                        metrics::inc("sentinel_telnyx_requests_total", &[("op", op), ("outcome", "ok")]);
+                        metrics::inc(
+                            "sentinel_telnyx_requests_total",
+                            &[("op", op), ("outcome", "ok")],
+                        );
                         let mut value: Value = serde_json::from_slice(&bytes)
                             .map_err(|e| ClientError::Decode(e.to_string()))?;
-                        return Ok(value.get_mut("data").map(Value::take).unwrap_or(Value::Null));
+                        return Ok(value
+                            .get_mut("data")
+                            .map(Value::take)
+                            .unwrap_or(Value::Null));
                     }
                     (api_error(status, &bytes), retry_after)
                 }
@@ -208,7 +238,10 @@ impl Client {
                 ClientError::Api { status, .. } => status.to_string(),
                 _ => "transport".to_string(),
             };
-            metrics::inc("sentinel_telnyx_requests_total", &[("op", op), ("outcome", &outcome)]);
+            metrics::inc(
+                "sentinel_telnyx_requests_total",
+                &[("op", op), ("outcome", &outcome)],
+            );
             if !retryable || attempt >= MAX_RETRIES {
                 return Err(error);
             }

@@ -72,7 +72,10 @@ mod tests {
 
     fn approvers(n: usize) -> Vec<Approver> {
         (0..n)
-            .map(|i| Approver { name: format!("a{i}"), phone: format!("+1415555010{i}") })
+            .map(|i| Approver {
+                name: format!("a{i}"),
+                phone: format!("+1415555010{i}"),
+            })
             .collect()
     }
 
@@ -81,7 +84,11 @@ mod tests {
         let mut l = new(IntentId::generate(), approvers(2), false);
         assert_eq!(first(&mut l), Next::Dial(0));
         assert_eq!(advance(&mut l, 0, true), Next::Dial(1));
-        assert_eq!(advance(&mut l, 0, true), Next::Nothing, "a late duplicate does not skip");
+        assert_eq!(
+            advance(&mut l, 0, true),
+            Next::Nothing,
+            "a late duplicate does not skip"
+        );
         assert_eq!(advance(&mut l, 1, true), Next::Sms);
         assert_eq!(advance(&mut l, 1, true), Next::Nothing);
         assert_eq!(l.stage, Stage::Waiting);

@@ -32,7 +32,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::Channel;
 use crate::config::TelnyxConfig;
-use crate::domain::{now_millis, DecidedBy, DeciderKind, Intent, IntentId, IntentState, Reason, ReasonSource};
+use crate::domain::{
+    now_millis, DecidedBy, DeciderKind, Intent, IntentId, IntentState, Reason, ReasonSource,
+};
 use crate::gateway::{Gateway, GatewayError};
 use crate::scoring::Scorer;
 use crate::store::{AuditRecord, Store};
@@ -86,7 +88,9 @@ pub struct Telnyx {
 
 impl std::fmt::Debug for Telnyx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Telnyx").field("client", &self.client).finish_non_exhaustive()
+        f.debug_struct("Telnyx")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,16 +102,30 @@ impl Telnyx {
         state: Arc<dyn TelnyxState>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Telnyx>, TelnyxError> {
-        let missing = |name: &str| TelnyxError::Config(format!("{name} is required when TELNYX_API_KEY is set"));
-        let key = config.api_key.clone().ok_or_else(|| missing("TELNYX_API_KEY"))?;
+        let missing = |name: &str| {
+            TelnyxError::Config(format!("{name} is required when TELNYX_API_KEY is set"))
+        };
+        let key = config
+            .api_key
+            .clone()
+            .ok_or_else(|| missing("TELNYX_API_KEY"))?;
         let client = Client::new(&config.base_url, key)?;
-        let connection_id = config.connection_id.clone().ok_or_else(|| missing("TELNYX_CONNECTION_ID"))?;
-        let from = config.phone_number.clone().ok_or_else(|| missing("TELNYX_PHONE_NUMBER"))?;
+        let connection_id = config
+            .connection_id
+            .clone()
+            .ok_or_else(|| missing("TELNYX_CONNECTION_ID"))?;
+        let from = config
+            .phone_number
+            .clone()
+            .ok_or_else(|| missing("TELNYX_PHONE_NUMBER"))?;
         Ok(Arc::new_cyclic(|me| Telnyx {
             client,
             connection_id,
             from,
-            webhook_url: config.public_url.as_ref().map(|u| format!("{u}/telnyx/webhook")),
+            webhook_url: config
+                .public_url
+                .as_ref()
+                .map(|u| format!("{u}/telnyx/webhook")),
             ring_timeout: config.escalation.ring_timeout,
             pin_min_risk: config.escalation.pin_min_risk,
             voice: config.escalation.voice.clone(),
@@ -137,7 +155,11 @@ impl Telnyx {
 
     /// Loads, changes and stores a ladder with a compare-and-set, retrying lost races.
     /// `None` when there is no ladder for the intent.
-    async fn update<R>(&self, id: &IntentId, mut change: impl FnMut(&mut Ladder) -> R) -> Result<Option<(Ladder, R)>, StateError> {
+    async fn update<R>(
+        &self,
+        id: &IntentId,
+        mut change: impl FnMut(&mut Ladder) -> R,
+    ) -> Result<Option<(Ladder, R)>, StateError> {
         for _ in 0..CAS_TRIES {
             let Some(mut ladder) = self.state.load(id).await? else {
                 return Ok(None);
@@ -148,7 +170,9 @@ impl Telnyx {
                 return Ok(Some((ladder, result)));
             }
         }
-        Err(StateError::Unavailable(format!("ladder of {id} keeps changing concurrently")))
+        Err(StateError::Unavailable(format!(
+            "ladder of {id} keeps changing concurrently"
+        )))
     }
 
     /// The intent, if it still waits for a human.
@@ -171,7 +195,8 @@ impl Telnyx {
             Ok(false) => return, // another replica escalates it
             Err(e) => {
                 warn!(intent_id = %intent.id, error = %e, "cannot claim escalation; the operator channel remains");
-                self.progress(&intent.id, &format!("phone escalation unavailable: {e}")).await;
+                self.progress(&intent.id, &format!("phone escalation unavailable: {e}"))
+                    .await;
                 return;
             }
         }
@@ -180,7 +205,8 @@ impl Telnyx {
         let mut ladder = ladder::new(intent.id.clone(), approvers, pin_required);
         let next = ladder::first(&mut ladder);
         if let Err(e) = self.state.save(&ladder, LADDER_TTL).await {
-            self.progress(&intent.id, &format!("phone escalation unavailable: {e}")).await;
+            self.progress(&intent.id, &format!("phone escalation unavailable: {e}"))
+                .await;
             return;
         }
         if next == Next::Exhausted {
@@ -249,7 +275,10 @@ impl Telnyx {
             .await;
         match result {
             Ok(dialled) => {
-                metrics::inc("sentinel_escalation_steps_total", &[("step", "call"), ("outcome", "dialled")]);
+                metrics::inc(
+                    "sentinel_escalation_steps_total",
+                    &[("step", "call"), ("outcome", "dialled")],
+                );
                 let ccid = dialled.call_control_id;
                 if let Err(e) = self.state.index_call(&ccid, &intent.id, LADDER_TTL).await {
                     warn!(error = %e, "cannot index call");
@@ -272,16 +301,29 @@ impl Telnyx {
                     })
                     .await;
                 // Decided while we dialled: the stop pass may have missed this call.
-                if !matches!(stored, Ok(Some((_, Stage::Calling)))) || self.pending(&intent.id).await.is_none() {
-                    self.command(&ccid, step, "hangup", json!({}), &format!("dial-{step}-stop")).await;
+                if !matches!(stored, Ok(Some((_, Stage::Calling))))
+                    || self.pending(&intent.id).await.is_none()
+                {
+                    self.command(
+                        &ccid,
+                        step,
+                        "hangup",
+                        json!({}),
+                        &format!("dial-{step}-stop"),
+                    )
+                    .await;
                     return Next::Nothing;
                 }
                 self.watch_ring(intent.id.clone(), ccid);
                 Next::Nothing
             }
             Err(e) => {
-                metrics::inc("sentinel_escalation_steps_total", &[("step", "call"), ("outcome", "failed")]);
-                self.progress(&intent.id, &format!("could not call {who}: {e}")).await;
+                metrics::inc(
+                    "sentinel_escalation_steps_total",
+                    &[("step", "call"), ("outcome", "failed")],
+                );
+                self.progress(&intent.id, &format!("could not call {who}: {e}"))
+                    .await;
                 let sms = self.sms_enabled;
                 match self
                     .update(&intent.id, |l| {
@@ -306,7 +348,13 @@ impl Telnyx {
                 _ = me.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
-            me.on_call_event(&intent, &ccid, &CallEvent::RingTimeout, &format!("ring-{ccid}")).await;
+            me.on_call_event(
+                &intent,
+                &ccid,
+                &CallEvent::RingTimeout,
+                &format!("ring-{ccid}"),
+            )
+            .await;
         });
     }
 
@@ -317,7 +365,11 @@ impl Telnyx {
         let mut code = None;
         for _ in 0..5 {
             let candidate = sms::new_code();
-            match self.state.index_code(&candidate, &intent.id, LADDER_TTL).await {
+            match self
+                .state
+                .index_code(&candidate, &intent.id, LADDER_TTL)
+                .await
+            {
                 Ok(true) => {
                     code = Some(candidate);
                     break;
@@ -330,32 +382,55 @@ impl Telnyx {
             }
         }
         let Some(code) = code else {
-            self.progress(&intent.id, "SMS step failed: no one-time code could be stored").await;
+            self.progress(
+                &intent.id,
+                "SMS step failed: no one-time code could be stored",
+            )
+            .await;
             let _ = self.update(&intent.id, |l| l.failures += 1).await;
             return Next::Exhausted;
         };
-        let _ = self.update(&intent.id, |l| l.sms_code = Some(code.clone())).await;
+        let _ = self
+            .update(&intent.id, |l| l.sms_code = Some(code.clone()))
+            .await;
         let text = sms::message(intent, &code, ladder.pin_required);
         let (mut sent, mut failed) = (0, 0);
         for (i, approver) in ladder.approvers.iter().enumerate() {
             match self
                 .client
-                .send_sms(&self.from, &approver.phone, &text, self.webhook_url.as_deref())
+                .send_sms(
+                    &self.from,
+                    &approver.phone,
+                    &text,
+                    self.webhook_url.as_deref(),
+                )
                 .await
             {
                 Ok(_) => sent += 1,
                 Err(e) => {
                     failed += 1;
-                    self.progress(&intent.id, &format!("SMS to approver {} ({}) failed: {e}", i + 1, approver.name))
-                        .await;
+                    self.progress(
+                        &intent.id,
+                        &format!("SMS to approver {} ({}) failed: {e}", i + 1, approver.name),
+                    )
+                    .await;
                 }
             }
         }
-        metrics::inc("sentinel_escalation_steps_total", &[("step", "sms"), ("outcome", if sent > 0 { "sent" } else { "failed" })]);
+        metrics::inc(
+            "sentinel_escalation_steps_total",
+            &[
+                ("step", "sms"),
+                ("outcome", if sent > 0 { "sent" } else { "failed" }),
+            ],
+        );
         if sent > 0 {
             self.progress(
                 &intent.id,
-                &format!("SMS with a one-time code sent to {sent} approver{}", if sent == 1 { "" } else { "s" }),
+                &format!(
+                    "SMS with a one-time code sent to {sent} approver{}",
+                    if sent == 1 { "" } else { "s" }
+                ),
             )
             .await;
         }
@@ -371,20 +446,38 @@ impl Telnyx {
     /// Nothing left to try: wait for the operator, an SMS reply or the deadline; or, when no
     /// Telnyx step ever went out, decline with `escalation_failed`.
     async fn exhausted(&self, intent: &Intent) {
-        let Ok(Some(ladder)) = self.state.load(&intent.id).await else { return };
+        let Ok(Some(ladder)) = self.state.load(&intent.id).await else {
+            return;
+        };
         if !ladder::every_channel_failed(&ladder) {
-            let tail = if ladder.sms_code.is_some() { "an SMS reply, " } else { "" };
-            self.progress(&intent.id, &format!("every approver was tried; waiting for {tail}the operator or the deadline")).await;
+            let tail = if ladder.sms_code.is_some() {
+                "an SMS reply, "
+            } else {
+                ""
+            };
+            self.progress(
+                &intent.id,
+                &format!(
+                    "every approver was tried; waiting for {tail}the operator or the deadline"
+                ),
+            )
+            .await;
             return;
         }
-        metrics::inc("sentinel_escalation_steps_total", &[("step", "escalation"), ("outcome", "failed")]);
+        metrics::inc(
+            "sentinel_escalation_steps_total",
+            &[("step", "escalation"), ("outcome", "failed")],
+        );
         let result = self
             .gateway
             .decide_pending(
                 intent.clone(),
                 IntentState::Declined,
                 DecidedBy::new(DeciderKind::System, "", "telnyx"),
-                Reason::system("escalation_failed", "every escalation channel failed; declined so nothing runs unapproved"),
+                Reason::system(
+                    "escalation_failed",
+                    "every escalation channel failed; declined so nothing runs unapproved",
+                ),
                 "escalation failed".into(),
             )
             .await;
@@ -409,7 +502,9 @@ impl Telnyx {
                 (live, l.sms_code.take())
             })
             .await;
-        let Ok(Some((_, (live, code)))) = result else { return };
+        let Ok(Some((_, (live, code)))) = result else {
+            return;
+        };
         if let Some(code) = code {
             let _ = self.state.drop_code(&code).await;
         }
@@ -429,7 +524,14 @@ impl Telnyx {
                 ),
             )
             .await;
-            self.command(&call.call_control_id, call.attempt, "hangup", json!({}), "stop").await;
+            self.command(
+                &call.call_control_id,
+                call.attempt,
+                "hangup",
+                json!({}),
+                "stop",
+            )
+            .await;
         }
     }
 
@@ -447,7 +549,9 @@ impl Telnyx {
                 self.on_sms(&data).await;
                 return;
             }
-            let Some(ccid) = data.call_control_id() else { return };
+            let Some(ccid) = data.call_control_id() else {
+                return;
+            };
             let Some(intent) = self.call_intent(ccid, &data).await else {
                 metrics::inc("sentinel_webhooks_total", &[("outcome", "unknown_call")]);
                 return;
@@ -482,9 +586,17 @@ impl Telnyx {
         None
     }
 
-    async fn on_call_event(&self, intent: &IntentId, ccid: &str, event: &CallEvent, event_id: &str) {
+    async fn on_call_event(
+        &self,
+        intent: &IntentId,
+        ccid: &str,
+        event: &CallEvent,
+        event_id: &str,
+    ) {
         let roster = &self.roster;
-        let result = self.update(intent, |l| voice::on_event(l, roster, ccid, event)).await;
+        let result = self
+            .update(intent, |l| voice::on_event(l, roster, ccid, event))
+            .await;
         let (ladder, effects) = match result {
             Ok(Some(done)) => done,
             Ok(None) => return,
@@ -500,19 +612,27 @@ impl Telnyx {
             .map(|c| c.attempt)
             .unwrap_or(0);
         for (i, effect) in effects.into_iter().enumerate() {
-            self.apply(intent, attempt, effect, &format!("{event_id}-{i}")).await;
+            self.apply(intent, attempt, effect, &format!("{event_id}-{i}"))
+                .await;
         }
     }
 
     async fn apply(&self, id: &IntentId, attempt: usize, effect: Effect, command_id: &str) {
         match effect {
             Effect::Progress(line) => self.progress(id, &line).await,
-            Effect::Menu { ccid, lead, summary } => {
+            Effect::Menu {
+                ccid,
+                lead,
+                summary,
+            } => {
                 let mut text = lead;
                 if summary {
                     match self.store().get(id).await {
                         Ok(Some(intent)) => push_sentence(&mut text, &voice::summary(&intent)),
-                        _ => push_sentence(&mut text, "Sentinel needs your decision on a pending intent."),
+                        _ => push_sentence(
+                            &mut text,
+                            "Sentinel needs your decision on a pending intent.",
+                        ),
                     }
                 }
                 push_sentence(&mut text, voice::MENU);
@@ -531,12 +651,18 @@ impl Telnyx {
                     "voice": self.voice,
                     "user_response_timeout_ms": 10000,
                 });
-                self.command(&ccid, attempt, "gather_using_ai", body, command_id).await;
+                self.command(&ccid, attempt, "gather_using_ai", body, command_id)
+                    .await;
             }
             Effect::Answer { ccid, question } => {
                 let answer = match self.store().get(id).await {
                     Ok(Some(intent)) => {
-                        match tokio::time::timeout(ANSWER_TIMEOUT, self.scorer.answer_question(&intent, &question)).await {
+                        match tokio::time::timeout(
+                            ANSWER_TIMEOUT,
+                            self.scorer.answer_question(&intent, &question),
+                        )
+                        .await
+                        {
                             Ok(Ok(answer)) => answer,
                             Ok(Err(e)) => {
                                 warn!(error = %e, "answer_question failed");
@@ -558,7 +684,8 @@ impl Telnyx {
                     })
                     .await;
                 if matches!(still, Ok(Some((_, true)))) {
-                    self.progress(id, &format!("answer spoken: {}", voice::clip(&answer, 300))).await;
+                    self.progress(id, &format!("answer spoken: {}", voice::clip(&answer, 300)))
+                        .await;
                     let mut text = voice::clip(&answer, 2000);
                     push_sentence(&mut text, voice::MENU);
                     self.menu(&ccid, attempt, &text, command_id).await;
@@ -577,19 +704,27 @@ impl Telnyx {
                     "timeout_millis": 10000,
                     "maximum_tries": 2,
                 });
-                self.command(&ccid, attempt, "gather_using_speak", body, command_id).await;
+                self.command(&ccid, attempt, "gather_using_speak", body, command_id)
+                    .await;
             }
-            Effect::Decide { ccid, approve, approver } => {
+            Effect::Decide {
+                ccid,
+                approve,
+                approver,
+            } => {
                 let goodbye = self.decide(id, approve, &approver.name, "voice").await;
                 self.speak(&ccid, attempt, &goodbye, command_id).await;
             }
             Effect::Goodbye { ccid, text } => self.speak(&ccid, attempt, &text, command_id).await,
             Effect::Hangup { ccid } => {
-                self.command(&ccid, attempt, "hangup", json!({}), command_id).await;
+                self.command(&ccid, attempt, "hangup", json!({}), command_id)
+                    .await;
             }
             Effect::Advance { from } => {
                 let sms = self.sms_enabled;
-                if let Ok(Some((_, next))) = self.update(id, |l| ladder::advance(l, from, sms)).await {
+                if let Ok(Some((_, next))) =
+                    self.update(id, |l| ladder::advance(l, from, sms)).await
+                {
                     self.run(id, next).await;
                 }
             }
@@ -613,13 +748,20 @@ impl Telnyx {
                 current,
                 to,
                 DecidedBy::new(DeciderKind::Human, approver, channel),
-                Reason::new(ReasonSource::Human, code, format!("{word} by {approver} via {channel}")),
+                Reason::new(
+                    ReasonSource::Human,
+                    code,
+                    format!("{word} by {approver} via {channel}"),
+                ),
                 format!("{word} by {approver} via {channel}"),
             )
             .await;
         match result {
             Ok(_) => {
-                metrics::inc("sentinel_escalation_decisions_total", &[("channel", channel), ("decision", word)]);
+                metrics::inc(
+                    "sentinel_escalation_decisions_total",
+                    &[("channel", channel), ("decision", word)],
+                );
                 let _ = self.update(id, |l| l.stage = Stage::Done).await;
                 format!("The intent is {word}. Thank you. Goodbye.")
             }
@@ -637,12 +779,20 @@ impl Telnyx {
                         detail: format!("too late: {why}"),
                     })
                     .await;
-                self.progress(id, &format!("{approver}'s {word} via {channel} came too late: {why}")).await;
+                self.progress(
+                    id,
+                    &format!("{approver}'s {word} via {channel} came too late: {why}"),
+                )
+                .await;
                 "This intent was already decided. Your answer changed nothing. Goodbye.".into()
             }
             Err(e) => {
                 warn!(intent_id = %id, error = %e, "cannot record a human decision");
-                self.progress(id, &format!("{approver}'s decision via {channel} could not be recorded: {e}")).await;
+                self.progress(
+                    id,
+                    &format!("{approver}'s decision via {channel} could not be recorded: {e}"),
+                )
+                .await;
                 "Sentinel could not record your decision. Nothing was approved. Please use the operator console.".into()
             }
         }
@@ -671,38 +821,79 @@ impl Telnyx {
             detail,
         };
         let Some(reply) = sms::parse_reply(text) else {
-            let _ = self.store().audit(reject(None, "SMS reply is not APPROVE <code> or DECLINE <code>".into())).await;
+            let _ = self
+                .store()
+                .audit(reject(
+                    None,
+                    "SMS reply is not APPROVE <code> or DECLINE <code>".into(),
+                ))
+                .await;
             return;
         };
         let intent = match self.state.code_intent(&reply.code).await {
             Ok(Some(id)) => id,
             _ => {
-                let _ = self.store().audit(reject(None, "SMS reply with an unknown or retired code".into())).await;
+                let _ = self
+                    .store()
+                    .audit(reject(
+                        None,
+                        "SMS reply with an unknown or retired code".into(),
+                    ))
+                    .await;
                 return;
             }
         };
-        let Ok(Some(ladder)) = self.state.load(&intent).await else { return };
+        let Ok(Some(ladder)) = self.state.load(&intent).await else {
+            return;
+        };
         if !ladder.approvers.iter().any(|a| a.phone == from) {
             let _ = self
                 .store()
-                .audit(reject(Some(intent.clone()), "SMS reply from an approver this intent was not routed to".into()))
+                .audit(reject(
+                    Some(intent.clone()),
+                    "SMS reply from an approver this intent was not routed to".into(),
+                ))
                 .await;
             return;
         }
-        if reply.approve && ladder.pin_required && !reply.pin.as_deref().is_some_and(|p| self.roster.check_pin(&name, p)) {
+        if reply.approve
+            && ladder.pin_required
+            && !reply
+                .pin
+                .as_deref()
+                .is_some_and(|p| self.roster.check_pin(&name, p))
+        {
             let _ = self
                 .store()
-                .audit(reject(Some(intent.clone()), "SMS approval without a valid PIN".into()))
+                .audit(reject(
+                    Some(intent.clone()),
+                    "SMS approval without a valid PIN".into(),
+                ))
                 .await;
-            self.progress(&intent, &format!("{name}'s SMS approval was refused: PIN missing or wrong")).await;
+            self.progress(
+                &intent,
+                &format!("{name}'s SMS approval was refused: PIN missing or wrong"),
+            )
+            .await;
             let _ = self
                 .client
-                .send_sms(&self.from, from, "Sentinel: this intent needs APPROVE <code> <PIN>. Nothing was approved.", None)
+                .send_sms(
+                    &self.from,
+                    from,
+                    "Sentinel: this intent needs APPROVE <code> <PIN>. Nothing was approved.",
+                    None,
+                )
                 .await;
             return;
         }
-        self.progress(&intent, &format!("{name} replied {} by SMS", if reply.approve { "APPROVE" } else { "DECLINE" }))
-            .await;
+        self.progress(
+            &intent,
+            &format!(
+                "{name} replied {} by SMS",
+                if reply.approve { "APPROVE" } else { "DECLINE" }
+            ),
+        )
+        .await;
         let outcome = self.decide(&intent, reply.approve, &name, "sms").await;
         if let Err(e) = self
             .client
@@ -726,7 +917,8 @@ impl Telnyx {
             "maximum_tries": 2,
             "invalid_payload": "That key is not on the menu.",
         });
-        self.command(ccid, attempt, "gather_using_speak", body, command_id).await;
+        self.command(ccid, attempt, "gather_using_speak", body, command_id)
+            .await;
     }
 
     async fn speak(&self, ccid: &str, attempt: usize, text: &str, command_id: &str) {
@@ -737,7 +929,14 @@ impl Telnyx {
     /// Sends a call command with our `client_state` and a `command_id`. A failure other than
     /// "call already ended" hangs the call up, so the ladder moves on instead of leaving the
     /// approver in silence.
-    async fn command(&self, ccid: &str, attempt: usize, action: &str, mut body: Value, command_id: &str) {
+    async fn command(
+        &self,
+        ccid: &str,
+        attempt: usize,
+        action: &str,
+        mut body: Value,
+        command_id: &str,
+    ) {
         let Some(intent) = self.state.call_intent(ccid).await.ok().flatten() else {
             return;
         };
@@ -750,11 +949,16 @@ impl Telnyx {
         body["command_id"] = json!(format!("{action}-{command_id}"));
         if let Err(e) = self.client.command(ccid, action, &body).await {
             warn!(intent_id = %intent, action, error = %e, "telnyx command failed");
-            self.progress(&intent, &format!("telnyx {action} failed: {e}")).await;
+            self.progress(&intent, &format!("telnyx {action} failed: {e}"))
+                .await;
             if action != "hangup" {
                 let _ = self
                     .client
-                    .command(ccid, "hangup", &json!({ "command_id": format!("hangup-after-{command_id}") }))
+                    .command(
+                        ccid,
+                        "hangup",
+                        &json!({ "command_id": format!("hangup-after-{command_id}") }),
+                    )
                     .await;
             }
         }

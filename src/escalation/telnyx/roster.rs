@@ -33,7 +33,12 @@ impl Roster {
     pub fn for_intent(&self, intent: &Intent) -> Vec<Approver> {
         self.approvers
             .iter()
-            .filter(|a| a.modules.is_empty() || a.modules.iter().any(|m| m.eq_ignore_ascii_case(&intent.module)))
+            .filter(|a| {
+                a.modules.is_empty()
+                    || a.modules
+                        .iter()
+                        .any(|m| m.eq_ignore_ascii_case(&intent.module))
+            })
             .filter(|a| intent.risk_score.get() >= a.min_risk)
             .map(|a| Approver {
                 name: a.name.clone(),
@@ -120,17 +125,32 @@ mod tests {
             approver("senior", &[], 80, None),
             approver("anyone", &[], 0, None),
         ]);
-        let names = |i: &Intent| roster.for_intent(i).into_iter().map(|a| a.name).collect::<Vec<_>>();
-        assert_eq!(names(&intent("VaultKeeper", 90)), ["fin", "senior", "anyone"]);
+        let names = |i: &Intent| {
+            roster
+                .for_intent(i)
+                .into_iter()
+                .map(|a| a.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&intent("VaultKeeper", 90)),
+            ["fin", "senior", "anyone"]
+        );
         assert_eq!(names(&intent("OpsGuard", 70)), ["anyone"]);
     }
 
     #[test]
     fn pins_are_checked_against_the_hash() {
-        let roster = Roster::new(vec![approver("a", &[], 0, Some("4321")), approver("bb", &[], 0, None)]);
+        let roster = Roster::new(vec![
+            approver("a", &[], 0, Some("4321")),
+            approver("bb", &[], 0, None),
+        ]);
         assert!(roster.check_pin("a", "4321"));
         assert!(!roster.check_pin("a", "1234"));
         assert!(!roster.check_pin("a", ""));
-        assert!(!roster.check_pin("bb", ""), "no PIN configured never passes");
+        assert!(
+            !roster.check_pin("bb", ""),
+            "no PIN configured never passes"
+        );
     }
 }

@@ -31,7 +31,10 @@ fn details(intent: &Intent) -> String {
         .iter()
         .filter_map(|k| {
             let v = intent.payload.get(*k)?;
-            let v = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+            let v = v
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string());
             Some(format!("{k} {v}"))
         })
         .chain(std::iter::once(format!("module {}", intent.module)))
@@ -60,7 +63,11 @@ pub fn parse_reply(text: &str) -> Option<Reply> {
         return None;
     }
     let pin = words.next().map(String::from);
-    if words.next().is_some() || pin.as_deref().is_some_and(|p| !p.chars().all(|c| c.is_ascii_digit())) {
+    if words.next().is_some()
+        || pin
+            .as_deref()
+            .is_some_and(|p| !p.chars().all(|c| c.is_ascii_digit()))
+    {
         return None;
     }
     Some(Reply {
@@ -78,14 +85,33 @@ mod tests {
     fn replies_are_strict() {
         assert_eq!(
             parse_reply(" approve 012345 "),
-            Some(Reply { approve: true, code: "012345".into(), pin: None })
+            Some(Reply {
+                approve: true,
+                code: "012345".into(),
+                pin: None
+            })
         );
         assert_eq!(
             parse_reply("DECLINE 999999"),
-            Some(Reply { approve: false, code: "999999".into(), pin: None })
+            Some(Reply {
+                approve: false,
+                code: "999999".into(),
+                pin: None
+            })
         );
-        assert_eq!(parse_reply("APPROVE 012345 2468").and_then(|r| r.pin), Some("2468".into()));
-        for bad in ["", "APPROVE", "YES 012345", "APPROVE 12345", "APPROVE 0123456", "APPROVE 012345 x", "APPROVE 012345 1 2"] {
+        assert_eq!(
+            parse_reply("APPROVE 012345 2468").and_then(|r| r.pin),
+            Some("2468".into())
+        );
+        for bad in [
+            "",
+            "APPROVE",
+            "YES 012345",
+            "APPROVE 12345",
+            "APPROVE 0123456",
+            "APPROVE 012345 x",
+            "APPROVE 012345 1 2",
+        ] {
             assert_eq!(parse_reply(bad), None, "{bad}");
         }
     }

@@ -98,14 +98,21 @@ pub struct Ladder {
 
 impl Ladder {
     pub fn call_mut(&mut self, call_control_id: &str) -> Option<&mut Call> {
-        self.calls.iter_mut().find(|c| c.call_control_id == call_control_id)
+        self.calls
+            .iter_mut()
+            .find(|c| c.call_control_id == call_control_id)
     }
 }
 
 #[async_trait]
 pub trait TelnyxState: Send + Sync + 'static {
     /// Records a verified webhook delivery; `false` when `event_id` was seen within `ttl`.
-    async fn first_delivery(&self, event_id: &str, body: &[u8], ttl: Duration) -> Result<bool, StateError>;
+    async fn first_delivery(
+        &self,
+        event_id: &str,
+        body: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StateError>;
 
     /// Makes this replica the one that escalates `intent`; `false` when another already does.
     async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError>;
@@ -116,11 +123,21 @@ pub trait TelnyxState: Send + Sync + 'static {
     /// `ladder.version == 1`); `false` when it lost a race.
     async fn save(&self, ladder: &Ladder, ttl: Duration) -> Result<bool, StateError>;
 
-    async fn index_call(&self, call_control_id: &str, intent: &IntentId, ttl: Duration) -> Result<(), StateError>;
+    async fn index_call(
+        &self,
+        call_control_id: &str,
+        intent: &IntentId,
+        ttl: Duration,
+    ) -> Result<(), StateError>;
     async fn call_intent(&self, call_control_id: &str) -> Result<Option<IntentId>, StateError>;
 
     /// Reserves an SMS code for `intent`; `false` when the code is taken.
-    async fn index_code(&self, code: &str, intent: &IntentId, ttl: Duration) -> Result<bool, StateError>;
+    async fn index_code(
+        &self,
+        code: &str,
+        intent: &IntentId,
+        ttl: Duration,
+    ) -> Result<bool, StateError>;
     async fn code_intent(&self, code: &str) -> Result<Option<IntentId>, StateError>;
     async fn drop_code(&self, code: &str) -> Result<(), StateError>;
 }
@@ -168,12 +185,19 @@ impl MemoryState {
 }
 
 fn live<T: Clone>(entry: Option<&(T, Instant)>) -> Option<T> {
-    entry.filter(|(_, t)| *t > Instant::now()).map(|(v, _)| v.clone())
+    entry
+        .filter(|(_, t)| *t > Instant::now())
+        .map(|(v, _)| v.clone())
 }
 
 #[async_trait]
 impl TelnyxState for MemoryState {
-    async fn first_delivery(&self, event_id: &str, _body: &[u8], ttl: Duration) -> Result<bool, StateError> {
+    async fn first_delivery(
+        &self,
+        event_id: &str,
+        _body: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
         let mut m = self.maps();
         m.sweep();
         let now = Instant::now();
@@ -211,15 +235,24 @@ impl TelnyxState for MemoryState {
         if current != expected {
             return Ok(false);
         }
-        m.ladders
-            .insert(ladder.intent_id.clone(), (ladder.clone(), Instant::now() + ttl));
+        m.ladders.insert(
+            ladder.intent_id.clone(),
+            (ladder.clone(), Instant::now() + ttl),
+        );
         Ok(true)
     }
 
-    async fn index_call(&self, call_control_id: &str, intent: &IntentId, ttl: Duration) -> Result<(), StateError> {
+    async fn index_call(
+        &self,
+        call_control_id: &str,
+        intent: &IntentId,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
         let mut m = self.maps();
-        m.calls
-            .insert(call_control_id.to_string(), (intent.clone(), Instant::now() + ttl));
+        m.calls.insert(
+            call_control_id.to_string(),
+            (intent.clone(), Instant::now() + ttl),
+        );
         Ok(())
     }
 
@@ -227,7 +260,12 @@ impl TelnyxState for MemoryState {
         Ok(live(self.maps().calls.get(call_control_id)))
     }
 
-    async fn index_code(&self, code: &str, intent: &IntentId, ttl: Duration) -> Result<bool, StateError> {
+    async fn index_code(
+        &self,
+        code: &str,
+        intent: &IntentId,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
         let mut m = self.maps();
         if live(m.codes.get(code)).is_some() {
             return Ok(false);
@@ -270,11 +308,20 @@ mod tests {
     async fn saves_are_compare_and_set() {
         let s = MemoryState::new();
         let ttl = Duration::from_secs(60);
-        assert!(!s.save(&ladder(2), ttl).await.unwrap(), "nothing to follow yet");
+        assert!(
+            !s.save(&ladder(2), ttl).await.unwrap(),
+            "nothing to follow yet"
+        );
         assert!(s.save(&ladder(1), ttl).await.unwrap());
-        assert!(!s.save(&ladder(1), ttl).await.unwrap(), "create twice loses");
+        assert!(
+            !s.save(&ladder(1), ttl).await.unwrap(),
+            "create twice loses"
+        );
         assert!(s.save(&ladder(2), ttl).await.unwrap());
-        assert!(!s.save(&ladder(2), ttl).await.unwrap(), "same version twice loses");
+        assert!(
+            !s.save(&ladder(2), ttl).await.unwrap(),
+            "same version twice loses"
+        );
     }
 
     #[tokio::test]

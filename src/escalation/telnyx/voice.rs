@@ -82,13 +82,20 @@ impl ClientState {
 pub enum CallEvent {
     Answered,
     Detection(Amd),
-    Gather { digits: String, status: String },
+    Gather {
+        digits: String,
+        status: String,
+    },
     /// The approver's words (from `gather_using_ai` or a final transcript).
-    Speech { text: String },
+    Speech {
+        text: String,
+    },
     /// `gather_using_ai` ended without a usable question.
     SpeechMissing,
     SpeakEnded,
-    Hangup { cause: String },
+    Hangup {
+        cause: String,
+    },
     /// Sentinel's own watchdog: the ring timeout (plus grace) passed since the dial.
     RingTimeout,
     Other,
@@ -118,28 +125,38 @@ impl CallEvent {
                     .map(str::trim)
                     .unwrap_or_default();
                 if data.str("status") == Some("valid") && !question.is_empty() {
-                    CallEvent::Speech { text: question.to_string() }
+                    CallEvent::Speech {
+                        text: question.to_string(),
+                    }
                 } else {
                     CallEvent::SpeechMissing
                 }
             }
             "call.transcription" => {
                 let t = data.payload.get("transcription_data");
-                let is_final = t.and_then(|t| t.get("is_final")).and_then(Value::as_bool).unwrap_or(false);
+                let is_final = t
+                    .and_then(|t| t.get("is_final"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 let text = t
                     .and_then(|t| t.get("transcript"))
                     .and_then(Value::as_str)
                     .map(str::trim)
                     .unwrap_or_default();
                 if is_final && !text.is_empty() {
-                    CallEvent::Speech { text: text.to_string() }
+                    CallEvent::Speech {
+                        text: text.to_string(),
+                    }
                 } else {
                     CallEvent::Other
                 }
             }
             "call.speak.ended" => CallEvent::SpeakEnded,
             "call.hangup" => CallEvent::Hangup {
-                cause: data.str("hangup_cause").unwrap_or("unspecified").to_string(),
+                cause: data
+                    .str("hangup_cause")
+                    .unwrap_or("unspecified")
+                    .to_string(),
             },
             _ => CallEvent::Other,
         }
@@ -150,28 +167,64 @@ impl CallEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// `gather_using_speak`: `lead`, then the intent's summary (when `summary`), then the menu.
-    Menu { ccid: String, lead: String, summary: bool },
+    Menu {
+        ccid: String,
+        lead: String,
+        summary: bool,
+    },
     /// Capture the approver's question (`gather_using_ai`).
-    AskQuestion { ccid: String },
+    AskQuestion {
+        ccid: String,
+    },
     /// Ask the LLM, speak the answer, then the menu.
-    Answer { ccid: String, question: String },
-    AskPin { ccid: String, lead: String },
+    Answer {
+        ccid: String,
+        question: String,
+    },
+    AskPin {
+        ccid: String,
+        lead: String,
+    },
     /// Record a human decision through the gateway, then say how it went.
-    Decide { ccid: String, approve: bool, approver: Approver },
+    Decide {
+        ccid: String,
+        approve: bool,
+        approver: Approver,
+    },
     /// `speak`, then hang up on `call.speak.ended`.
-    Goodbye { ccid: String, text: String },
-    Hangup { ccid: String },
+    Goodbye {
+        ccid: String,
+        text: String,
+    },
+    Hangup {
+        ccid: String,
+    },
     /// Move the ladder past step `from` (guarded: only if it is still there).
-    Advance { from: usize },
+    Advance {
+        from: usize,
+    },
     Progress(String),
 }
 
 /// What a spoken utterance asks for, if it sounds like a decision.
 pub fn spoken_decision(text: &str) -> Option<bool> {
     let t = text.to_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| t.split(|c: char| !c.is_alphanumeric()).any(|x| x == *w));
-    let approve = has(&["approve", "approved", "approving", "accept", "authorize", "authorise"]);
-    let decline = has(&["decline", "declined", "deny", "denied", "reject", "rejected", "refuse"]);
+    let has = |words: &[&str]| {
+        words
+            .iter()
+            .any(|w| t.split(|c: char| !c.is_alphanumeric()).any(|x| x == *w))
+    };
+    let approve = has(&[
+        "approve",
+        "approved",
+        "approving",
+        "accept",
+        "authorize",
+        "authorise",
+    ]);
+    let decline = has(&[
+        "decline", "declined", "deny", "denied", "reject", "rejected", "refuse",
+    ]);
     match (approve, decline) {
         (true, false) => Some(true),
         (false, true) => Some(false),
@@ -181,7 +234,12 @@ pub fn spoken_decision(text: &str) -> Option<bool> {
 
 /// Applies one event to the call `ccid` of `ladder`. Unknown calls and finished calls get
 /// no effects.
-pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEvent) -> Vec<Effect> {
+pub fn on_event(
+    ladder: &mut Ladder,
+    roster: &Roster,
+    ccid: &str,
+    event: &CallEvent,
+) -> Vec<Effect> {
     let pin_required = ladder.pin_required;
     let done = ladder.stage == Stage::Done;
     let Some(call) = ladder.call_mut(ccid) else {
@@ -195,7 +253,10 @@ pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEv
     let mut out = Vec::new();
 
     // Any conversational event proves the call was answered, whatever order they arrive in.
-    if matches!(event, CallEvent::Gather { .. } | CallEvent::Speech { .. } | CallEvent::SpeakEnded) {
+    if matches!(
+        event,
+        CallEvent::Gather { .. } | CallEvent::Speech { .. } | CallEvent::SpeakEnded
+    ) {
         call.answered = true;
     }
 
@@ -207,7 +268,11 @@ pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEv
             }
             if call.mode == Mode::Ringing && call.amd == Amd::Human {
                 call.mode = Mode::Menu;
-                out.push(Effect::Menu { ccid: c(), lead: String::new(), summary: true });
+                out.push(Effect::Menu {
+                    ccid: c(),
+                    lead: String::new(),
+                    summary: true,
+                });
             }
         }
         CallEvent::Detection(result) => {
@@ -218,13 +283,19 @@ pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEv
             match result {
                 Amd::Machine => {
                     call.mode = Mode::Closing;
-                    out.push(Effect::Progress(format!("voicemail answered for {who}; trying the next step")));
+                    out.push(Effect::Progress(format!(
+                        "voicemail answered for {who}; trying the next step"
+                    )));
                     out.push(Effect::Hangup { ccid: c() });
                     out.push(Effect::Advance { from: call.attempt });
                 }
                 _ if call.answered => {
                     call.mode = Mode::Menu;
-                    out.push(Effect::Menu { ccid: c(), lead: String::new(), summary: true });
+                    out.push(Effect::Menu {
+                        ccid: c(),
+                        lead: String::new(),
+                        summary: true,
+                    });
                 }
                 _ => {}
             }
@@ -232,16 +303,28 @@ pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEv
         CallEvent::Gather { digits, status } => match call.mode {
             Mode::Menu => {
                 if status != "valid" || digits.is_empty() {
-                    if matches!(status.as_str(), "call_hangup" | "cancelled" | "cancelled_amd") {
+                    if matches!(
+                        status.as_str(),
+                        "call_hangup" | "cancelled" | "cancelled_amd"
+                    ) {
                         return out;
                     }
                     call.misses += 1;
                     if call.misses >= MAX_MISSES {
                         call.mode = Mode::Closing;
-                        out.push(Effect::Progress(format!("{who} pressed no key; ending the call")));
-                        out.push(Effect::Goodbye { ccid: c(), text: "No key was pressed. Nothing was decided. Goodbye.".into() });
+                        out.push(Effect::Progress(format!(
+                            "{who} pressed no key; ending the call"
+                        )));
+                        out.push(Effect::Goodbye {
+                            ccid: c(),
+                            text: "No key was pressed. Nothing was decided. Goodbye.".into(),
+                        });
                     } else {
-                        out.push(Effect::Menu { ccid: c(), lead: "I did not get a key.".into(), summary: false });
+                        out.push(Effect::Menu {
+                            ccid: c(),
+                            lead: "I did not get a key.".into(),
+                            summary: false,
+                        });
                     }
                     return out;
                 }
@@ -251,12 +334,21 @@ pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEv
                         out.push(Effect::Progress(format!("{who} pressed 1 (approve)")));
                         if !pin_required {
                             call.mode = Mode::Closing;
-                            out.push(Effect::Decide { ccid: c(), approve: true, approver: call.approver.clone() });
+                            out.push(Effect::Decide {
+                                ccid: c(),
+                                approve: true,
+                                approver: call.approver.clone(),
+                            });
                         } else if roster.has_pin(&call.approver.name) {
                             call.mode = Mode::Pin;
-                            out.push(Effect::AskPin { ccid: c(), lead: "This intent needs your PIN.".into() });
+                            out.push(Effect::AskPin {
+                                ccid: c(),
+                                lead: "This intent needs your PIN.".into(),
+                            });
                         } else {
-                            out.push(Effect::Progress(format!("{who} has no PIN configured; approval by phone refused")));
+                            out.push(Effect::Progress(format!(
+                                "{who} has no PIN configured; approval by phone refused"
+                            )));
                             out.push(Effect::Menu {
                                 ccid: c(),
                                 lead: "This intent needs a PIN to approve and you have none configured. You can decline, or approve from the operator console.".into(),
@@ -272,34 +364,66 @@ pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEv
                     Some('3') => {
                         call.mode = Mode::Closing;
                         out.push(Effect::Progress(format!("{who} pressed 3 (decline)")));
-                        out.push(Effect::Decide { ccid: c(), approve: false, approver: call.approver.clone() });
+                        out.push(Effect::Decide {
+                            ccid: c(),
+                            approve: false,
+                            approver: call.approver.clone(),
+                        });
                     }
                     Some('9') => {
                         out.push(Effect::Progress(format!("{who} pressed 9 (repeat)")));
-                        out.push(Effect::Menu { ccid: c(), lead: String::new(), summary: true });
+                        out.push(Effect::Menu {
+                            ccid: c(),
+                            lead: String::new(),
+                            summary: true,
+                        });
                     }
-                    _ => out.push(Effect::Menu { ccid: c(), lead: "That key is not on the menu.".into(), summary: false }),
+                    _ => out.push(Effect::Menu {
+                        ccid: c(),
+                        lead: "That key is not on the menu.".into(),
+                        summary: false,
+                    }),
                 }
             }
             Mode::Pin => {
                 if status != "valid" || digits.is_empty() {
-                    if matches!(status.as_str(), "call_hangup" | "cancelled" | "cancelled_amd") {
+                    if matches!(
+                        status.as_str(),
+                        "call_hangup" | "cancelled" | "cancelled_amd"
+                    ) {
                         return out;
                     }
                     call.mode = Mode::Menu;
-                    out.push(Effect::Menu { ccid: c(), lead: "No PIN was entered; nothing was approved.".into(), summary: false });
+                    out.push(Effect::Menu {
+                        ccid: c(),
+                        lead: "No PIN was entered; nothing was approved.".into(),
+                        summary: false,
+                    });
                 } else if roster.check_pin(&call.approver.name, digits.trim_end_matches('#')) {
                     call.mode = Mode::Closing;
                     out.push(Effect::Progress(format!("{who} entered a valid PIN")));
-                    out.push(Effect::Decide { ccid: c(), approve: true, approver: call.approver.clone() });
+                    out.push(Effect::Decide {
+                        ccid: c(),
+                        approve: true,
+                        approver: call.approver.clone(),
+                    });
                 } else {
                     call.pin_failures += 1;
-                    out.push(Effect::Progress(format!("{who} entered a wrong PIN ({} of {MAX_PIN_FAILURES})", call.pin_failures)));
+                    out.push(Effect::Progress(format!(
+                        "{who} entered a wrong PIN ({} of {MAX_PIN_FAILURES})",
+                        call.pin_failures
+                    )));
                     if call.pin_failures >= MAX_PIN_FAILURES {
                         call.mode = Mode::Closing;
-                        out.push(Effect::Goodbye { ccid: c(), text: "Too many wrong PINs. Nothing was approved. Goodbye.".into() });
+                        out.push(Effect::Goodbye {
+                            ccid: c(),
+                            text: "Too many wrong PINs. Nothing was approved. Goodbye.".into(),
+                        });
                     } else {
-                        out.push(Effect::AskPin { ccid: c(), lead: "That PIN is not correct.".into() });
+                        out.push(Effect::AskPin {
+                            ccid: c(),
+                            lead: "That PIN is not correct.".into(),
+                        });
                     }
                 }
             }
@@ -313,8 +437,14 @@ pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEv
                 // Words never decide: ask for the key that would.
                 Some(approve) => {
                     call.mode = Mode::Menu;
-                    let (word, key) = if approve { ("approve", 1) } else { ("decline", 3) };
-                    out.push(Effect::Progress(format!("{who} said \"{word}\"; waiting for key {key} to confirm")));
+                    let (word, key) = if approve {
+                        ("approve", 1)
+                    } else {
+                        ("decline", 3)
+                    };
+                    out.push(Effect::Progress(format!(
+                        "{who} said \"{word}\"; waiting for key {key} to confirm"
+                    )));
                     out.push(Effect::Menu {
                         ccid: c(),
                         lead: format!("I heard you say {word}. Spoken words do not decide. To {word}, press {key}."),
@@ -322,15 +452,25 @@ pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEv
                     });
                 }
                 None => {
-                    out.push(Effect::Progress(format!("{who} asked: {}", clip(text, 300))));
-                    out.push(Effect::Answer { ccid: c(), question: text.clone() });
+                    out.push(Effect::Progress(format!(
+                        "{who} asked: {}",
+                        clip(text, 300)
+                    )));
+                    out.push(Effect::Answer {
+                        ccid: c(),
+                        question: text.clone(),
+                    });
                 }
             }
         }
         CallEvent::SpeechMissing => {
             if call.mode == Mode::Question {
                 call.mode = Mode::Menu;
-                out.push(Effect::Menu { ccid: c(), lead: "I did not catch a question.".into(), summary: false });
+                out.push(Effect::Menu {
+                    ccid: c(),
+                    lead: "I did not catch a question.".into(),
+                    summary: false,
+                });
             }
         }
         CallEvent::SpeakEnded => {
@@ -346,7 +486,9 @@ pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEv
             }
             let line = if !call.answered {
                 match cause.as_str() {
-                    "timeout" | "no_answer" | "originator_cancel" => format!("{who} did not answer"),
+                    "timeout" | "no_answer" | "originator_cancel" => {
+                        format!("{who} did not answer")
+                    }
                     "user_busy" => format!("{who} was busy"),
                     "call_rejected" => format!("{who} rejected the call"),
                     other => format!("call to {who} failed ({other})"),
@@ -366,10 +508,16 @@ pub fn on_event(ladder: &mut Ladder, roster: &Roster, ccid: &str, event: &CallEv
             if call.answered {
                 // Detection never reported: a person may be there, and only keys decide.
                 call.mode = Mode::Menu;
-                out.push(Effect::Menu { ccid: c(), lead: String::new(), summary: true });
+                out.push(Effect::Menu {
+                    ccid: c(),
+                    lead: String::new(),
+                    summary: true,
+                });
             } else {
                 call.mode = Mode::Closing;
-                out.push(Effect::Progress(format!("{who} did not answer within the ring timeout")));
+                out.push(Effect::Progress(format!(
+                    "{who} did not answer within the ring timeout"
+                )));
                 out.push(Effect::Hangup { ccid: c() });
                 out.push(Effect::Advance { from: call.attempt });
             }
@@ -445,7 +593,10 @@ mod tests {
             calls: vec![Call {
                 call_control_id: "v3:c".into(),
                 attempt: 0,
-                approver: Approver { name: "alice".into(), phone: "+14155550101".into() },
+                approver: Approver {
+                    name: "alice".into(),
+                    phone: "+14155550101".into(),
+                },
                 answered: false,
                 amd: Amd::Pending,
                 mode: Mode::Ringing,
@@ -459,7 +610,10 @@ mod tests {
     }
 
     fn gather(d: &str) -> CallEvent {
-        CallEvent::Gather { digits: d.into(), status: "valid".into() }
+        CallEvent::Gather {
+            digits: d.into(),
+            status: "valid".into(),
+        }
     }
 
     fn decides(effects: &[Effect]) -> Option<bool> {
@@ -472,14 +626,25 @@ mod tests {
     #[test]
     fn the_menu_waits_for_both_answer_and_detection_in_any_order() {
         let roster = Roster::default();
-        for order in [[CallEvent::Answered, CallEvent::Detection(Amd::Human)], [CallEvent::Detection(Amd::Human), CallEvent::Answered]] {
+        for order in [
+            [CallEvent::Answered, CallEvent::Detection(Amd::Human)],
+            [CallEvent::Detection(Amd::Human), CallEvent::Answered],
+        ] {
             let mut l = ladder(false);
             let first = on_event(&mut l, &roster, "v3:c", &order[0]);
             assert!(!first.iter().any(|e| matches!(e, Effect::Menu { .. })));
             let second = on_event(&mut l, &roster, "v3:c", &order[1]);
-            assert_eq!(second.iter().filter(|e| matches!(e, Effect::Menu { .. })).count(), 1);
+            assert_eq!(
+                second
+                    .iter()
+                    .filter(|e| matches!(e, Effect::Menu { .. }))
+                    .count(),
+                1
+            );
             // A late duplicate starts nothing.
-            assert!(on_event(&mut l, &roster, "v3:c", &order[0]).iter().all(|e| !matches!(e, Effect::Menu { .. })));
+            assert!(on_event(&mut l, &roster, "v3:c", &order[0])
+                .iter()
+                .all(|e| !matches!(e, Effect::Menu { .. })));
         }
     }
 
@@ -490,7 +655,10 @@ mod tests {
         on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
         let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Machine));
         assert!(e.contains(&Effect::Advance { from: 0 }));
-        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))), None);
+        assert_eq!(
+            decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))),
+            None
+        );
     }
 
     #[test]
@@ -500,10 +668,20 @@ mod tests {
         on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
         on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
         on_event(&mut l, &roster, "v3:c", &gather("2"));
-        let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Speech { text: "Yes, approve it".into() });
+        let e = on_event(
+            &mut l,
+            &roster,
+            "v3:c",
+            &CallEvent::Speech {
+                text: "Yes, approve it".into(),
+            },
+        );
         assert_eq!(decides(&e), None);
         assert!(matches!(&e[1], Effect::Menu { lead, .. } if lead.contains("press 1")));
-        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))), Some(true));
+        assert_eq!(
+            decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))),
+            Some(true)
+        );
     }
 
     #[test]
@@ -523,14 +701,27 @@ mod tests {
         let mut l = ladder(true);
         on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
         on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
-        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))), None);
-        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &gather("1111#"))), None);
-        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &gather("2468#"))), Some(true));
+        assert_eq!(
+            decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))),
+            None
+        );
+        assert_eq!(
+            decides(&on_event(&mut l, &roster, "v3:c", &gather("1111#"))),
+            None
+        );
+        assert_eq!(
+            decides(&on_event(&mut l, &roster, "v3:c", &gather("2468#"))),
+            Some(true)
+        );
     }
 
     #[test]
     fn client_state_round_trips_without_line_breaks() {
-        let s = ClientState { intent_id: "x".repeat(200), attempt: 3, traceparent: Some("00-abc-def-01".into()) };
+        let s = ClientState {
+            intent_id: "x".repeat(200),
+            attempt: 3,
+            traceparent: Some("00-abc-def-01".into()),
+        };
         let text = s.encode();
         assert!(!text.contains('\n'));
         assert_eq!(ClientState::decode(&text), Some(s));

@@ -79,7 +79,9 @@ impl FakeTelnyx {
             .route("/v2/calls/{id}/actions/{action}", post(action))
             .route("/v2/messages", post(message))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -117,7 +119,9 @@ impl FakeTelnyx {
             let matching: Vec<Request> = self
                 .requests()
                 .into_iter()
-                .filter(|r| r.kind == kind && (ccid.is_none() || r.call_control_id.as_deref() == ccid))
+                .filter(|r| {
+                    r.kind == kind && (ccid.is_none() || r.call_control_id.as_deref() == ccid)
+                })
                 .collect();
             if matching.len() >= n {
                 return matching[n - 1].clone();
@@ -141,7 +145,10 @@ impl FakeTelnyx {
                     webhook: format!("http://{app_http}/telnyx/webhook"),
                     ccid: dial.call_control_id.clone().expect("dial has an id"),
                     to: to.to_string(),
-                    client_state: dial.body["client_state"].as_str().unwrap_or_default().to_string(),
+                    client_state: dial.body["client_state"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                     http: reqwest::Client::new(),
                     key: signing_key(),
                     sent: Arc::new(Mutex::new(Vec::new())),
@@ -190,9 +197,15 @@ pub fn approver(name: &str, phone: &str, pin: Option<&str>) -> ApproverConfig {
 
 fn error(status: u16, code: &str, title: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, Json(json!({"errors": [{"code": code, "title": title, "detail": title}]}))).into_response();
+    let mut response = (
+        status,
+        Json(json!({"errors": [{"code": code, "title": title, "detail": title}]})),
+    )
+        .into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
-        response.headers_mut().insert("retry-after", "0".parse().expect("header"));
+        response
+            .headers_mut()
+            .insert("retry-after", "0".parse().expect("header"));
     }
     response
 }
@@ -213,7 +226,11 @@ fn e164(s: &str) -> bool {
     s.starts_with('+') && s.len() >= 8 && s[1..].chars().all(|c| c.is_ascii_digit())
 }
 
-async fn dial(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn dial(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(refused) = gate(&mut inner, &headers) {
         return refused;
@@ -242,7 +259,13 @@ async fn dial(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, Json(b
             inner.next_id += 1;
             let ccid = format!("v3:fake-call-{}", inner.next_id);
             inner.dial_commands.insert(command_id, ccid.clone());
-            inner.calls.insert(ccid.clone(), CallState { to, ..Default::default() });
+            inner.calls.insert(
+                ccid.clone(),
+                CallState {
+                    to,
+                    ..Default::default()
+                },
+            );
             inner.requests.push(Request {
                 path: "/v2/calls".into(),
                 kind: "dial".into(),
@@ -299,7 +322,11 @@ async fn action(
     Json(json!({"data": {"result": "ok"}})).into_response()
 }
 
-async fn message(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn message(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(refused) = gate(&mut inner, &headers) {
         return refused;
@@ -359,7 +386,10 @@ impl Phone {
 
     /// Posts a body signed now; returns the HTTP status.
     pub async fn post(&self, body: &str) -> u16 {
-        self.sent.lock().unwrap_or_else(|e| e.into_inner()).push(body.to_string());
+        self.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(body.to_string());
         post_signed(&self.http, &self.webhook, &self.key, body, now()).await
     }
 
@@ -369,16 +399,31 @@ impl Phone {
     }
 
     pub async fn initiated(&self) {
-        assert_eq!(self.send("call.initiated", json!({"direction": "outgoing", "state": "bridging"})).await, 200);
+        assert_eq!(
+            self.send(
+                "call.initiated",
+                json!({"direction": "outgoing", "state": "bridging"})
+            )
+            .await,
+            200
+        );
     }
 
     pub async fn answered(&self) {
         self.set(|c| c.answered = true);
-        assert_eq!(self.send("call.answered", json!({"state": "answered"})).await, 200);
+        assert_eq!(
+            self.send("call.answered", json!({"state": "answered"}))
+                .await,
+            200
+        );
     }
 
     pub async fn detection(&self, result: &str) {
-        assert_eq!(self.send("call.machine.detection.ended", json!({"result": result})).await, 200);
+        assert_eq!(
+            self.send("call.machine.detection.ended", json!({"result": result}))
+                .await,
+            200
+        );
     }
 
     /// Answers as a person: `call.answered` then machine detection `human`.
@@ -390,9 +435,20 @@ impl Phone {
 
     pub async fn press(&self, digits: &str) {
         for d in digits.chars() {
-            assert_eq!(self.send("call.dtmf.received", json!({"digit": d.to_string()})).await, 200);
+            assert_eq!(
+                self.send("call.dtmf.received", json!({"digit": d.to_string()}))
+                    .await,
+                200
+            );
         }
-        assert_eq!(self.send("call.gather.ended", json!({"digits": digits, "status": "valid"})).await, 200);
+        assert_eq!(
+            self.send(
+                "call.gather.ended",
+                json!({"digits": digits, "status": "valid"})
+            )
+            .await,
+            200
+        );
     }
 
     pub async fn say(&self, question: &str) {
@@ -405,7 +461,11 @@ impl Phone {
     }
 
     pub async fn speak_ended(&self) {
-        assert_eq!(self.send("call.speak.ended", json!({"status": "completed"})).await, 200);
+        assert_eq!(
+            self.send("call.speak.ended", json!({"status": "completed"}))
+                .await,
+            200
+        );
     }
 
     pub async fn hangup(&self, cause: &str) {
@@ -422,7 +482,10 @@ impl Phone {
 
     /// The text of the latest `gather_using_speak` prompt (waits for the `n`-th).
     pub async fn prompt(&self, n: usize) -> String {
-        let r = self.fake.wait_for("gather_using_speak", Some(&self.ccid), n).await;
+        let r = self
+            .fake
+            .wait_for("gather_using_speak", Some(&self.ccid), n)
+            .await;
         r.body["payload"].as_str().unwrap_or_default().to_string()
     }
 }
@@ -446,14 +509,33 @@ pub fn envelope(event_type: &str, payload: Value) -> String {
 }
 
 /// Posts `body` with Telnyx's headers, signed by `key` at `timestamp`.
-pub async fn post_signed(http: &reqwest::Client, url: &str, key: &SigningKey, body: &str, timestamp: i64) -> u16 {
+pub async fn post_signed(
+    http: &reqwest::Client,
+    url: &str,
+    key: &SigningKey,
+    body: &str,
+    timestamp: i64,
+) -> u16 {
     let ts = timestamp.to_string();
     let signature = key.sign(&[ts.as_bytes(), b"|", body.as_bytes()].concat());
-    post_with(http, url, Some(&ts), Some(&STANDARD.encode(signature.to_bytes())), body).await
+    post_with(
+        http,
+        url,
+        Some(&ts),
+        Some(&STANDARD.encode(signature.to_bytes())),
+        body,
+    )
+    .await
 }
 
 /// Posts `body` with exactly these headers.
-pub async fn post_with(http: &reqwest::Client, url: &str, ts: Option<&str>, sig: Option<&str>, body: &str) -> u16 {
+pub async fn post_with(
+    http: &reqwest::Client,
+    url: &str,
+    ts: Option<&str>,
+    sig: Option<&str>,
+    body: &str,
+) -> u16 {
     let mut request = http
         .post(url)
         .header("content-type", "application/json")
@@ -465,7 +547,12 @@ pub async fn post_with(http: &reqwest::Client, url: &str, ts: Option<&str>, sig:
     if let Some(sig) = sig {
         request = request.header("telnyx-signature-ed25519", sig);
     }
-    request.send().await.expect("webhook post").status().as_u16()
+    request
+        .send()
+        .await
+        .expect("webhook post")
+        .status()
+        .as_u16()
 }
 
 /// An inbound SMS from `from` as Telnyx posts it.
@@ -494,20 +581,34 @@ impl Setup {
         let fake = FakeTelnyx::start().await;
         let mut config = config(&fake, roster);
         tweak(&mut config);
-        let app = crate::helpers::spawn_with(crate::helpers::Parts { config, ..Default::default() }).await;
+        let app = crate::helpers::spawn_with(crate::helpers::Parts {
+            config,
+            ..Default::default()
+        })
+        .await;
         let client = app.client().await;
         Setup { app, fake, client }
     }
 
     /// Submits an intent that escalates (an invoice of `amount` to an unknown vendor: risk 90
     /// from 5000 up) and returns its id and a watch on it.
-    pub async fn escalate(&mut self, amount: i64) -> (String, tonic::Streaming<sentinel::grpc::pb::DecisionEvent>) {
+    pub async fn escalate(
+        &mut self,
+        amount: i64,
+    ) -> (String, tonic::Streaming<sentinel::grpc::pb::DecisionEvent>) {
         let intent = self
             .client
-            .submit_json("billing-bot", "PAY_INVOICE", json!({"amount": amount, "vendor": "Acme Corp", "environment": "production"}))
+            .submit_json(
+                "billing-bot",
+                "PAY_INVOICE",
+                json!({"amount": amount, "vendor": "Acme Corp", "environment": "production"}),
+            )
             .await
             .expect("submit");
-        assert_eq!(crate::helpers::state(&intent), sentinel::grpc::pb::IntentState::PendingApproval);
+        assert_eq!(
+            crate::helpers::state(&intent),
+            sentinel::grpc::pb::IntentState::PendingApproval
+        );
         let watch = self.client.watch(&intent.intent_id).await.expect("watch");
         (intent.intent_id, watch)
     }
@@ -530,7 +631,10 @@ pub async fn finish(
 ) -> (Vec<String>, sentinel::grpc::pb::Intent) {
     let events = crate::helpers::collect(watch, Duration::from_secs(30)).await;
     let last = events.last().expect("events");
-    assert!(last.terminal, "the watch ended on a terminal event: {events:#?}");
+    assert!(
+        last.terminal,
+        "the watch ended on a terminal event: {events:#?}"
+    );
     let intent = last.intent.clone().expect("intent");
     (s.progress(&intent.intent_id).await, intent)
 }
@@ -538,10 +642,17 @@ pub async fn finish(
 impl Setup {
     /// The intent's progress lines, oldest first, as the audit log has them.
     pub async fn progress(&self, id: &str) -> Vec<String> {
-        let records = self.app.store.audit_range(0, i64::MAX, 10_000).await.expect("audit");
+        let records = self
+            .app
+            .store
+            .audit_range(0, i64::MAX, 10_000)
+            .await
+            .expect("audit");
         records
             .into_iter()
-            .filter(|r| r.event == "progress" && r.intent_id.as_ref().is_some_and(|i| i.as_str() == id))
+            .filter(|r| {
+                r.event == "progress" && r.intent_id.as_ref().is_some_and(|i| i.as_str() == id)
+            })
             .map(|r| r.detail)
             .collect()
     }
@@ -554,7 +665,10 @@ impl Setup {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("no progress line {line:?} in {:#?}", self.progress(id).await);
+        panic!(
+            "no progress line {line:?} in {:#?}",
+            self.progress(id).await
+        );
     }
 }
 

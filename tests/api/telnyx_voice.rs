@@ -275,3 +275,19 @@ async fn voicemail_never_decides_and_the_next_approver_is_called() {
     );
     s.app.stop().await;
 }
+
+#[tokio::test]
+async fn without_machine_detection_the_menu_still_starts() {
+    // Some carriers (and stand-ins) never report detection: the approver is not left waiting.
+    let mut s = Setup::start(vec![approver("alice", ALICE, None)], |_| {}).await;
+    let (_, watch) = s.escalate(7500).await;
+    let phone = s.phone(ALICE, 1).await;
+    phone.initiated().await;
+    phone.answered().await;
+    let prompt = phone.prompt(1).await;
+    assert!(prompt.contains("Press 1 to approve"), "{prompt}");
+    phone.press("3").await;
+    let (_, intent) = finish(&s, watch).await;
+    assert_eq!(intent.state, IntentState::Declined as i32);
+    s.app.stop().await;
+}

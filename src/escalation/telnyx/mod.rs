@@ -49,6 +49,9 @@ use voice::{CallEvent, ClientState, Effect, EventData};
 const LADDER_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Extra time after the ring timeout before the watchdog stops waiting for Telnyx's hang-up.
 const RING_GRACE: Duration = Duration::from_secs(10);
+/// Machine detection normally reports within ~4 s of the answer; past this, the approver
+/// hears the menu anyway (a machine cannot press keys, so nothing is lost).
+const AMD_WAIT: Duration = Duration::from_secs(6);
 /// The longest an answered call may last.
 const CALL_TIME_LIMIT_SECS: u64 = 600;
 /// The approver waits on the line for the answer: keep it short.
@@ -314,7 +317,12 @@ impl Telnyx {
                     .await;
                     return Next::Nothing;
                 }
-                self.watch_ring(intent.id.clone(), ccid);
+                self.after(
+                    self.ring_timeout + RING_GRACE,
+                    intent.id.clone(),
+                    ccid,
+                    CallEvent::RingTimeout,
+                );
                 Next::Nothing
             }
             Err(e) => {
@@ -339,22 +347,17 @@ impl Telnyx {
         }
     }
 
-    /// If Telnyx never reports the end of ringing, stop waiting after the ring timeout.
-    fn watch_ring(&self, intent: IntentId, ccid: String) {
+    /// Feeds `event` (a watchdog of ours) to the call after `wait`, unless shutting down.
+    /// The state machine ignores it if the call has moved on meanwhile.
+    fn after(&self, wait: Duration, intent: IntentId, ccid: String, event: CallEvent) {
         let Some(me) = self.self_arc() else { return };
-        let wait = self.ring_timeout + RING_GRACE;
         tokio::spawn(async move {
             tokio::select! {
                 _ = me.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
-            me.on_call_event(
-                &intent,
-                &ccid,
-                &CallEvent::RingTimeout,
-                &format!("ring-{ccid}"),
-            )
-            .await;
+            let id = format!("watchdog-{}", uuid::Uuid::new_v4());
+            me.on_call_event(&intent, &ccid, &event, &id).await;
         });
     }
 
@@ -559,6 +562,14 @@ impl Telnyx {
             let event = CallEvent::parse(&data);
             if event != CallEvent::Other {
                 self.on_call_event(&intent, ccid, &event, &data.id).await;
+            }
+            if event == CallEvent::Answered {
+                self.after(
+                    AMD_WAIT,
+                    intent,
+                    ccid.to_string(),
+                    CallEvent::DetectionTimeout,
+                );
             }
         }
         .instrument(span)

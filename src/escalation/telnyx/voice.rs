@@ -98,6 +98,8 @@ pub enum CallEvent {
     },
     /// Sentinel's own watchdog: the ring timeout (plus grace) passed since the dial.
     RingTimeout,
+    /// Sentinel's own watchdog: answered a while ago and machine detection never reported.
+    DetectionTimeout,
     Other,
 }
 
@@ -301,8 +303,9 @@ pub fn on_event(
             }
         }
         CallEvent::Gather { digits, status } => match call.mode {
-            Mode::Menu => {
-                if status != "valid" || digits.is_empty() {
+            // A key during question mode is a menu choice too (the approver gave up asking).
+            Mode::Menu | Mode::Question => {
+                if !valid(status) || digits.is_empty() {
                     if matches!(
                         status.as_str(),
                         "call_hangup" | "cancelled" | "cancelled_amd"
@@ -386,7 +389,7 @@ pub fn on_event(
                 }
             }
             Mode::Pin => {
-                if status != "valid" || digits.is_empty() {
+                if !valid(status) || digits.is_empty() {
                     if matches!(
                         status.as_str(),
                         "call_hangup" | "cancelled" | "cancelled_amd"
@@ -501,6 +504,18 @@ pub fn on_event(
             out.push(Effect::Progress(line));
             out.push(Effect::Advance { from: call.attempt });
         }
+        CallEvent::DetectionTimeout => {
+            if call.mode == Mode::Ringing && call.answered && call.amd == Amd::Pending {
+                // Treated like `not_sure`: a person may be there, and only keys decide.
+                call.amd = Amd::Human;
+                call.mode = Mode::Menu;
+                out.push(Effect::Menu {
+                    ccid: c(),
+                    lead: String::new(),
+                    summary: true,
+                });
+            }
+        }
         CallEvent::RingTimeout => {
             if call.mode != Mode::Ringing {
                 return out;
@@ -525,6 +540,12 @@ pub fn on_event(
         CallEvent::Other => {}
     }
     out
+}
+
+/// A gather result with keys. A missing status counts as valid: some senders omit it, and
+/// the keys still come from the approver's phone.
+fn valid(status: &str) -> bool {
+    status.is_empty() || status == "valid"
 }
 
 /// What the approver hears first: enough to decide on.
@@ -659,6 +680,23 @@ mod tests {
             decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))),
             None
         );
+    }
+
+    #[test]
+    fn watchdogs_only_act_on_calls_still_waiting() {
+        let roster = Roster::default();
+        // Answered, detection silent: the menu starts anyway.
+        let mut l = ladder(false);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        let e = on_event(&mut l, &roster, "v3:c", &CallEvent::DetectionTimeout);
+        assert!(matches!(e[0], Effect::Menu { .. }));
+        assert!(on_event(&mut l, &roster, "v3:c", &CallEvent::RingTimeout).is_empty());
+        // Never answered: hang up and move on, once.
+        let mut l = ladder(false);
+        assert!(on_event(&mut l, &roster, "v3:c", &CallEvent::DetectionTimeout).is_empty());
+        let e = on_event(&mut l, &roster, "v3:c", &CallEvent::RingTimeout);
+        assert!(e.contains(&Effect::Advance { from: 0 }));
+        assert!(on_event(&mut l, &roster, "v3:c", &CallEvent::RingTimeout).is_empty());
     }
 
     #[test]

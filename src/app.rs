@@ -111,6 +111,17 @@ impl App {
                 if webhook_key.is_none() {
                     warn!("TELNYX_API_KEY is set but TELNYX_PUBLIC_KEY is not: every Telnyx webhook will be refused, so calls cannot progress");
                 }
+                let tier = config.telnyx.escalation.pin_tier(&config.telnyx.roster);
+                let no_pin: Vec<&str> = config
+                    .telnyx
+                    .roster
+                    .iter()
+                    .filter(|a| a.pin_sha256.is_none())
+                    .map(|a| a.name.as_str())
+                    .collect();
+                if tier <= 100 && !no_pin.is_empty() {
+                    warn!(tier, approvers = ?no_pin, "these approvers have no PIN: they can decline but not approve intents at or above the PIN tier by phone or SMS");
+                }
                 if config.telnyx.roster.is_empty() {
                     warn!("TELNYX_API_KEY is set but the roster is empty ([[approvers]] or ADMIN_PHONE_NUMBER): nobody will be called");
                 }

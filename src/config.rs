@@ -102,8 +102,9 @@ pub struct EscalationConfig {
     /// How long a call may ring before the next approver is tried (`SENTINEL_RING_TIMEOUT_SECS`).
     pub ring_timeout: Duration,
     /// Intents at or above this risk score need the approver's PIN to be approved
-    /// (`SENTINEL_PIN_MIN_RISK`); 101 disables the PIN step.
-    pub pin_min_risk: u8,
+    /// (`SENTINEL_PIN_MIN_RISK`); 101 disables the PIN step. Unset: 90 when any approver
+    /// has a PIN, else off (nobody could enter one) -- see [`EscalationConfig::pin_tier`].
+    pub pin_min_risk: Option<u8>,
     /// Text-to-speech voice for `speak` and `gather_using_speak`.
     pub voice: String,
     /// Whether the ladder ends with an SMS with a one-time code.
@@ -356,17 +357,15 @@ impl Config {
                     25,
                 )?),
                 pin_min_risk: match get("SENTINEL_PIN_MIN_RISK") {
-                    Some(raw) => raw
-                        .parse::<u8>()
-                        .ok()
-                        .filter(|n| *n <= 101)
-                        .ok_or_else(|| {
+                    Some(raw) => Some(raw.parse::<u8>().ok().filter(|n| *n <= 101).ok_or_else(
+                        || {
                             err(
                                 "SENTINEL_PIN_MIN_RISK",
                                 format!("{raw:?} is not a risk score from 0 to 101"),
                             )
-                        })?,
-                    None => file.escalation.pin_min_risk.unwrap_or(90),
+                        },
+                    )?),
+                    None => file.escalation.pin_min_risk,
                 },
                 voice: file
                     .escalation
@@ -513,6 +512,20 @@ impl Config {
     }
 }
 
+/// The PIN tier when none is configured and some approver has a PIN: critical risk.
+pub const DEFAULT_PIN_MIN_RISK: u8 = 90;
+
+impl EscalationConfig {
+    /// The risk score from which an approval needs the approver's PIN (101: never).
+    pub fn pin_tier(&self, roster: &[ApproverConfig]) -> u8 {
+        match self.pin_min_risk {
+            Some(tier) => tier,
+            None if roster.iter().any(|a| a.pin_sha256.is_some()) => DEFAULT_PIN_MIN_RISK,
+            None => 101,
+        }
+    }
+}
+
 /// The roster: the file's `[[approvers]]`, validated and sorted by `order`; without any,
 /// `ADMIN_PHONE_NUMBER` (with `ADMIN_PIN_SHA256`) as the only approver.
 fn roster(
@@ -634,6 +647,23 @@ mod tests {
         assert_eq!(c.telnyx.roster.len(), 1);
         assert_eq!(c.telnyx.roster[0].phone, "+14155550100");
         assert_eq!(c.telnyx.escalation.ring_timeout, Duration::from_secs(25));
+        // Nobody has a PIN: the PIN tier is off unless configured.
+        assert_eq!(c.telnyx.escalation.pin_tier(&c.telnyx.roster), 101);
+        let c = load(&[
+            ("ADMIN_PHONE_NUMBER", "+14155550100"),
+            ("ADMIN_PIN_SHA256", &"b".repeat(64)),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.telnyx.escalation.pin_tier(&c.telnyx.roster),
+            DEFAULT_PIN_MIN_RISK
+        );
+        let c = load(&[
+            ("ADMIN_PHONE_NUMBER", "+14155550100"),
+            ("SENTINEL_PIN_MIN_RISK", "70"),
+        ])
+        .unwrap();
+        assert_eq!(c.telnyx.escalation.pin_tier(&c.telnyx.roster), 70);
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sentinel.toml");

@@ -199,7 +199,7 @@ async fn questions_are_answered_and_words_alone_never_approve() {
 #[tokio::test]
 async fn at_the_pin_tier_only_the_right_pin_makes_1_count() {
     let mut s = Setup::start(vec![approver("alice", ALICE, Some("2468"))], |c| {
-        c.telnyx.escalation.pin_min_risk = 90;
+        c.telnyx.escalation.pin_min_risk = Some(90);
     })
     .await;
     let (id, watch) = s.escalate(7500).await; // risk 90

@@ -130,7 +130,7 @@ impl Telnyx {
                 .as_ref()
                 .map(|u| format!("{u}/telnyx/webhook")),
             ring_timeout: config.escalation.ring_timeout,
-            pin_min_risk: config.escalation.pin_min_risk,
+            pin_min_risk: config.escalation.pin_tier(&config.roster),
             voice: config.escalation.voice.clone(),
             sms_enabled: config.escalation.sms,
             roster: Roster::new(config.roster.clone()),

@@ -179,7 +179,7 @@ pub fn config(fake: &FakeTelnyx, roster: Vec<ApproverConfig>) -> Config {
     c.telnyx.phone_number = Some(CALLER_ID.into());
     c.telnyx.roster = roster;
     c.telnyx.escalation.ring_timeout = Duration::from_secs(5);
-    c.telnyx.escalation.pin_min_risk = 101;
+    c.telnyx.escalation.pin_min_risk = Some(101);
     c
 }
 

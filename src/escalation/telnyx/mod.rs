@@ -283,9 +283,6 @@ impl Telnyx {
                     &[("step", "call"), ("outcome", "dialled")],
                 );
                 let ccid = dialled.call_control_id;
-                if let Err(e) = self.state.index_call(&ccid, &intent.id, LADDER_TTL).await {
-                    warn!(error = %e, "cannot index call");
-                }
                 let call = Call {
                     call_control_id: ccid.clone(),
                     attempt: step,
@@ -303,6 +300,11 @@ impl Telnyx {
                         l.stage
                     })
                     .await;
+                // Indexed only once the ladder holds the call: a webhook that finds the index
+                // finds the call (one that comes earlier waits for it, see `call_intent`).
+                if let Err(e) = self.state.index_call(&ccid, &intent.id, LADDER_TTL).await {
+                    warn!(error = %e, "cannot index call");
+                }
                 // Decided while we dialled: the stop pass may have missed this call.
                 if !matches!(stored, Ok(Some((_, Stage::Calling))))
                     || self.pending(&intent.id).await.is_none()
@@ -723,7 +725,8 @@ impl Telnyx {
                 approve,
                 approver,
             } => {
-                let goodbye = self.decide(id, approve, &approver.name, "voice").await;
+                let mut goodbye = self.decide(id, approve, &approver.name, "voice").await;
+                push_sentence(&mut goodbye, "Goodbye.");
                 self.speak(&ccid, attempt, &goodbye, command_id).await;
             }
             Effect::Goodbye { ccid, text } => self.speak(&ccid, attempt, &text, command_id).await,
@@ -774,7 +777,7 @@ impl Telnyx {
                     &[("channel", channel), ("decision", word)],
                 );
                 let _ = self.update(id, |l| l.stage = Stage::Done).await;
-                format!("The intent is {word}. Thank you. Goodbye.")
+                format!("The intent is {word}. Thank you.")
             }
             Err(GatewayError::FailedPrecondition(why)) => {
                 let _ = self
@@ -795,7 +798,7 @@ impl Telnyx {
                     &format!("{approver}'s {word} via {channel} came too late: {why}"),
                 )
                 .await;
-                "This intent was already decided. Your answer changed nothing. Goodbye.".into()
+                "This intent was already decided. Your answer changed nothing.".into()
             }
             Err(e) => {
                 warn!(intent_id = %id, error = %e, "cannot record a human decision");

@@ -33,8 +33,7 @@ async fn no_answer_then_busy_then_sms_code_reply_approves() {
 
     s.fake.wait_for("sms", None, 2).await;
     let texts = s.fake.texts_to(ALICE);
-    assert_eq!(texts.len(), 1);
-    assert_eq!(s.fake.texts_to(BOB).len(), 1);
+    assert_eq!((texts.len(), s.fake.texts_to(BOB).len()), (1, 1));
     assert!(
         texts[0].contains("PAY_INVOICE") && texts[0].contains("Acme Corp"),
         "{}",
@@ -43,92 +42,55 @@ async fn no_answer_then_busy_then_sms_code_reply_approves() {
     let code = code_in(&texts[0]);
     assert_eq!(code.len(), 6);
 
-    // Not from the roster, a wrong code, or not a command: nothing changes.
-    let http = reqwest::Client::new();
-    let url = alice.webhook.clone();
-    let key = signing_key();
-    for (from, text) in [
-        ("+14155550999", format!("APPROVE {code}")),
-        (ALICE, "APPROVE 000000".to_string()),
-        (ALICE, format!("yes {code}")),
-    ] {
-        assert_eq!(
-            post_signed(&http, &url, &key, &sms_received(from, &text), now()).await,
-            200
-        );
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        s.state_of(&id).await,
-        sentinel::grpc::pb::IntentState::PendingApproval
-    );
+    // Not from the roster, a wrong code, not a command: refused, nothing changes.
+    s.text_in("+14155550999", &format!("APPROVE {code}")).await;
+    s.text_in(ALICE, "APPROVE 000000").await;
+    s.text_in(ALICE, &format!("yes {code}")).await;
+    s.wait_rejected("sms", 3).await;
+    assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
 
-    assert_eq!(
-        post_signed(
-            &http,
-            &url,
-            &key,
-            &sms_received(ALICE, &format!("approve {code}")),
-            now()
-        )
-        .await,
-        200
-    );
+    s.text_in(ALICE, &format!("approve {code}")).await;
     let (details, intent) = finish(&s, watch).await;
-    assert_eq!(intent.state, IntentState::Approved as i32);
-    let by = intent.decided_by.unwrap();
-    assert_eq!(
-        (by.kind, by.approver.as_str(), by.channel.as_str()),
-        (DeciderKind::Human as i32, "alice", "sms")
+    assert_decided(
+        &intent,
+        IntentState::Approved,
+        DeciderKind::Human,
+        "alice",
+        "sms",
     );
-    for line in [
-        "calling approver 1 (alice)",
-        "approver 1 (alice) did not answer",
-        "calling approver 2 (bob)",
-        "approver 2 (bob) was busy",
-        "SMS with a one-time code sent to 2 approvers",
-        "alice replied APPROVE by SMS",
-    ] {
-        assert!(
-            details.iter().any(|d| d == line),
-            "no {line:?} in {details:#?}"
-        );
-    }
+    assert_progress(
+        &details,
+        &[
+            "calling approver 1 (alice)",
+            "approver 1 (alice) did not answer",
+            "calling approver 2 (bob)",
+            "approver 2 (bob) was busy",
+            "SMS with a one-time code sent to 2 approvers",
+            "alice replied APPROVE by SMS",
+        ],
+    );
     // Alice is told it worked.
-    for _ in 0..100 {
-        if s.fake.texts_to(ALICE).len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s.fake.wait_for("sms", None, 3).await;
     assert!(
         s.fake.texts_to(ALICE)[1].contains("approved"),
         "{:?}",
         s.fake.texts_to(ALICE)
     );
-    // The code is retired: a second reply changes nothing.
-    assert_eq!(
-        post_signed(
-            &http,
-            &url,
-            &key,
-            &sms_received(BOB, &format!("DECLINE {code}")),
-            now()
-        )
-        .await,
-        200
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        s.state_of(&id).await,
-        sentinel::grpc::pb::IntentState::Approved
-    );
+
+    // The code is retired: a later reply is refused.
+    s.text_in(BOB, &format!("DECLINE {code}")).await;
+    s.wait_rejected("sms", 4).await;
+    assert_eq!(s.state_of(&id).await, IntentState::Approved);
     s.app.stop().await;
 }
 
 #[tokio::test]
 async fn a_cli_decision_while_the_phone_rings_hangs_up() {
-    let mut s = Setup::start(vec![approver("alice", ALICE, None)], |_| {}).await;
+    let mut s = Setup::start(
+        vec![approver("alice", ALICE, None), approver("bob", BOB, None)],
+        |_| {},
+    )
+    .await;
     let (id, watch) = s.escalate(7500).await;
     let alice = s.phone(ALICE, 1).await;
     alice.initiated().await;
@@ -140,36 +102,30 @@ async fn a_cli_decision_while_the_phone_rings_hangs_up() {
         .expect("resolve");
     assert_eq!(decided.state, IntentState::Declined as i32);
     s.fake.wait_for("hangup", Some(&alice.ccid), 1).await;
+    let (details, intent) = finish(&s, watch).await;
+    assert_eq!(intent.state, IntentState::Declined as i32);
+    assert_progress(
+        &details,
+        &["hanging up the call to approver 1 (alice): intent declined via grpc"],
+    );
 
-    // She picks up anyway, too late: no menu, nothing changes.
+    // She picks up anyway, too late: the call is over for Sentinel.
     alice.send("call.answered", serde_json::json!({})).await;
     alice.detection("human").await;
     alice.press("1").await;
     alice.hangup("normal_clearing").await;
-    let (details, intent) = finish(&s, watch).await;
-    assert_eq!(intent.state, IntentState::Declined as i32);
-    assert!(
-        details.iter().any(
-            |d| d.starts_with("hanging up the call to approver 1 (alice): intent declined via")
-        ),
-        "{details:#?}"
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(s.fake.count("gather_using_speak", None), 0);
+    s.settle().await;
     assert_eq!(
         s.fake.count("dial", None),
         1,
         "no one else is called after the decision"
     );
-    assert_eq!(
-        s.state_of(&id).await,
-        sentinel::grpc::pb::IntentState::Declined
-    );
+    assert_eq!(s.state_of(&id).await, IntentState::Declined);
     s.app.stop().await;
 }
 
 #[tokio::test]
-async fn a_key_press_after_the_deadline_is_too_late() {
+async fn the_deadline_expires_the_intent_and_ends_the_call() {
     let mut s = Setup::start(vec![approver("alice", ALICE, None)], |c| {
         c.approval_timeout = Duration::from_secs(2);
     })
@@ -181,33 +137,35 @@ async fn a_key_press_after_the_deadline_is_too_late() {
     let (_, intent) = finish(&s, watch).await;
     assert_eq!(intent.state, IntentState::Expired as i32);
     s.fake.wait_for("hangup", Some(&alice.ccid), 1).await;
+
+    // A key pressed as the line drops is too late.
     alice.press("1").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        s.state_of(&id).await,
-        sentinel::grpc::pb::IntentState::Expired
-    );
+    s.settle().await;
+    assert_eq!(s.state_of(&id).await, IntentState::Expired);
     s.app.stop().await;
 }
 
 #[tokio::test]
-async fn rate_limits_are_retried_and_total_failure_declines() {
-    // One 429 on the dial: retried, the call goes out.
+async fn a_rate_limited_dial_is_retried_once_not_doubled() {
     let mut s = Setup::start(vec![approver("alice", ALICE, None)], |_| {}).await;
     s.fake.fail_next(&[(429, "10011")]);
     let (id, _watch) = s.escalate(7500).await;
     let alice = s.phone(ALICE, 1).await;
-    assert_eq!(s.fake.count("dial", None), 1);
     alice.initiated().await;
+    assert_eq!(s.fake.count("dial", None), 1);
     s.client.resolve(&id, false, "done").await.expect("resolve");
+    s.fake.wait_for("hangup", Some(&alice.ccid), 1).await;
     s.app.stop().await;
+}
 
-    // Every dial and every SMS fails at Telnyx: declined with escalation_failed.
+#[tokio::test]
+async fn when_every_channel_fails_the_intent_is_declined() {
     let mut s = Setup::start(
         vec![approver("alice", ALICE, None), approver("bob", BOB, None)],
         |_| {},
     )
     .await;
+    // Both dials, then both SMS.
     s.fake.fail_next(&[
         (422, "10016"),
         (422, "10015"),
@@ -216,30 +174,26 @@ async fn rate_limits_are_retried_and_total_failure_declines() {
     ]);
     let (_, watch) = s.escalate(7500).await;
     let (details, intent) = finish(&s, watch).await;
-    assert_eq!(intent.state, IntentState::Declined as i32);
+    assert_decided(
+        &intent,
+        IntentState::Declined,
+        DeciderKind::System,
+        "",
+        "telnyx",
+    );
     assert!(
         intent.reasons.iter().any(|r| r.code == "escalation_failed"),
         "{:?}",
         intent.reasons
     );
-    assert_eq!(intent.decided_by.unwrap().kind, DeciderKind::System as i32);
-    assert!(
-        details
-            .iter()
-            .any(|d| d.starts_with("could not call approver 1 (alice): telnyx 422: 10016")),
-        "{details:#?}"
-    );
-    assert!(
-        details
-            .iter()
-            .any(|d| d.starts_with("could not call approver 2 (bob)")),
-        "{details:#?}"
-    );
-    assert!(
-        details
-            .iter()
-            .any(|d| d.starts_with("SMS to approver 1 (alice) failed")),
-        "{details:#?}"
+    assert_progress(
+        &details,
+        &[
+            "could not call approver 1 (alice): telnyx 422: 10016",
+            "could not call approver 2 (bob): telnyx 422: 10015",
+            "SMS to approver 1 (alice) failed",
+            "SMS to approver 2 (bob) failed",
+        ],
     );
     assert_eq!(s.fake.count("dial", None), 0);
     s.app.stop().await;

@@ -820,8 +820,30 @@ impl Telnyx {
             .unwrap_or_default();
         let text = data.str("text").unwrap_or_default();
         let Some(approver) = self.roster.by_phone(from) else {
+            // Not a roster number: ignored, but the attempt is on record (last digits only).
             metrics::inc("sentinel_webhooks_total", &[("outcome", "unknown_number")]);
-            return; // not a roster number: ignored
+            let tail: String = from
+                .chars()
+                .rev()
+                .take(4)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let _ = self
+                .store()
+                .audit(AuditRecord {
+                    at: now_millis(),
+                    intent_id: None,
+                    event: "rejected".into(),
+                    actor: "unknown".into(),
+                    channel: "sms".into(),
+                    state: None,
+                    version: None,
+                    detail: format!("SMS from a number not on the roster (ending {tail})"),
+                })
+                .await;
+            return;
         };
         let name = approver.name.clone();
         let reject = |intent: Option<IntentId>, detail: String| AuditRecord {

@@ -508,7 +508,7 @@ pub fn envelope(event_type: &str, payload: Value) -> String {
     .to_string()
 }
 
-/// Posts `body` with Telnyx's headers, signed by `key` at `timestamp`.
+/// Posts `body` with Telnyx's headers, signed by `key` at `timestamp`; returns the status.
 pub async fn post_signed(
     http: &reqwest::Client,
     url: &str,
@@ -516,9 +516,20 @@ pub async fn post_signed(
     body: &str,
     timestamp: i64,
 ) -> u16 {
+    post_signed_text(http, url, key, body, timestamp).await.0
+}
+
+/// Like [`post_signed`], with the response text.
+pub async fn post_signed_text(
+    http: &reqwest::Client,
+    url: &str,
+    key: &SigningKey,
+    body: &str,
+    timestamp: i64,
+) -> (u16, String) {
     let ts = timestamp.to_string();
     let signature = key.sign(&[ts.as_bytes(), b"|", body.as_bytes()].concat());
-    post_with(
+    post_with_text(
         http,
         url,
         Some(&ts),
@@ -528,7 +539,7 @@ pub async fn post_signed(
     .await
 }
 
-/// Posts `body` with exactly these headers.
+/// Posts `body` with exactly these headers; returns the status.
 pub async fn post_with(
     http: &reqwest::Client,
     url: &str,
@@ -536,6 +547,16 @@ pub async fn post_with(
     sig: Option<&str>,
     body: &str,
 ) -> u16 {
+    post_with_text(http, url, ts, sig, body).await.0
+}
+
+async fn post_with_text(
+    http: &reqwest::Client,
+    url: &str,
+    ts: Option<&str>,
+    sig: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let mut request = http
         .post(url)
         .header("content-type", "application/json")
@@ -547,12 +568,9 @@ pub async fn post_with(
     if let Some(sig) = sig {
         request = request.header("telnyx-signature-ed25519", sig);
     }
-    request
-        .send()
-        .await
-        .expect("webhook post")
-        .status()
-        .as_u16()
+    let response = request.send().await.expect("webhook post");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
 }
 
 /// An inbound SMS from `from` as Telnyx posts it.
@@ -670,6 +688,73 @@ impl Setup {
             self.progress(id).await
         );
     }
+}
+
+impl Setup {
+    /// Posts a signed inbound SMS from `from`.
+    pub async fn text_in(&self, from: &str, text: &str) {
+        let url = format!("http://{}/telnyx/webhook", self.app.http_addr);
+        let body = sms_received(from, text);
+        let status = post_signed(&reqwest::Client::new(), &url, &signing_key(), &body, now()).await;
+        assert_eq!(status, 200);
+    }
+
+    /// Waits until the audit log holds `n` `rejected` records on `channel`: the barrier that
+    /// shows ignored input was processed (and refused) before the test looks at the intent.
+    pub async fn wait_rejected(&self, channel: &str, n: usize) {
+        let count = || async {
+            self.app
+                .store
+                .audit_range(0, i64::MAX, 10_000)
+                .await
+                .expect("audit")
+                .iter()
+                .filter(|r| r.event == "rejected" && r.channel == channel)
+                .count()
+        };
+        for _ in 0..200 {
+            if count().await >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "expected {n} rejected {channel} records, got {}",
+            count().await
+        );
+    }
+
+    /// Lets already-acknowledged webhooks finish before a test checks that they changed
+    /// nothing. Only ever makes such a check pass too easily, never fail spuriously.
+    pub async fn settle(&self) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Asserts that, for each of `expected`, some progress line starts with it.
+pub fn assert_progress(details: &[String], expected: &[&str]) {
+    for line in expected {
+        assert!(
+            details.iter().any(|d| d.starts_with(line)),
+            "no progress line {line:?} in {details:#?}"
+        );
+    }
+}
+
+/// Asserts the intent's final state and who decided it through what.
+pub fn assert_decided(
+    intent: &sentinel::grpc::pb::Intent,
+    state: sentinel::grpc::pb::IntentState,
+    kind: sentinel::grpc::pb::DeciderKind,
+    approver: &str,
+    channel: &str,
+) {
+    assert_eq!(intent.state, state as i32, "{intent:#?}");
+    let by = intent.decided_by.clone().expect("decided_by");
+    assert_eq!(
+        (by.kind, by.approver.as_str(), by.channel.as_str()),
+        (kind as i32, approver, channel)
+    );
 }
 
 /// Decodes a `client_state` value as Sentinel writes it.

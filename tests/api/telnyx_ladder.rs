@@ -17,11 +17,7 @@ fn code_in(text: &str) -> String {
 
 #[tokio::test]
 async fn no_answer_then_busy_then_sms_code_reply_approves() {
-    let mut s = Setup::start(
-        vec![approver("alice", ALICE, None), approver("bob", BOB, None)],
-        |_| {},
-    )
-    .await;
+    let mut s = Setup::alice_and_bob().await;
     let (id, watch) = s.escalate(7500).await;
 
     let alice = s.phone(ALICE, 1).await;
@@ -50,14 +46,7 @@ async fn no_answer_then_busy_then_sms_code_reply_approves() {
     assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
 
     s.text_in(ALICE, &format!("approve {code}")).await;
-    let (details, intent) = finish(&s, watch).await;
-    assert_decided(
-        &intent,
-        IntentState::Approved,
-        DeciderKind::Human,
-        "alice",
-        "sms",
-    );
+    let details = finish_decided(&s, watch, IntentState::Approved, "alice", "sms").await;
     assert_progress(
         &details,
         &[
@@ -86,11 +75,7 @@ async fn no_answer_then_busy_then_sms_code_reply_approves() {
 
 #[tokio::test]
 async fn a_cli_decision_while_the_phone_rings_hangs_up() {
-    let mut s = Setup::start(
-        vec![approver("alice", ALICE, None), approver("bob", BOB, None)],
-        |_| {},
-    )
-    .await;
+    let mut s = Setup::alice_and_bob().await;
     let (id, watch) = s.escalate(7500).await;
     let alice = s.phone(ALICE, 1).await;
     alice.initiated().await;
@@ -147,7 +132,7 @@ async fn the_deadline_expires_the_intent_and_ends_the_call() {
 
 #[tokio::test]
 async fn a_rate_limited_dial_is_retried_once_not_doubled() {
-    let mut s = Setup::start(vec![approver("alice", ALICE, None)], |_| {}).await;
+    let mut s = Setup::alice().await;
     s.fake.fail_next(&[(429, "10011")]);
     let (id, _watch) = s.escalate(7500).await;
     let alice = s.phone(ALICE, 1).await;
@@ -160,11 +145,7 @@ async fn a_rate_limited_dial_is_retried_once_not_doubled() {
 
 #[tokio::test]
 async fn when_every_channel_fails_the_intent_is_declined() {
-    let mut s = Setup::start(
-        vec![approver("alice", ALICE, None), approver("bob", BOB, None)],
-        |_| {},
-    )
-    .await;
+    let mut s = Setup::alice_and_bob().await;
     // Both dials, then both SMS.
     s.fake.fail_next(&[
         (422, "10016"),

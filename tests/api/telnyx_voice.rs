@@ -1,6 +1,6 @@
 //! The approver's phone call: menu, keys, questions, PIN, voicemail.
 
-use sentinel::grpc::pb::{DeciderKind, IntentState};
+use sentinel::grpc::pb::IntentState;
 use serde_json::json;
 
 use crate::fakes::telnyx::*;
@@ -9,7 +9,7 @@ const MENU: &str = "Press 1 to approve, 2 to ask a question, 3 to decline, or 9 
 
 #[tokio::test]
 async fn pressing_1_approves_and_the_call_says_goodbye() {
-    let mut s = Setup::start(vec![approver("alice", ALICE, None)], |_| {}).await;
+    let mut s = Setup::alice().await;
     let (id, watch) = s.escalate(7500).await;
 
     let dial = s.fake.wait_for("dial", None, 1).await;
@@ -53,14 +53,7 @@ async fn pressing_1_approves_and_the_call_says_goodbye() {
     );
 
     phone.press("1").await;
-    let (details, intent) = finish(&s, watch).await;
-    assert_decided(
-        &intent,
-        IntentState::Approved,
-        DeciderKind::Human,
-        "alice",
-        "voice",
-    );
+    let details = finish_decided(&s, watch, IntentState::Approved, "alice", "voice").await;
     assert_progress(
         &details,
         &[
@@ -83,7 +76,7 @@ async fn pressing_1_approves_and_the_call_says_goodbye() {
 
 #[tokio::test]
 async fn pressing_3_declines_despite_duplicates_and_out_of_order_delivery() {
-    let mut s = Setup::start(vec![approver("alice", ALICE, None)], |_| {}).await;
+    let mut s = Setup::alice().await;
     let (_, watch) = s.escalate(6000).await;
     let phone = s.phone(ALICE, 1).await;
 
@@ -110,14 +103,7 @@ async fn pressing_3_declines_despite_duplicates_and_out_of_order_delivery() {
         200
     );
 
-    let (details, intent) = finish(&s, watch).await;
-    assert_decided(
-        &intent,
-        IntentState::Declined,
-        DeciderKind::Human,
-        "alice",
-        "voice",
-    );
+    let details = finish_decided(&s, watch, IntentState::Declined, "alice", "voice").await;
     assert_eq!(
         details.iter().filter(|d| d.contains("pressed 3")).count(),
         1,
@@ -133,7 +119,7 @@ async fn pressing_3_declines_despite_duplicates_and_out_of_order_delivery() {
 
 #[tokio::test]
 async fn questions_are_answered_and_words_alone_never_approve() {
-    let mut s = Setup::start(vec![approver("alice", ALICE, None)], |_| {}).await;
+    let mut s = Setup::alice().await;
     let (id, watch) = s.escalate(7500).await;
     let phone = s.phone(ALICE, 1).await;
     phone.pick_up().await;
@@ -173,14 +159,7 @@ async fn questions_are_answered_and_words_alone_never_approve() {
     assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
 
     phone.press("1").await;
-    let (details, intent) = finish(&s, watch).await;
-    assert_decided(
-        &intent,
-        IntentState::Approved,
-        DeciderKind::Human,
-        "alice",
-        "voice",
-    );
+    let details = finish_decided(&s, watch, IntentState::Approved, "alice", "voice").await;
     assert_progress(
         &details,
         &[
@@ -213,14 +192,7 @@ async fn at_the_pin_tier_only_the_right_pin_makes_1_count() {
     assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
 
     phone.press("2468").await;
-    let (details, intent) = finish(&s, watch).await;
-    assert_decided(
-        &intent,
-        IntentState::Approved,
-        DeciderKind::Human,
-        "alice",
-        "voice",
-    );
+    let details = finish_decided(&s, watch, IntentState::Approved, "alice", "voice").await;
     assert_progress(
         &details,
         &[
@@ -233,11 +205,7 @@ async fn at_the_pin_tier_only_the_right_pin_makes_1_count() {
 
 #[tokio::test]
 async fn voicemail_never_decides_and_the_next_approver_is_called() {
-    let mut s = Setup::start(
-        vec![approver("alice", ALICE, None), approver("bob", BOB, None)],
-        |_| {},
-    )
-    .await;
+    let mut s = Setup::alice_and_bob().await;
     let (id, watch) = s.escalate(7500).await;
     let alice = s.phone(ALICE, 1).await;
     alice.initiated().await;
@@ -255,14 +223,7 @@ async fn voicemail_never_decides_and_the_next_approver_is_called() {
     bob.pick_up().await;
     bob.prompt(1).await;
     bob.press("3").await;
-    let (details, intent) = finish(&s, watch).await;
-    assert_decided(
-        &intent,
-        IntentState::Declined,
-        DeciderKind::Human,
-        "bob",
-        "voice",
-    );
+    let details = finish_decided(&s, watch, IntentState::Declined, "bob", "voice").await;
     assert_progress(
         &details,
         &[
@@ -276,20 +237,13 @@ async fn voicemail_never_decides_and_the_next_approver_is_called() {
 #[tokio::test]
 async fn without_machine_detection_the_menu_still_starts() {
     // Some carriers (and stand-ins) never report detection: the approver is not left waiting.
-    let mut s = Setup::start(vec![approver("alice", ALICE, None)], |_| {}).await;
+    let mut s = Setup::alice().await;
     let (_, watch) = s.escalate(7500).await;
     let phone = s.phone(ALICE, 1).await;
     phone.initiated().await;
     phone.answered().await;
     assert!(phone.prompt(1).await.ends_with(MENU));
     phone.press("3").await;
-    let (_, intent) = finish(&s, watch).await;
-    assert_decided(
-        &intent,
-        IntentState::Declined,
-        DeciderKind::Human,
-        "alice",
-        "voice",
-    );
+    finish_decided(&s, watch, IntentState::Declined, "alice", "voice").await;
     s.app.stop().await;
 }

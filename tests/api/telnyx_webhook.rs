@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey};
-use sentinel::grpc::pb::{DeciderKind, IntentState};
+use sentinel::grpc::pb::IntentState;
 use serde_json::json;
 
 use crate::fakes::telnyx::*;
@@ -12,7 +12,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn forged_stale_tampered_and_replayed_webhooks_change_nothing() {
-    let mut s = Setup::start(vec![approver("alice", ALICE, None)], |_| {}).await;
+    let mut s = Setup::alice().await;
     let (id, watch) = s.escalate(7500).await;
     let phone = s.phone(ALICE, 1).await;
     let http = reqwest::Client::new();
@@ -111,14 +111,7 @@ async fn forged_stale_tampered_and_replayed_webhooks_change_nothing() {
         post_with(&http, &url, Some(&ts), Some(&good_sig), &press_1).await,
         200
     );
-    let (_, intent) = finish(&s, watch).await;
-    assert_decided(
-        &intent,
-        IntentState::Approved,
-        DeciderKind::Human,
-        "alice",
-        "voice",
-    );
+    finish_decided(&s, watch, IntentState::Approved, "alice", "voice").await;
 
     let metrics = http
         .get(format!("http://{}/metrics", s.app.http_addr))

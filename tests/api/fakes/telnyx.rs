@@ -608,6 +608,20 @@ impl Setup {
         Setup { app, fake, client }
     }
 
+    /// Alice alone on the roster.
+    pub async fn alice() -> Setup {
+        Setup::start(vec![approver("alice", ALICE, None)], |_| {}).await
+    }
+
+    /// Alice, then Bob.
+    pub async fn alice_and_bob() -> Setup {
+        Setup::start(
+            vec![approver("alice", ALICE, None), approver("bob", BOB, None)],
+            |_| {},
+        )
+        .await
+    }
+
     /// Submits an intent that escalates (an invoice of `amount` to an unknown vendor: risk 90
     /// from 5000 up) and returns its id and a watch on it.
     pub async fn escalate(
@@ -739,6 +753,26 @@ pub fn assert_progress(details: &[String], expected: &[&str]) {
             "no progress line {line:?} in {details:#?}"
         );
     }
+}
+
+/// Reads the watch to its end and asserts a human decision through `channel`; returns the
+/// progress lines.
+pub async fn finish_decided(
+    s: &Setup,
+    watch: tonic::Streaming<sentinel::grpc::pb::DecisionEvent>,
+    state: sentinel::grpc::pb::IntentState,
+    approver: &str,
+    channel: &str,
+) -> Vec<String> {
+    let (details, intent) = finish(s, watch).await;
+    assert_decided(
+        &intent,
+        state,
+        sentinel::grpc::pb::DeciderKind::Human,
+        approver,
+        channel,
+    );
+    details
 }
 
 /// Asserts the intent's final state and who decided it through what.

@@ -179,3 +179,19 @@ async fn when_every_channel_fails_the_intent_is_declined() {
     assert_eq!(s.fake.count("dial", None), 0);
     s.app.stop().await;
 }
+
+#[tokio::test]
+async fn intents_no_approver_takes_wait_for_the_operator() {
+    let mut ops = approver("ops", ALICE, None);
+    ops.modules = vec!["OpsGuard".into()];
+    let mut s = Setup::start(vec![ops], |_| {}).await;
+    let (id, _watch) = s.escalate(7500).await; // VaultKeeper
+    s.wait_progress(
+        &id,
+        "no approver in the roster takes module VaultKeeper at risk 90; waiting for the operator",
+    )
+    .await;
+    assert_eq!(s.fake.count("dial", None), 0);
+    assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
+    s.app.stop().await;
+}

@@ -87,7 +87,11 @@ async fn pressing_3_declines_despite_duplicates_and_out_of_order_delivery() {
     phone.answered().await;
     let answered = phone.sent.lock().unwrap().last().cloned().unwrap();
     assert_eq!(phone.post(&answered).await, 200);
-    phone.prompt(1).await;
+    let first = phone.prompt(1).await;
+
+    // 9 repeats the summary.
+    phone.press("9").await;
+    assert_eq!(phone.prompt(2).await, first);
 
     // The gather result comes twice and before its per-digit event.
     let ended = phone.event(
@@ -111,9 +115,11 @@ async fn pressing_3_declines_despite_duplicates_and_out_of_order_delivery() {
     );
     assert_eq!(
         s.fake.count("gather_using_speak", Some(&phone.ccid)),
-        1,
-        "one menu despite duplicates"
+        2,
+        "the menu and its repeat, despite duplicates"
     );
+    // Nothing was sent before the answer (the fake refuses that with 90034).
+    assert!(s.fake.refused().is_empty(), "{:?}", s.fake.refused());
     s.app.stop().await;
 }
 
@@ -245,5 +251,35 @@ async fn without_machine_detection_the_menu_still_starts() {
     assert!(phone.prompt(1).await.ends_with(MENU));
     phone.press("3").await;
     finish_decided(&s, watch, IntentState::Declined, "alice", "voice").await;
+    s.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_command_on_a_call_that_already_ended_counts_as_done() {
+    let mut s = Setup::alice().await;
+    let (_, watch) = s.escalate(7500).await;
+    let phone = s.phone(ALICE, 1).await;
+    phone.pick_up().await;
+    phone.prompt(1).await;
+    // The line drops before Telnyx tells us: the goodbye gets 422 / 90018.
+    phone.drop_line();
+    phone.press("3").await;
+    let details = finish_decided(&s, watch, IntentState::Declined, "alice", "voice").await;
+    assert!(
+        !details.iter().any(|d| d.contains("failed")),
+        "{details:#?}"
+    );
+    phone.hangup("normal_clearing").await;
+    s.settle().await;
+    let details = s.progress(&phone.client_state_intent()).await;
+    assert!(
+        !details.iter().any(|d| d.contains("failed")),
+        "{details:#?}"
+    );
+    assert_eq!(
+        s.fake.count("speak", None),
+        0,
+        "the fake refused it as 90018"
+    );
     s.app.stop().await;
 }

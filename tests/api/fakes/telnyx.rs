@@ -62,6 +62,8 @@ struct Inner {
     calls: HashMap<String, CallState>,
     dial_commands: HashMap<String, String>,
     failures: VecDeque<(u16, &'static str)>,
+    /// Call commands refused because of the call's state: (action, call id, error code).
+    refused: Vec<(String, String, &'static str)>,
     next_id: u64,
 }
 
@@ -100,6 +102,11 @@ impl FakeTelnyx {
     /// The next requests fail with these statuses and error codes, in order.
     pub fn fail_next(&self, failures: &[(u16, &'static str)]) {
         self.lock().failures.extend(failures.iter().copied());
+    }
+
+    /// Call commands refused for the call's state: (action, call id, error code).
+    pub fn refused(&self) -> Vec<(String, String, &'static str)> {
+        self.lock().refused.clone()
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -296,15 +303,21 @@ async fn action(
     if let Some(refused) = gate(&mut inner, &headers) {
         return refused;
     }
+    let refusal = match inner.calls.get(&id) {
+        None => Some(("90015", "Invalid call_control_id")),
+        Some(call) if call.ended => Some(("90018", "Call has already ended")),
+        Some(call) if action != "hangup" && !call.answered => {
+            Some(("90034", "Call not answered yet"))
+        }
+        Some(_) => None,
+    };
+    if let Some((code, title)) = refusal {
+        inner.refused.push((action, id, code));
+        return error(422, code, title);
+    }
     let Some(call) = inner.calls.get_mut(&id) else {
         return error(422, "90015", "Invalid call_control_id");
     };
-    if call.ended {
-        return error(422, "90018", "Call has already ended");
-    }
-    if action != "hangup" && !call.answered {
-        return error(422, "90034", "Call not answered yet");
-    }
     if let Some(cs) = body["client_state"].as_str() {
         if STANDARD.decode(cs).is_err() {
             return error(422, "10032", "client_state must be Base64");
@@ -472,6 +485,19 @@ impl Phone {
         self.set(|c| c.ended = true);
         let extra = json!({"hangup_cause": cause, "hangup_source": "callee", "sip_hangup_cause": "unspecified", "state": "hangup", "call_quality_stats": null});
         assert_eq!(self.send("call.hangup", extra).await, 200);
+    }
+
+    /// The far end is gone, but no webhook says so yet.
+    pub fn drop_line(&self) {
+        self.set(|c| c.ended = true);
+    }
+
+    /// The intent id this call's `client_state` names.
+    pub fn client_state_intent(&self) -> String {
+        client_state(&self.client_state)["i"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     fn set(&self, f: impl FnOnce(&mut CallState)) {

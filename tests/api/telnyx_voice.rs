@@ -283,3 +283,41 @@ async fn a_command_on_a_call_that_already_ended_counts_as_done() {
     );
     s.app.stop().await;
 }
+
+#[tokio::test]
+async fn without_gather_using_ai_questions_are_transcribed() {
+    let mut s = Setup::alice().await;
+    let (id, watch) = s.escalate(7500).await;
+    let phone = s.phone(ALICE, 1).await;
+    phone.pick_up().await;
+    phone.prompt(1).await;
+
+    // The account has no hosted assistant: the next request (gather_using_ai) is refused.
+    s.fake.fail_next(&[(422, "10015")]);
+    phone.press("2").await;
+    s.fake
+        .wait_for("transcription_start", Some(&phone.ccid), 1)
+        .await;
+    // Our own prompt echoing back is not the question; interim results are not either.
+    phone
+        .transcript("What would you like to know? Ask your question now.")
+        .await;
+    let interim = json!({"transcription_data": {"transcript": "approve", "is_final": false}});
+    phone.send("call.transcription", interim).await;
+    phone.transcript("what does Acme Corp sell").await;
+    s.fake
+        .wait_for("transcription_stop", Some(&phone.ccid), 1)
+        .await;
+    assert!(phone.prompt(2).await.ends_with(MENU));
+    assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
+    phone.press("3").await;
+    let details = finish_decided(&s, watch, IntentState::Declined, "alice", "voice").await;
+    assert_progress(
+        &details,
+        &[
+            "gather_using_ai unavailable",
+            "approver 1 (alice) asked: what does Acme Corp sell",
+        ],
+    );
+    s.app.stop().await;
+}

@@ -39,7 +39,7 @@ use crate::gateway::{Gateway, GatewayError};
 use crate::scoring::Scorer;
 use crate::store::{AuditRecord, Store};
 use crate::webhook::metrics;
-use client::{Client, ClientError, Dial};
+use client::{Client, ClientError, CommandOutcome, Dial};
 use ladder::Next;
 use roster::Roster;
 use state::{Amd, Call, Ladder, Mode, Stage, StateError, TelnyxState};
@@ -292,6 +292,7 @@ impl Telnyx {
                     mode: Mode::Ringing,
                     misses: 0,
                     pin_failures: 0,
+                    transcribing: false,
                 };
                 let stored = self
                     .update(&intent.id, |l| {
@@ -653,7 +654,7 @@ impl Telnyx {
             }
             Effect::AskQuestion { ccid } => {
                 let body = json!({
-                    "greeting": "What would you like to know? Ask your question now.",
+                    "greeting": voice::QUESTION_PROMPT,
                     "parameters": {
                         "type": "object",
                         "properties": {
@@ -664,7 +665,41 @@ impl Telnyx {
                     "voice": self.voice,
                     "user_response_timeout_ms": 10000,
                 });
-                self.command(&ccid, attempt, "gather_using_ai", body, command_id)
+                let asked = self
+                    .try_command(&ccid, attempt, "gather_using_ai", body, command_id)
+                    .await;
+                if let Err(e) = asked {
+                    // No hosted assistant on this account: listen with plain transcription.
+                    self.progress(
+                        id,
+                        &format!(
+                            "gather_using_ai unavailable ({e}); listening with transcription_start"
+                        ),
+                    )
+                    .await;
+                    let _ = self
+                        .update(id, |l| {
+                            if let Some(c) = l.call_mut(&ccid) {
+                                c.transcribing = true;
+                            }
+                        })
+                        .await;
+                    self.speak(
+                        &ccid,
+                        attempt,
+                        "What would you like to know? Ask your question now.",
+                        command_id,
+                    )
+                    .await;
+                    let body = json!({ "transcription_tracks": "inbound" });
+                    self.command(&ccid, attempt, "transcription_start", body, command_id)
+                        .await;
+                }
+            }
+            Effect::StopListening { ccid } => {
+                // Best effort: the transcription ends with the call anyway.
+                let _ = self
+                    .try_command(&ccid, attempt, "transcription_stop", json!({}), command_id)
                     .await;
             }
             Effect::Answer { ccid, question } => {
@@ -962,19 +997,46 @@ impl Telnyx {
         self.command(ccid, attempt, "speak", body, command_id).await;
     }
 
-    /// Sends a call command with our `client_state` and a `command_id`. A failure other than
-    /// "call already ended" hangs the call up, so the ladder moves on instead of leaving the
-    /// approver in silence.
+    /// Sends a call command. A failure other than "call already ended" hangs the call up, so
+    /// the ladder moves on instead of leaving the approver in silence.
     async fn command(
+        &self,
+        ccid: &str,
+        attempt: usize,
+        action: &str,
+        body: Value,
+        command_id: &str,
+    ) {
+        let Err(e) = self
+            .try_command(ccid, attempt, action, body, command_id)
+            .await
+        else {
+            return;
+        };
+        let Ok(Some(intent)) = self.state.call_intent(ccid).await else {
+            return;
+        };
+        warn!(intent_id = %intent, action, error = %e, "telnyx command failed");
+        self.progress(&intent, &format!("telnyx {action} failed: {e}"))
+            .await;
+        if action != "hangup" {
+            let body = json!({ "command_id": format!("hangup-after-{command_id}") });
+            let _ = self.client.command(ccid, "hangup", &body).await;
+        }
+    }
+
+    /// Sends a call command with our `client_state` and a `command_id`; the caller decides
+    /// what a failure means. A call we do not know is left alone.
+    async fn try_command(
         &self,
         ccid: &str,
         attempt: usize,
         action: &str,
         mut body: Value,
         command_id: &str,
-    ) {
+    ) -> Result<CommandOutcome, ClientError> {
         let Some(intent) = self.state.call_intent(ccid).await.ok().flatten() else {
-            return;
+            return Ok(CommandOutcome::CallEnded);
         };
         body["client_state"] = json!(ClientState {
             intent_id: intent.to_string(),
@@ -983,21 +1045,7 @@ impl Telnyx {
         }
         .encode());
         body["command_id"] = json!(format!("{action}-{command_id}"));
-        if let Err(e) = self.client.command(ccid, action, &body).await {
-            warn!(intent_id = %intent, action, error = %e, "telnyx command failed");
-            self.progress(&intent, &format!("telnyx {action} failed: {e}"))
-                .await;
-            if action != "hangup" {
-                let _ = self
-                    .client
-                    .command(
-                        ccid,
-                        "hangup",
-                        &json!({ "command_id": format!("hangup-after-{command_id}") }),
-                    )
-                    .await;
-            }
-        }
+        self.client.command(ccid, action, &body).await
     }
 
     /// The channel keeps a weak handle to itself for the tasks it spawns.

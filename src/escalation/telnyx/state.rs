@@ -64,6 +64,9 @@ pub struct Call {
     /// Menus that ended without a key.
     pub misses: u8,
     pub pin_failures: u8,
+    /// Question mode is listening through `transcription_start` (no `gather_using_ai`).
+    #[serde(default)]
+    pub transcribing: bool,
 }
 
 /// What the ladder is doing.

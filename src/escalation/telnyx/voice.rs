@@ -21,6 +21,8 @@ use crate::domain::Intent;
 /// Menus without a key before the call gives up.
 const MAX_MISSES: u8 = 2;
 const MAX_PIN_FAILURES: u8 = 3;
+pub const QUESTION_PROMPT: &str = "What would you like to know? Ask your question now.";
+const QUESTION_PROMPT_KEY: &str = "what would you like to know";
 pub const MENU: &str = "Press 1 to approve, 2 to ask a question, 3 to decline, or 9 to repeat.";
 
 /// A webhook as Telnyx posts it. Most fields are optional in real payloads, so the payload
@@ -176,6 +178,10 @@ pub enum Effect {
     },
     /// Capture the approver's question (`gather_using_ai`).
     AskQuestion {
+        ccid: String,
+    },
+    /// `transcription_stop`: the question is in.
+    StopListening {
         ccid: String,
     },
     /// Ask the LLM, speak the answer, then the menu.
@@ -436,6 +442,15 @@ pub fn on_event(
             if call.mode != Mode::Question {
                 return out;
             }
+            if call.transcribing {
+                // Which side `inbound` transcribes on a dialled leg is unverified: never
+                // take our own prompt for the approver's question.
+                if text.to_lowercase().contains(QUESTION_PROMPT_KEY) {
+                    return out;
+                }
+                call.transcribing = false;
+                out.push(Effect::StopListening { ccid: c() });
+            }
             match spoken_decision(text) {
                 // Words never decide: ask for the key that would.
                 Some(approve) => {
@@ -623,6 +638,7 @@ mod tests {
                 mode: Mode::Ringing,
                 misses: 0,
                 pin_failures: 0,
+                transcribing: false,
             }],
             sms_code: None,
             failures: 0,

@@ -473,6 +473,12 @@ impl Phone {
         assert_eq!(self.send("call.ai_gather.ended", extra).await, 200);
     }
 
+    /// A final transcript of the approver's words (`transcription_start`).
+    pub async fn transcript(&self, text: &str) {
+        let extra = json!({"transcription_data": {"transcript": text, "is_final": true, "confidence": 0.97, "transcription_track": "inbound"}});
+        assert_eq!(self.send("call.transcription", extra).await, 200);
+    }
+
     pub async fn speak_ended(&self) {
         assert_eq!(
             self.send("call.speak.ended", json!({"status": "completed"}))

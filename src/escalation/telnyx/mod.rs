@@ -848,9 +848,11 @@ impl Telnyx {
     }
 
     async fn on_sms(&self, data: &EventData) {
+        // `from` is an object on inbound messages; accept a bare number as well.
         let from = data
             .payload
             .pointer("/from/phone_number")
+            .or_else(|| data.payload.get("from"))
             .and_then(Value::as_str)
             .unwrap_or_default();
         let text = data.str("text").unwrap_or_default();

@@ -9,8 +9,8 @@ mod state;
 
 pub use event::{DecisionEvent, EventKind};
 pub use intent::{
-    DecidedBy, DeciderKind, Intent, IntentDraft, IntentId, Reason, ReasonSource, RiskLevel,
-    RiskScore, ScorerInfo,
+    DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId, Reason, ReasonSource,
+    RiskLevel, RiskScore, ScorerInfo,
 };
 pub use state::IntentState;
 

@@ -16,8 +16,8 @@ use tracing::{info, instrument, warn, Instrument};
 
 use crate::auth::Principal;
 use crate::domain::{
-    now_millis, DecidedBy, DeciderKind, Intent, IntentDraft, IntentId, IntentState, Reason,
-    ReasonSource,
+    now_millis, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
+    IntentState, Reason, ReasonSource,
 };
 use crate::policy::{PolicyError, PolicyPack, Verdict};
 use crate::scoring::{ScoreError, ScoreRequest, Scorer};
@@ -485,8 +485,23 @@ impl Gateway {
                 )))
             }
         }
+        let now = now_millis();
+        if current.expires_at.is_some_and(|deadline| deadline <= now) {
+            // The deadline passed and the expiry loop has not run yet: a late decision must not
+            // win. Expire it now (whoever wins that race, the result is EXPIRED) and refuse.
+            if let Ok(expired) = expiry(&current, now) {
+                match self.store.transition(expired).await {
+                    Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Err(GatewayError::FailedPrecondition(format!(
+                "intent {} passed its approval deadline; it is EXPIRED",
+                current.id
+            )));
+        }
         let next = current
-            .decide(to, by, why, Some(reason), now_millis())
+            .decide(to, by, why, Some(reason), now)
             .map_err(|e| GatewayError::FailedPrecondition(e.to_string()))?;
         match self.store.transition(next).await {
             Ok(intent) => {
@@ -539,16 +554,7 @@ impl Gateway {
                 continue;
             }
             let next = match intent.state {
-                IntentState::PendingApproval => intent.decide(
-                    IntentState::Expired,
-                    DecidedBy::new(DeciderKind::Timeout, "", "timeout"),
-                    "approval deadline passed",
-                    Some(Reason::system(
-                        "approval_timeout",
-                        "no decision before the approval deadline; expired counts as declined",
-                    )),
-                    now,
-                ),
+                IntentState::PendingApproval => expiry(&intent, now),
                 IntentState::Analyzing => {
                     let mut next = intent.decide(
                         IntentState::PendingApproval,
@@ -606,6 +612,20 @@ impl Gateway {
     }
 }
 
+/// The EXPIRED version of a pending intent whose deadline passed.
+fn expiry(intent: &Intent, now: i64) -> Result<Intent, IllegalTransition> {
+    intent.decide(
+        IntentState::Expired,
+        DecidedBy::new(DeciderKind::Timeout, "", "timeout"),
+        "approval deadline passed",
+        Some(Reason::system(
+            "approval_timeout",
+            "no decision before the approval deadline; expired counts as declined",
+        )),
+        now,
+    )
+}
+
 fn replay(existing: Intent, body_hash: &str, key: &str) -> Result<(Intent, bool), GatewayError> {
     if existing.body_hash == body_hash {
         Ok((existing, true))
@@ -654,4 +674,67 @@ fn scope_filter(caller: &Principal, filter: &mut Filter) -> Result<(), GatewayEr
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scoring::fallback::FallbackScorer;
+    use crate::store::MemoryStore;
+
+    fn gateway(approval_timeout: Duration) -> Gateway {
+        Gateway::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(PolicyPack::builtin()),
+            Arc::new(FallbackScorer),
+            Settings {
+                approval_timeout,
+                ..Settings::default()
+            },
+        )
+    }
+
+    fn delete_user() -> SubmitInput {
+        SubmitInput {
+            agent_id: "ops".into(),
+            action: "DELETE_USER".into(),
+            payload: Some(serde_json::json!({"user_id": "u"})),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_decision_after_the_deadline_loses_even_before_the_expiry_loop_runs() {
+        // No expiry loop is running here: only the deadline check in the decision path.
+        let gw = gateway(Duration::from_millis(1));
+        let (intent, _) = gw.submit(&Principal::Open, delete_user()).await.unwrap();
+        assert_eq!(intent.state, IntentState::PendingApproval);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let late = Resolution {
+            approve: true,
+            approver: String::new(),
+            reason: String::new(),
+            expected_version: None,
+            channel: "grpc".into(),
+        };
+        let err = gw
+            .resolve(&Principal::Open, intent.id.as_str(), late)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, GatewayError::FailedPrecondition(_)), "{err}");
+        let now = gw.get(&Principal::Open, intent.id.as_str()).await.unwrap();
+        assert_eq!(now.state, IntentState::Expired);
+        assert_eq!(now.decided_by.unwrap().kind, DeciderKind::Timeout);
+    }
+
+    #[tokio::test]
+    async fn expire_due_expires_each_overdue_intent_once() {
+        let gw = gateway(Duration::from_millis(1));
+        for _ in 0..5 {
+            gw.submit(&Principal::Open, delete_user()).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(gw.expire_due().await.unwrap(), 5);
+        assert_eq!(gw.expire_due().await.unwrap(), 0);
+    }
 }

@@ -36,7 +36,12 @@ pub struct App {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match &config.redis_url {
         None => Ok(Arc::new(MemoryStore::new())),
-        Some(_) => anyhow::bail!("SENTINEL_REDIS_URL: this build has no Redis store yet; unset it to use the in-memory store"),
+        Some(url) => {
+            let store = crate::store::redis::RedisStore::connect(url.expose(), Default::default())
+                .await
+                .context("SENTINEL_REDIS_URL")?;
+            Ok(Arc::new(store))
+        }
     }
 }
 

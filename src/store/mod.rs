@@ -8,6 +8,7 @@
 //! between "read the current state" and "subscribe".
 
 pub mod memory;
+pub mod redis;
 
 use std::pin::Pin;
 

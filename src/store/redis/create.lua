@@ -1,0 +1,17 @@
+-- Stores a new intent (version 1) in one step: record, deadline, list index, audit, event.
+-- KEYS: 1 intent hash, 2 deadline zset, 3 list index zset, 4 audit stream (one hash tag).
+-- ARGV: 1 intent json, 2 id, 3 version, 4 state, 5 deadline ms or '', 6 event json,
+--       7 pub/sub channel, 8 audit record json.
+-- Returns {1} when written, {0, existing json} when the id is taken (a retry or a replay).
+local existing = redis.call('HGET', KEYS[1], 'j')
+if existing then
+  return {0, existing}
+end
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 'v', ARGV[3], 's', ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
+end
+redis.call('ZADD', KEYS[3], 0, ARGV[2])
+redis.call('XADD', KEYS[4], '*', 'r', ARGV[8])
+redis.call('PUBLISH', ARGV[7], ARGV[6])
+return {1}

@@ -948,7 +948,12 @@ impl Store for RedisStore {
             })
             .await?;
         let mut out: Vec<(AuditRecord, String)> = per_bucket.into_iter().flatten().collect();
-        out.sort_by(|a, b| a.0.at.cmp(&b.0.at).then_with(|| a.1.cmp(&b.1)));
+        // Equal times keep the order Redis appended them in (`<ms>-<seq>` stream ids).
+        let stream_order = |id: &str| {
+            let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+            (ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))
+        };
+        out.sort_by(|a, b| a.0.at.cmp(&b.0.at).then_with(|| stream_order(&a.1).cmp(&stream_order(&b.1))));
         out.truncate(limit);
         Ok(out.into_iter().map(|(r, _)| r).collect())
     }

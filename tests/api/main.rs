@@ -3,6 +3,7 @@
 
 mod fakes;
 mod helpers;
+mod redis_harness;
 
 mod auth;
 mod cli;
@@ -13,3 +14,4 @@ mod telnyx_ladder;
 mod telnyx_voice;
 mod telnyx_webhook;
 mod watch;
+mod store_contract;

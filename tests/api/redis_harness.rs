@@ -1,0 +1,300 @@
+//! Real `redis-server` processes (single node or a three-master Cluster) and real
+//! `sentinel serve` processes for the Redis tests: loopback only, free ports, a temp dir each,
+//! killed on drop.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sentinel::store::redis::{RedisOptions, RedisStore};
+use sentinel::store::Store;
+use tempfile::TempDir;
+
+/// A port nothing listens on right now (and, for Cluster nodes, whose bus port +10000 is free).
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("loopback bind")
+            .port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port pair found");
+}
+
+fn require(binary: &str) {
+    let found = Command::new(binary)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(found, "{binary} is not installed: run scripts/test.sh (it installs redis-server and redis-tools)");
+}
+
+/// One `redis-server` on a loopback port with AOF on, in its own temp dir.
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        Self::spawn(&[]).await
+    }
+
+    async fn spawn(extra: &[&str]) -> RedisServer {
+        require("redis-server");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let server = RedisServer { port, child, _dir: dir };
+        server.wait_until_answering().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    async fn wait_until_answering(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = redis::Client::open(self.url()).expect("url");
+        loop {
+            let ok = async {
+                let mut c = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING").query_async::<String>(&mut c).await.ok()
+            };
+            if tokio::time::timeout(Duration::from_millis(500), ok).await.ok().flatten().is_some() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server on port {} did not start", self.port);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        signal(self.pid(), "STOP");
+    }
+
+    pub fn resume(&self) {
+        signal(self.pid(), "CONT");
+    }
+
+    /// A store on this server with its own key prefix.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        Arc::new(self.redis_store().await)
+    }
+
+    pub async fn redis_store(&self) -> RedisStore {
+        RedisStore::connect(&self.url(), RedisOptions::default())
+            .await
+            .expect("redis store connects")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // A paused server ignores SIGTERM until continued; SIGKILL works regardless.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// Three masters, no replicas, every slot assigned.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub async fn start() -> RedisCluster {
+        require("redis-cli");
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            nodes.push(
+                RedisServer::spawn(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--appendonly",
+                    "no",
+                ])
+                .await,
+            );
+        }
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_until_ok().await;
+        cluster
+    }
+
+    async fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &self.nodes {
+            let client = redis::Client::open(node.url()).expect("url");
+            loop {
+                let info = async {
+                    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+                    redis::cmd("CLUSTER").arg("INFO").query_async::<String>(&mut c).await.ok()
+                }
+                .await
+                .unwrap_or_default();
+                if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster did not converge: {info}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// The `redis+cluster://` form of the seed list.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+}
+
+/// A real `sentinel serve` process, killed (SIGKILL) on drop.
+pub struct Replica {
+    pub grpc_addr: String,
+    pub http_addr: String,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Replica {
+    pub async fn start(redis_url: &str, env: &[(&str, &str)]) -> Replica {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let grpc_addr = format!("127.0.0.1:{}", free_port());
+        let http_addr = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.path().join("sentinel.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SENTINEL_GRPC_ADDR", &grpc_addr)
+            .env("SENTINEL_HTTP_ADDR", &http_addr)
+            .env("SENTINEL_REDIS_URL", redis_url)
+            .env("SENTINEL_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sentinel serve starts");
+        let replica = Replica {
+            grpc_addr,
+            http_addr,
+            child,
+            _dir: dir,
+        };
+        assert!(
+            replica.wait_ready(Duration::from_secs(20)).await,
+            "replica did not become ready:\n{}",
+            replica.log()
+        );
+        replica
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("sentinel.log")).unwrap_or_default()
+    }
+
+    /// `GET /readyz` status, or None when the sidecar does not answer.
+    pub async fn readyz(&self) -> Option<u16> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .expect("http client");
+        let r = client.get(format!("http://{}/readyz", self.http_addr)).send().await.ok()?;
+        Some(r.status().as_u16())
+    }
+
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        self.wait_readyz(200, limit).await
+    }
+
+    pub async fn wait_readyz(&self, status: u16, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.readyz().await == Some(status) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    pub async fn client(&self) -> crate::helpers::Client {
+        let channel = tonic::transport::Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connects");
+        crate::helpers::Client {
+            inner: sentinel::grpc::pb::sentinel_client::SentinelClient::new(channel),
+            key: None,
+        }
+    }
+
+    /// SIGKILL: no shutdown hooks, in-flight work lost, exactly like a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

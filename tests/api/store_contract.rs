@@ -1,0 +1,353 @@
+//! The ONE contract every `Store` implementation passes: each case below runs against the
+//! in-memory store and against a Redis store on a real `redis-server`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sentinel::domain::{
+    now_millis, DecidedBy, DeciderKind, EventKind, Intent, IntentId, IntentState, RiskScore,
+};
+use sentinel::store::{AuditRecord, Created, Filter, Store, StoreError};
+
+/// Generates `memory::<case>` and `redis::<case>` tests for each contract case.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(std::sync::Arc::new(sentinel::store::MemoryStore::new())).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let server = crate::redis_harness::RedisServer::start().await;
+                    super::$case(server.store().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    created_intents_read_back,
+    idempotency_keys_replay_or_conflict_per_agent,
+    transitions_are_compare_and_set,
+    racing_deciders_produce_one_winner,
+    transition_of_a_missing_intent_is_not_found,
+    deadlines_are_due_until_decided,
+    watch_starts_with_the_current_state_and_ends_after_the_terminal_one,
+    watch_all_sees_every_event,
+    list_is_newest_first_filtered_and_paged,
+    audit_records_every_attempt,
+);
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn intent(agent: &str, state: IntentState) -> Intent {
+    let now = now_millis();
+    Intent {
+        id: IntentId::generate(),
+        agent_id: agent.to_string(),
+        action: "PAY_INVOICE".into(),
+        module: "VaultKeeper".into(),
+        payload: serde_json::json!({"amount": 9000, "vendor": "Shady LLC", "note": "quote \" and \\ and {b1}"}),
+        reasoning: "pay the invoice".into(),
+        labels: Default::default(),
+        idempotency_key: None,
+        body_hash: "hash-1".into(),
+        state,
+        risk_score: RiskScore::new(90).expect("valid"),
+        reasons: Vec::new(),
+        analysis: "large amount to an unknown vendor".into(),
+        decided_by: None,
+        decision_reason: String::new(),
+        policy_version: "builtin@1".into(),
+        version: 1,
+        created_at: now,
+        decided_at: None,
+        expires_at: (!state.is_terminal()).then_some(now + 60_000),
+        scorer: None,
+    }
+}
+
+fn human(name: &str) -> DecidedBy {
+    DecidedBy::new(DeciderKind::Human, name, "cli")
+}
+
+async fn create(store: &Arc<dyn Store>, i: Intent) -> Intent {
+    match store.create(i).await.expect("create") {
+        Created::New(i) => i,
+        other => panic!("expected a new intent, got {other:?}"),
+    }
+}
+
+async fn created_intents_read_back(store: Arc<dyn Store>) {
+    let stored = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    let read = store.get(&stored.id).await.unwrap().expect("found");
+    assert_eq!(read, stored, "the stored intent reads back unchanged");
+    assert!(store.get(&IntentId::generate()).await.unwrap().is_none());
+    store.ping().await.expect("ping");
+}
+
+async fn idempotency_keys_replay_or_conflict_per_agent(store: Arc<dyn Store>) {
+    let mut first = intent("agent-a", IntentState::PendingApproval);
+    first.idempotency_key = Some("key-1".into());
+    let first = create(&store, first).await;
+
+    let mut again = intent("agent-a", IntentState::PendingApproval);
+    again.idempotency_key = Some("key-1".into());
+    match store.create(again.clone()).await.unwrap() {
+        Created::Replayed(i) => assert_eq!(i.id, first.id),
+        other => panic!("same key and body must replay, got {other:?}"),
+    }
+
+    let mut different = again.clone();
+    different.id = IntentId::generate();
+    different.body_hash = "hash-2".into();
+    match store.create(different).await.unwrap() {
+        Created::KeyConflict { existing } => assert_eq!(existing, first.id),
+        other => panic!("same key, different body must conflict, got {other:?}"),
+    }
+
+    // Keys are scoped per agent.
+    let mut other_agent = intent("agent-b", IntentState::PendingApproval);
+    other_agent.idempotency_key = Some("key-1".into());
+    let other = create(&store, other_agent).await;
+    assert_ne!(other.id, first.id);
+
+    let found = store.find_idempotent("agent-a", "key-1").await.unwrap().expect("found");
+    assert_eq!(found.id, first.id);
+    assert!(store.find_idempotent("agent-a", "key-2").await.unwrap().is_none());
+}
+
+async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
+    let pending = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    let approve = pending
+        .decide(IntentState::Approved, human("alice"), "looks fine", None, now_millis())
+        .unwrap();
+    let approved = store.transition(approve).await.expect("first decision wins");
+    assert_eq!(approved.state, IntentState::Approved);
+    assert_eq!(approved.version, 2);
+
+    // A decision made from the stale version loses and learns the current state.
+    let decline = pending
+        .decide(IntentState::Declined, human("bob"), "no", None, now_millis())
+        .unwrap();
+    match store.transition(decline).await {
+        Err(StoreError::Conflict { current }) => {
+            assert_eq!(current.state, IntentState::Approved);
+            assert_eq!(current.version, 2);
+        }
+        other => panic!("stale decision must conflict, got {other:?}"),
+    }
+
+    // Terminal states never change, even at the right version.
+    let mut after = approved.clone();
+    after.state = IntentState::Declined;
+    after.version = 3;
+    assert!(matches!(store.transition(after).await, Err(StoreError::Conflict { .. })));
+    assert_eq!(store.get(&pending.id).await.unwrap().unwrap().state, IntentState::Approved);
+}
+
+async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>) {
+    let pending = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    let attempts = (0..16).map(|n| {
+        let store = store.clone();
+        let to = if n % 2 == 0 { IntentState::Approved } else { IntentState::Declined };
+        let next = pending
+            .decide(to, human(&format!("approver-{n}")), "race", None, now_millis())
+            .unwrap();
+        async move { store.transition(next).await }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let winners: Vec<&Intent> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one decision wins");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, StoreError::Conflict { current } if current.state == winners[0].state));
+        }
+    }
+}
+
+async fn transition_of_a_missing_intent_is_not_found(store: Arc<dyn Store>) {
+    let ghost = intent("agent-a", IntentState::PendingApproval);
+    let next = ghost
+        .decide(IntentState::Approved, human("alice"), "", None, now_millis())
+        .unwrap();
+    assert!(matches!(store.transition(next).await, Err(StoreError::NotFound(_))));
+}
+
+async fn deadlines_are_due_until_decided(store: Arc<dyn Store>) {
+    let now = now_millis();
+    let mut overdue = intent("agent-a", IntentState::PendingApproval);
+    overdue.expires_at = Some(now - 1_000);
+    let overdue = create(&store, overdue).await;
+    let mut analyzing = intent("agent-a", IntentState::Analyzing);
+    analyzing.expires_at = Some(now - 500);
+    let analyzing = create(&store, analyzing).await;
+    let mut later = intent("agent-a", IntentState::PendingApproval);
+    later.expires_at = Some(now + 60_000);
+    create(&store, later).await;
+    create(&store, intent("agent-a", IntentState::Approved)).await;
+
+    assert_eq!(store.due(now, 10).await.unwrap(), vec![overdue.id.clone(), analyzing.id.clone()], "oldest first");
+    assert_eq!(store.due(now, 1).await.unwrap(), vec![overdue.id.clone()]);
+    assert_eq!(store.next_deadline().await.unwrap(), Some(now - 1_000));
+
+    let expired = overdue
+        .decide(IntentState::Expired, DecidedBy::new(DeciderKind::Timeout, "", "timeout"), "deadline", None, now)
+        .unwrap();
+    store.transition(expired).await.unwrap();
+    // Re-armed with a new deadline when an analysis becomes pending.
+    let mut escalated = analyzing
+        .decide(IntentState::PendingApproval, DecidedBy::new(DeciderKind::System, "", "system"), "", None, now)
+        .unwrap();
+    escalated.expires_at = Some(now + 30_000);
+    store.transition(escalated).await.unwrap();
+
+    assert!(store.due(now, 10).await.unwrap().is_empty());
+    assert_eq!(store.next_deadline().await.unwrap(), Some(now + 30_000));
+}
+
+async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(store: Arc<dyn Store>) {
+    let pending = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    let mut watch = store.watch(&pending.id).await.unwrap();
+    let first = tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.kind, EventKind::Snapshot);
+    assert_eq!(first.intent, pending);
+
+    store.progress(&pending.id, "calling approver 1").await.unwrap();
+    let progress = tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!((progress.kind, progress.detail.as_str()), (EventKind::Progress, "calling approver 1"));
+
+    let approved = store
+        .transition(pending.decide(IntentState::Approved, human("alice"), "ok", None, now_millis()).unwrap())
+        .await
+        .unwrap();
+    let decided = tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(decided.kind, EventKind::Transition);
+    assert_eq!(decided.intent, approved);
+    assert!(tokio::time::timeout(WAIT, watch.next()).await.unwrap().is_none(), "ends after the terminal event");
+
+    // Watching a decided intent: its state, then the end.
+    let events: Vec<_> = tokio::time::timeout(WAIT, store.watch(&pending.id).await.unwrap().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].as_ref().unwrap().intent.state, IntentState::Approved);
+
+    assert!(matches!(store.watch(&IntentId::generate()).await, Err(StoreError::NotFound(_))));
+}
+
+async fn watch_all_sees_every_event(store: Arc<dyn Store>) {
+    let mut all = store.watch_all().await.unwrap();
+    let pending = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    store
+        .transition(pending.decide(IntentState::Declined, human("bob"), "no", None, now_millis()).unwrap())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = tokio::time::timeout(WAIT, all.next()).await.unwrap().unwrap().unwrap();
+        if event.intent.id == pending.id {
+            seen.push((event.kind, event.intent.state, event.intent.version));
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (EventKind::Transition, IntentState::PendingApproval, 1),
+            (EventKind::Transition, IntentState::Declined, 2)
+        ]
+    );
+}
+
+async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for n in 0..7 {
+        let agent = if n % 2 == 0 { "agent-a" } else { "agent-b" };
+        ids.push(create(&store, intent(agent, IntentState::PendingApproval)).await.id);
+        // Distinct creation milliseconds keep "newest first" unambiguous.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let newest_first: Vec<IntentId> = ids.iter().rev().cloned().collect();
+
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list(&Filter::default(), after.as_ref(), 3).await.unwrap();
+        assert!(page.intents.len() <= 3);
+        listed.extend(page.intents.iter().map(|i| i.id.clone()));
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, newest_first, "pages cover everything, newest first");
+
+    let only_b = Filter {
+        agent_id: Some("agent-b".into()),
+        ..Filter::default()
+    };
+    let page = store.list(&only_b, None, 50).await.unwrap();
+    assert_eq!(page.intents.len(), 3);
+    assert!(page.intents.iter().all(|i| i.agent_id == "agent-b"));
+    assert!(page.next_after.is_none());
+
+    let approved = Filter {
+        states: vec![IntentState::Approved],
+        ..Filter::default()
+    };
+    assert!(store.list(&approved, None, 50).await.unwrap().intents.is_empty());
+}
+
+async fn audit_records_every_attempt(store: Arc<dyn Store>) {
+    let since = now_millis();
+    let pending = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    let winner = pending.decide(IntentState::Approved, human("alice"), "fine", None, now_millis()).unwrap();
+    let loser = pending.decide(IntentState::Declined, human("bob"), "no", None, now_millis()).unwrap();
+    // Records are ordered by their time; distinct milliseconds keep the order unambiguous.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    store.transition(winner).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert!(store.transition(loser).await.is_err());
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    store
+        .audit(AuditRecord {
+            at: now_millis(),
+            intent_id: None,
+            event: "webhook_rejected".into(),
+            actor: "telnyx".into(),
+            channel: "webhook".into(),
+            state: None,
+            version: None,
+            detail: "bad signature".into(),
+        })
+        .await
+        .unwrap();
+    let until = now_millis() + 1;
+
+    let records = store.audit_range(since, until, 100).await.unwrap();
+    let events: Vec<(&str, &str, &str)> = records
+        .iter()
+        .map(|r| (r.event.as_str(), r.actor.as_str(), r.channel.as_str()))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ("created", "agent-a", "grpc"),
+            ("transition", "alice", "cli"),
+            ("rejected", "bob", "cli"),
+            ("webhook_rejected", "telnyx", "webhook"),
+        ]
+    );
+    assert!(records.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
+    assert!(records[2].detail.contains("lost race"), "{}", records[2].detail);
+    assert_eq!(store.audit_range(since, until, 2).await.unwrap().len(), 2);
+    assert!(store.audit_range(until, until + 10_000, 100).await.unwrap().is_empty());
+}

@@ -399,6 +399,11 @@ impl RedisStore {
             }),
         };
         // Best effort: a replica that starts before Redis keeps retrying; readiness tells.
+        // Waiting for the subscription too means watchers of a fresh store miss nothing.
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !store.inner.bus.connected.load(Ordering::Acquire) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         match store.ping().await {
             Ok(()) => info!(target = ?target, "connected to redis"),
             Err(e) => warn!(error = %e, "redis is not answering yet; retrying in the background"),
@@ -491,8 +496,10 @@ impl RedisStore {
     }
 
     /// Writes the intent record and its companions unless the id is taken.
-    /// `Ok(None)` when written, `Ok(Some(existing))` when an intent with that id exists.
+    /// `Ok(None)` when written (by this call, possibly on a retry whose first reply was
+    /// lost), `Ok(Some(existing))` when someone else's intent holds the id.
     async fn write_new(&self, intent: &Intent, now: Millis) -> Result<Option<Intent>, StoreError> {
+        let token = uuid::Uuid::new_v4().to_string();
         let bucket = bucket_of(intent.id.as_str());
         let json = to_json(intent)?;
         let event = event_json(EventKind::Transition, &json, "", now)?;
@@ -516,6 +523,7 @@ impl RedisStore {
             event,
             self.inner.channel.clone(),
             audit,
+            token.clone(),
         ];
         let reply: Vec<Value> = self
             .call("create", |mut c| {
@@ -526,7 +534,8 @@ impl RedisStore {
             .await?;
         match reply.as_slice() {
             [Value::Int(1)] => Ok(None),
-            [Value::Int(0), Value::BulkString(existing)] => Ok(Some(parse_intent(existing)?)),
+            [Value::Int(0), _, Value::BulkString(w)] if *w == token.as_bytes() => Ok(None),
+            [Value::Int(0), Value::BulkString(existing), _] => Ok(Some(parse_intent(existing)?)),
             other => Err(corrupt("create script", format!("unexpected reply {other:?}"))),
         }
     }
@@ -669,8 +678,6 @@ impl Store for RedisStore {
         }
         match self.write_new(&intent, now_millis()).await? {
             None => Ok(Created::New(intent)),
-            // Our own earlier attempt landed (the reply was lost): the write converged.
-            Some(existing) if existing == intent => Ok(Created::New(existing)),
             Some(existing) if keyed.is_some() => Ok(Created::Replayed(existing)),
             Some(existing) => Err(StoreError::Corrupt(format!("intent id {} is already taken", existing.id))),
         }
@@ -794,7 +801,12 @@ impl Store for RedisStore {
             loop {
                 let reread = match rx.recv().await {
                     Ok(BusMsg::Event(event)) => {
-                        if event.version() < seen {
+                        // Delivery is asynchronous: an event already reflected in what we read
+                        // (the snapshot or a re-read) may still arrive. Progress lines carry
+                        // the version they happened at.
+                        let stale = event.version() < seen
+                            || (event.version() == seen && event.kind != EventKind::Progress);
+                        if stale {
                             continue;
                         }
                         seen = event.version();

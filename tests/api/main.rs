@@ -15,3 +15,4 @@ mod telnyx_voice;
 mod telnyx_webhook;
 mod watch;
 mod store_contract;
+mod replicas;

@@ -38,11 +38,13 @@ fn require(binary: &str) {
     assert!(found, "{binary} is not installed: run scripts/test.sh (it installs redis-server and redis-tools)");
 }
 
-/// One `redis-server` on a loopback port with AOF on, in its own temp dir.
+/// One `redis-server` on a loopback port in its own temp dir, with every write fsynced to the
+/// append-only file (`appendfsync always`), so a killed server restarts with all it answered.
 pub struct RedisServer {
     pub port: u16,
-    child: Child,
-    _dir: TempDir,
+    child: Option<Child>,
+    dir: TempDir,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -52,21 +54,42 @@ impl RedisServer {
 
     async fn spawn(extra: &[&str]) -> RedisServer {
         require("redis-server");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            dir: tempfile::tempdir().expect("temp dir"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.launch().await;
+        server
+    }
+
+    async fn launch(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
-            .arg(dir.path())
-            .args(extra)
+            .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts");
-        let server = RedisServer { port, child, _dir: dir };
-        server.wait_until_answering().await;
-        server
+        self.child = Some(child);
+        self.wait_until_answering().await;
+    }
+
+    /// SIGKILL, like a crash; `restart` brings it back on the same port and data.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.launch().await;
     }
 
     pub fn url(&self) -> String {
@@ -74,7 +97,7 @@ impl RedisServer {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().expect("server is running").id()
     }
 
     async fn wait_until_answering(&self) {
@@ -104,21 +127,14 @@ impl RedisServer {
 
     /// A store on this server with its own key prefix.
     pub async fn store(&self) -> Arc<dyn Store> {
-        Arc::new(self.redis_store().await)
-    }
-
-    pub async fn redis_store(&self) -> RedisStore {
-        RedisStore::connect(&self.url(), RedisOptions::default())
-            .await
-            .expect("redis store connects")
+        Arc::new(connect(&self.url(), "sentinel").await)
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
         // A paused server ignores SIGTERM until continued; SIGKILL works regardless.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -128,6 +144,15 @@ fn signal(pid: u32, name: &str) {
         .status()
         .expect("kill runs");
     assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// A Redis store on `url` whose keys start with `prefix`.
+pub async fn connect(url: &str, prefix: &str) -> RedisStore {
+    let options = RedisOptions {
+        prefix: prefix.to_string(),
+        ..RedisOptions::default()
+    };
+    RedisStore::connect(url, options).await.expect("redis store connects")
 }
 
 /// Three masters, no replicas, every slot assigned.

@@ -30,6 +30,16 @@ macro_rules! contract {
                 }
             )*
         }
+
+        /// Every case in turn, each on a fresh store that `make` returns for the case's
+        /// name (the Redis Cluster test runs the suite this way, one key prefix per case).
+        pub(crate) async fn run_every_case<F, Fut>(make: F)
+        where
+            F: Fn(&'static str) -> Fut,
+            Fut: std::future::Future<Output = Arc<dyn Store>>,
+        {
+            $( $case(make(stringify!($case)).await).await; )*
+        }
     };
 }
 

@@ -1,13 +1,14 @@
 -- Stores a new intent (version 1) in one step: record, deadline, list index, audit, event.
 -- KEYS: 1 intent hash, 2 deadline zset, 3 list index zset, 4 audit stream (one hash tag).
 -- ARGV: 1 intent json, 2 id, 3 version, 4 state, 5 deadline ms or '', 6 event json,
---       7 pub/sub channel, 8 audit record json.
--- Returns {1} when written, {0, existing json} when the id is taken (a retry or a replay).
-local existing = redis.call('HGET', KEYS[1], 'j')
-if existing then
-  return {0, existing}
+--       7 pub/sub channel, 8 audit record json, 9 a token naming this write.
+-- Returns {1} when written, {0, existing json, its write token} when the id is taken: the
+-- token tells a retry of this very write from another replica's write of the same id.
+local existing = redis.call('HMGET', KEYS[1], 'j', 'w')
+if existing[1] then
+  return {0, existing[1], existing[2] or ''}
 end
-redis.call('HSET', KEYS[1], 'j', ARGV[1], 'v', ARGV[3], 's', ARGV[4])
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 'v', ARGV[3], 's', ARGV[4], 'w', ARGV[9])
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
 end

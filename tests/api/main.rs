@@ -16,3 +16,4 @@ mod telnyx_webhook;
 mod watch;
 mod store_contract;
 mod replicas;
+mod redis_faults;

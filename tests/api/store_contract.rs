@@ -58,7 +58,7 @@ contract!(
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn intent(agent: &str, state: IntentState) -> Intent {
+pub(crate) fn sample_intent(agent: &str, state: IntentState) -> Intent {
     let now = now_millis();
     Intent {
         id: IntentId::generate(),
@@ -97,7 +97,7 @@ async fn create(store: &Arc<dyn Store>, i: Intent) -> Intent {
 }
 
 async fn created_intents_read_back(store: Arc<dyn Store>) {
-    let stored = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    let stored = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
     let read = store.get(&stored.id).await.unwrap().expect("found");
     assert_eq!(read, stored, "the stored intent reads back unchanged");
     assert!(store.get(&IntentId::generate()).await.unwrap().is_none());
@@ -105,11 +105,11 @@ async fn created_intents_read_back(store: Arc<dyn Store>) {
 }
 
 async fn idempotency_keys_replay_or_conflict_per_agent(store: Arc<dyn Store>) {
-    let mut first = intent("agent-a", IntentState::PendingApproval);
+    let mut first = sample_intent("agent-a", IntentState::PendingApproval);
     first.idempotency_key = Some("key-1".into());
     let first = create(&store, first).await;
 
-    let mut again = intent("agent-a", IntentState::PendingApproval);
+    let mut again = sample_intent("agent-a", IntentState::PendingApproval);
     again.idempotency_key = Some("key-1".into());
     match store.create(again.clone()).await.unwrap() {
         Created::Replayed(i) => assert_eq!(i.id, first.id),
@@ -125,7 +125,7 @@ async fn idempotency_keys_replay_or_conflict_per_agent(store: Arc<dyn Store>) {
     }
 
     // Keys are scoped per agent.
-    let mut other_agent = intent("agent-b", IntentState::PendingApproval);
+    let mut other_agent = sample_intent("agent-b", IntentState::PendingApproval);
     other_agent.idempotency_key = Some("key-1".into());
     let other = create(&store, other_agent).await;
     assert_ne!(other.id, first.id);
@@ -136,7 +136,7 @@ async fn idempotency_keys_replay_or_conflict_per_agent(store: Arc<dyn Store>) {
 }
 
 async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
-    let pending = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    let pending = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
     let approve = pending
         .decide(IntentState::Approved, human("alice"), "looks fine", None, now_millis())
         .unwrap();
@@ -165,7 +165,7 @@ async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
 }
 
 async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>) {
-    let pending = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    let pending = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
     let attempts = (0..16).map(|n| {
         let store = store.clone();
         let to = if n % 2 == 0 { IntentState::Approved } else { IntentState::Declined };
@@ -185,7 +185,7 @@ async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>) {
 }
 
 async fn transition_of_a_missing_intent_is_not_found(store: Arc<dyn Store>) {
-    let ghost = intent("agent-a", IntentState::PendingApproval);
+    let ghost = sample_intent("agent-a", IntentState::PendingApproval);
     let next = ghost
         .decide(IntentState::Approved, human("alice"), "", None, now_millis())
         .unwrap();
@@ -194,16 +194,16 @@ async fn transition_of_a_missing_intent_is_not_found(store: Arc<dyn Store>) {
 
 async fn deadlines_are_due_until_decided(store: Arc<dyn Store>) {
     let now = now_millis();
-    let mut overdue = intent("agent-a", IntentState::PendingApproval);
+    let mut overdue = sample_intent("agent-a", IntentState::PendingApproval);
     overdue.expires_at = Some(now - 1_000);
     let overdue = create(&store, overdue).await;
-    let mut analyzing = intent("agent-a", IntentState::Analyzing);
+    let mut analyzing = sample_intent("agent-a", IntentState::Analyzing);
     analyzing.expires_at = Some(now - 500);
     let analyzing = create(&store, analyzing).await;
-    let mut later = intent("agent-a", IntentState::PendingApproval);
+    let mut later = sample_intent("agent-a", IntentState::PendingApproval);
     later.expires_at = Some(now + 60_000);
     create(&store, later).await;
-    create(&store, intent("agent-a", IntentState::Approved)).await;
+    create(&store, sample_intent("agent-a", IntentState::Approved)).await;
 
     assert_eq!(store.due(now, 10).await.unwrap(), vec![overdue.id.clone(), analyzing.id.clone()], "oldest first");
     assert_eq!(store.due(now, 1).await.unwrap(), vec![overdue.id.clone()]);
@@ -225,7 +225,7 @@ async fn deadlines_are_due_until_decided(store: Arc<dyn Store>) {
 }
 
 async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(store: Arc<dyn Store>) {
-    let pending = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    let pending = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
     let mut watch = store.watch(&pending.id).await.unwrap();
     let first = tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(first.kind, EventKind::Snapshot);
@@ -256,7 +256,7 @@ async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(sto
 
 async fn watch_all_sees_every_event(store: Arc<dyn Store>) {
     let mut all = store.watch_all().await.unwrap();
-    let pending = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    let pending = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
     store
         .transition(pending.decide(IntentState::Declined, human("bob"), "no", None, now_millis()).unwrap())
         .await
@@ -281,7 +281,7 @@ async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>) {
     let mut ids = Vec::new();
     for n in 0..7 {
         let agent = if n % 2 == 0 { "agent-a" } else { "agent-b" };
-        ids.push(create(&store, intent(agent, IntentState::PendingApproval)).await.id);
+        ids.push(create(&store, sample_intent(agent, IntentState::PendingApproval)).await.id);
         // Distinct creation milliseconds keep "newest first" unambiguous.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -318,7 +318,7 @@ async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>) {
 
 async fn audit_records_every_attempt(store: Arc<dyn Store>) {
     let since = now_millis();
-    let pending = create(&store, intent("agent-a", IntentState::PendingApproval)).await;
+    let pending = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
     let winner = pending.decide(IntentState::Approved, human("alice"), "fine", None, now_millis()).unwrap();
     let loser = pending.decide(IntentState::Declined, human("bob"), "no", None, now_millis()).unwrap();
     // Records are ordered by their time; distinct milliseconds keep the order unambiguous.

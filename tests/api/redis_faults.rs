@@ -1,0 +1,150 @@
+//! Redis paused, killed or restarted under a running replica: submissions fail closed with
+//! UNAVAILABLE (never an approval), readiness says so, watchers are kept or told but never
+//! shown a wrong state, and everything recovers by itself once Redis is back.
+
+use std::time::Duration;
+
+use sentinel::domain::{now_millis, DecidedBy, DeciderKind, IntentState as State};
+use sentinel::grpc::pb;
+use sentinel::grpc::pb::IntentState;
+
+use crate::helpers::{collect, intent_request, next_event, state, Client};
+use crate::redis_harness::{connect, RedisServer, Replica};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// 500 to AWS: the built-in pack approves it at once when the store works.
+fn safe_payment(key: &str) -> pb::SubmitIntentRequest {
+    let mut r = intent_request("ops-bot", "PAY_INVOICE", serde_json::json!({"amount": 500, "vendor": "AWS"}));
+    r.idempotency_key = key.to_string();
+    r
+}
+
+fn risky_payment() -> pb::SubmitIntentRequest {
+    intent_request("ops-bot", "PAY_INVOICE", serde_json::json!({"amount": 9000, "vendor": "Shady LLC"}))
+}
+
+/// Submits with a client-side deadline: the server must answer within it.
+async fn submit_within(client: &mut Client, request: pb::SubmitIntentRequest, deadline: Duration) -> Result<pb::SubmitIntentResponse, tonic::Status> {
+    let mut r = client.req(request);
+    r.set_timeout(deadline);
+    client.inner.submit_intent(r).await.map(|r| r.into_inner())
+}
+
+/// While Redis cannot answer, a submission that would be approved is refused as UNAVAILABLE.
+async fn assert_fails_closed(client: &mut Client, key: &str) {
+    for request in [safe_payment(""), safe_payment(key)] {
+        let refused = submit_within(client, request, Duration::from_secs(5))
+            .await
+            .expect_err("no answer but UNAVAILABLE while redis is down");
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    }
+}
+
+/// What a watcher saw across an outage: either it was kept (no event yet) or told (the stream
+/// ended with UNAVAILABLE); it never saw a state the intent was not in.
+async fn watcher_kept_or_told(watch: &mut tonic::Streaming<pb::DecisionEvent>) -> bool {
+    match tokio::time::timeout(Duration::from_millis(1500), watch.message()).await {
+        Err(_) => true,
+        Ok(Err(status)) => {
+            assert_eq!(status.code(), tonic::Code::Unavailable);
+            false
+        }
+        Ok(Ok(None)) => false,
+        Ok(Ok(Some(event))) => {
+            assert_eq!(event.state, IntentState::PendingApproval as i32, "no wrong state during an outage");
+            true
+        }
+    }
+}
+
+/// After recovery the watcher learns the decision: on the same stream if it was kept, on a
+/// new watch if it was told to resubscribe.
+async fn watcher_learns(client: &mut Client, kept: bool, mut watch: tonic::Streaming<pb::DecisionEvent>, id: &str) {
+    let events = if kept {
+        collect(watch, WAIT).await
+    } else {
+        let _ = &mut watch;
+        collect(client.watch(id).await.unwrap(), WAIT).await
+    };
+    assert_eq!(events.last().map(|e| e.state), Some(IntentState::Approved as i32));
+}
+
+#[tokio::test]
+async fn a_paused_redis_fails_closed_and_recovers() {
+    let redis = RedisServer::start().await;
+    let replica = Replica::start(&redis.url(), &[]).await;
+    let mut client = replica.client().await;
+    let pending = client.submit(risky_payment()).await.unwrap().intent.unwrap();
+    let mut watch = client.watch(&pending.intent_id).await.unwrap();
+    assert_eq!(next_event(&mut watch, WAIT).await.unwrap().state, IntentState::PendingApproval as i32);
+
+    redis.pause();
+    assert_fails_closed(&mut client, "paused-1").await;
+    assert!(replica.wait_readyz(503, WAIT).await, "readiness reports the outage");
+    let kept = watcher_kept_or_told(&mut watch).await;
+
+    redis.resume();
+    assert!(replica.wait_ready(WAIT).await, "recovers by itself:\n{}", replica.log());
+    let approved = client.submit(safe_payment("paused-2")).await.unwrap().intent.unwrap();
+    assert_eq!(state(&approved), IntentState::Approved);
+    client.resolve(&pending.intent_id, true, "after the outage").await.unwrap();
+    watcher_learns(&mut client, kept, watch, &pending.intent_id).await;
+}
+
+#[tokio::test]
+async fn a_restarted_redis_keeps_every_intent_and_the_replica_reconnects() {
+    let mut redis = RedisServer::start().await;
+    let replica = Replica::start(&redis.url(), &[]).await;
+    let mut client = replica.client().await;
+    let pending = client.submit(risky_payment()).await.unwrap().intent.unwrap();
+    let mut watch = client.watch(&pending.intent_id).await.unwrap();
+    assert_eq!(next_event(&mut watch, WAIT).await.unwrap().state, IntentState::PendingApproval as i32);
+
+    redis.kill();
+    assert_fails_closed(&mut client, "restart-1").await;
+    assert!(replica.wait_readyz(503, WAIT).await, "readiness reports the outage");
+    let kept = watcher_kept_or_told(&mut watch).await;
+
+    redis.restart().await;
+    assert!(replica.wait_ready(WAIT).await, "reconnects by itself:\n{}", replica.log());
+    let intent = client.get(&pending.intent_id).await.expect("the pending intent survived");
+    assert_eq!(state(&intent), IntentState::PendingApproval);
+    client.resolve(&pending.intent_id, true, "after the restart").await.unwrap();
+    watcher_learns(&mut client, kept, watch, &pending.intent_id).await;
+}
+
+#[tokio::test]
+async fn a_replica_started_before_redis_becomes_ready_when_it_appears() {
+    let mut redis = RedisServer::start().await;
+    let url = redis.url();
+    redis.kill();
+    let replica = tokio::spawn(async move { Replica::start(&url, &[]).await });
+    // The replica is up but not ready; start Redis and it becomes ready on its own.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.restart().await;
+    let replica = replica.await.expect("replica becomes ready once redis answers");
+    let mut client = replica.client().await;
+    assert_eq!(state(&client.submit(safe_payment("late")).await.unwrap().intent.unwrap()), IntentState::Approved);
+}
+
+#[tokio::test]
+async fn a_retried_step_converges() {
+    // A reply lost on the wire makes the caller repeat a step that already landed: the
+    // repeat reports the same result instead of a conflict or a second write.
+    let redis = RedisServer::start().await;
+    let store = connect(&redis.url(), "retry").await;
+    let store: std::sync::Arc<dyn sentinel::store::Store> = std::sync::Arc::new(store);
+    let mut intent = crate::store_contract::sample_intent("agent-a", State::PendingApproval);
+    intent.idempotency_key = Some("k".into());
+    let sentinel::store::Created::New(created) = store.create(intent.clone()).await.unwrap() else {
+        panic!("new intent")
+    };
+    let next = created
+        .decide(State::Declined, DecidedBy::new(DeciderKind::Human, "alice", "cli"), "no", None, now_millis())
+        .unwrap();
+    let first = store.transition(next.clone()).await.unwrap();
+    assert_eq!(store.transition(next).await.unwrap(), first);
+    let audit = store.audit_range(0, now_millis() + 1, 100).await.unwrap();
+    assert_eq!(audit.iter().filter(|r| r.event == "transition").count(), 1, "written once");
+}

@@ -17,3 +17,4 @@ mod watch;
 mod store_contract;
 mod replicas;
 mod redis_faults;
+mod cluster;

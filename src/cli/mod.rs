@@ -142,6 +142,24 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Audit log tools (read the store named by SENTINEL_REDIS_URL directly).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the audit records with `since <= at < until` to stdout as JSON lines, oldest first.
+    Export {
+        /// RFC 3339 (`2026-11-28T08:00:00Z`) or milliseconds since the Unix epoch.
+        #[arg(long)]
+        since: String,
+        /// Same forms; default: now.
+        #[arg(long)]
+        until: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +209,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => Err(e.into()),
             }
         }
+        Command::Audit { command: AuditCommand::Export { since, until } } => audit_export(&since, until.as_deref()).await,
         other => client::run(other).await,
     };
     match result {
@@ -316,4 +335,44 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+fn parse_time(flag: &str, value: &str) -> anyhow::Result<crate::domain::Millis> {
+    if let Ok(ms) = value.trim().parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| anyhow::anyhow!("{flag}: {value:?} is neither RFC 3339 nor epoch milliseconds"))
+}
+
+/// Pages through the store's audit log. Records sharing a millisecond keep a stable order, so
+/// a page boundary inside one millisecond is resumed by skipping what was already written.
+async fn audit_export(since: &str, until: Option<&str>) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    const PAGE: usize = 5000;
+    let mut cursor = parse_time("--since", since)?;
+    let until = match until {
+        Some(u) => parse_time("--until", u)?,
+        None => crate::domain::now_millis(),
+    };
+    let config = Config::from_env().map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
+    if config.redis_url.is_none() {
+        anyhow::bail!("SENTINEL_REDIS_URL is not set: the in-memory store lives inside `sentinel serve`; there is no log to export");
+    }
+    let store = crate::app::open_store(&config).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut skip = 0;
+    loop {
+        let records = store.audit_range(cursor, until, PAGE + skip).await?;
+        for record in records.iter().skip(skip) {
+            serde_json::to_writer(&mut out, record)?;
+            out.write_all(b"\n")?;
+        }
+        let Some(last) = records.last().filter(|_| records.len() == PAGE + skip) else { break };
+        cursor = last.at;
+        skip = records.iter().filter(|r| r.at == cursor).count();
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -124,3 +124,44 @@ async fn one_idempotency_key_on_two_replicas_gives_one_intent() {
     let refused = on_a.submit(changed).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
 }
+
+#[tokio::test]
+async fn the_audit_export_says_who_decided_through_what_and_when() {
+    let redis = RedisServer::start().await;
+    let a = Replica::start(&redis.url(), &[]).await;
+    let since = sentinel::domain::now_millis();
+    let mut on_a = a.client().await;
+    let intent = on_a.submit(risky_payment()).await.unwrap().intent.unwrap();
+    on_a.resolve(&intent.intent_id, false, "vendor unknown").await.unwrap();
+
+    let export = |args: Vec<String>| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .args(["audit", "export"])
+            .args(args)
+            .env("SENTINEL_REDIS_URL", redis.url())
+            .output()
+            .expect("sentinel audit export runs")
+    };
+    let out = export(vec!["--since".into(), since.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .filter(|r: &serde_json::Value| r["intent_id"] == intent.intent_id.as_str())
+        // Progress lines (escalation's "awaiting a human") are audited too; not the point here.
+        .filter(|r: &serde_json::Value| r["event"] != "progress")
+        .collect();
+    let summary: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r["event"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(summary, vec![("created", "PENDING_APPROVAL"), ("transition", "DECLINED")]);
+    assert_eq!(records[1]["channel"], "grpc");
+    assert_eq!(records[1]["detail"], "vendor unknown");
+
+    // A window before anything happened is empty; a malformed time is refused.
+    let before = export(vec!["--since".into(), "2020-01-01T00:00:00Z".into(), "--until".into(), since.to_string()]);
+    assert!(before.status.success());
+    assert!(String::from_utf8_lossy(&before.stdout).lines().all(|l| !l.contains(&intent.intent_id)));
+    assert!(!export(vec!["--since".into(), "yesterday".into()]).status.success());
+}

@@ -45,6 +45,22 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
+/// Accepted gRPC connections with Nagle's algorithm off: a small unary response must not wait
+/// for the client's delayed ACK (about 40 ms per call otherwise; see docs/BENCHMARKS.md).
+fn nodelay(
+    incoming: TcpListenerStream,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt as _;
+    incoming.map(|conn| {
+        if let Ok(stream) = &conn {
+            if let Err(e) = stream.set_nodelay(true) {
+                warn!(error = %e, "cannot set TCP_NODELAY on a gRPC connection");
+            }
+        }
+        conn
+    })
+}
+
 /// Picks the scorer the configuration names.
 pub fn open_scorer(config: &Config) -> anyhow::Result<Arc<dyn Scorer>> {
     if config.llm.api_key.is_some() {
@@ -176,7 +192,7 @@ impl App {
                     .add_service(reflection_v1alpha)
                     .add_service(SentinelServer::new(service))
                     .serve_with_incoming_shutdown(
-                        TcpListenerStream::new(grpc_listener),
+                        nodelay(TcpListenerStream::new(grpc_listener)),
                         async move {
                             shutdown.cancelled().await;
                             health

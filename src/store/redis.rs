@@ -95,7 +95,10 @@ impl std::fmt::Debug for Target {
 fn parse_target(url: &str) -> Result<Target, StoreError> {
     let url = url.trim();
     let bad = |why: &str| StoreError::Unavailable(format!("SENTINEL_REDIS_URL: {why}"));
-    for (cluster_scheme, plain) in [("redis+cluster://", "redis://"), ("rediss+cluster://", "rediss://")] {
+    for (cluster_scheme, plain) in [
+        ("redis+cluster://", "redis://"),
+        ("rediss+cluster://", "rediss://"),
+    ] {
         if let Some(rest) = url.strip_prefix(cluster_scheme) {
             let (auth, hosts) = match rest.rsplit_once('@') {
                 Some((auth, hosts)) => (format!("{auth}@"), hosts),
@@ -115,7 +118,12 @@ fn parse_target(url: &str) -> Result<Target, StoreError> {
         }
     }
     if url.contains(',') {
-        let nodes: Vec<String> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
+        let nodes: Vec<String> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect();
         return Ok(Target::Cluster(nodes));
     }
     Ok(Target::Single(url.to_string()))
@@ -284,6 +292,19 @@ fn bucket_of(s: &str) -> u32 {
     (h % u64::from(BUCKETS)) as u32
 }
 
+/// An `XRANGE` reply: `(entry id, [(field, value)])`.
+type StreamEntries = Vec<(String, Vec<(String, Vec<u8>)>)>;
+
+/// Nagle's algorithm off: small pipelined commands must not wait for delayed ACKs.
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
+}
+
+fn client_for(url: &str) -> Result<redis::Client, RedisError> {
+    use redis::IntoConnectionInfo as _;
+    redis::Client::open(url.into_connection_info()?.set_tcp_settings(tcp_settings()))
+}
+
 fn unavailable(e: RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -326,7 +347,12 @@ fn record_for(intent: &Intent, event: &str, at: Millis) -> AuditRecord {
 }
 
 /// `DecisionEvent` JSON around an already encoded intent, so the intent is encoded once.
-fn event_json(kind: EventKind, intent_json: &str, detail: &str, at: Millis) -> Result<String, StoreError> {
+fn event_json(
+    kind: EventKind,
+    intent_json: &str,
+    detail: &str,
+    at: Millis,
+) -> Result<String, StoreError> {
     let kind = match kind {
         EventKind::Snapshot => "snapshot",
         EventKind::Transition => "transition",
@@ -351,17 +377,20 @@ impl RedisStore {
         let timeout = options.timeout;
         let conn = match &target {
             Target::Single(url) => {
-                let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
+                let client = client_for(url).map_err(unavailable)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
                     .set_number_of_retries(2)
                     .set_max_delay(Duration::from_millis(500));
                 // Lazy: a replica may start while Redis is down; readiness says so until it is up.
-                Conn::Single(ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?)
+                Conn::Single(
+                    ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?,
+                )
             }
             Target::Cluster(nodes) => {
                 let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                    .tcp_settings(tcp_settings())
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
                     .retries(2)
@@ -401,7 +430,9 @@ impl RedisStore {
         // Best effort: a replica that starts before Redis keeps retrying; readiness tells.
         // Waiting for the subscription too means watchers of a fresh store miss nothing.
         let deadline = tokio::time::Instant::now() + timeout;
-        while !store.inner.bus.connected.load(Ordering::Acquire) && tokio::time::Instant::now() < deadline {
+        while !store.inner.bus.connected.load(Ordering::Acquire)
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         match store.ping().await {
@@ -468,7 +499,12 @@ impl RedisStore {
 
     /// Remembers `id` under `scope` for `ttl`; true the first time it is seen, false after.
     /// For deduplicating webhook deliveries across replicas (Telnyx retries `data.id`).
-    pub async fn first_sighting(&self, scope: &str, id: &str, ttl: Duration) -> Result<bool, StoreError> {
+    pub async fn first_sighting(
+        &self,
+        scope: &str,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         let scoped = format!("{}:{scope}:{id}", scope.len());
         let key = self.key(bucket_of(&scoped), &format!("seen:{scoped}"));
         let ttl = ttl.as_secs().max(1);
@@ -476,7 +512,14 @@ impl RedisStore {
             .call("dedupe", |mut c| {
                 let key = key.clone();
                 async move {
-                    redis::cmd("SET").arg(&key).arg(1).arg("NX").arg("EX").arg(ttl).query_async(&mut c).await
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(1)
+                        .arg("NX")
+                        .arg("EX")
+                        .arg(ttl)
+                        .query_async(&mut c)
+                        .await
                 }
             })
             .await?;
@@ -489,7 +532,13 @@ impl RedisStore {
         let json: Option<Vec<u8>> = self
             .call("get", |mut c| {
                 let key = key.clone();
-                async move { redis::cmd("HGET").arg(&key).arg("j").query_async(&mut c).await }
+                async move {
+                    redis::cmd("HGET")
+                        .arg(&key)
+                        .arg("j")
+                        .query_async(&mut c)
+                        .await
+                }
             })
             .await?;
         json.map(|j| parse_intent(&j)).transpose()
@@ -536,12 +585,20 @@ impl RedisStore {
             [Value::Int(1)] => Ok(None),
             [Value::Int(0), _, Value::BulkString(w)] if *w == token.as_bytes() => Ok(None),
             [Value::Int(0), Value::BulkString(existing), _] => Ok(Some(parse_intent(existing)?)),
-            other => Err(corrupt("create script", format!("unexpected reply {other:?}"))),
+            other => Err(corrupt(
+                "create script",
+                format!("unexpected reply {other:?}"),
+            )),
         }
     }
 
-    /// Reads `[start, end)` pages of a bucket's list index, newest first.
-    async fn index_page(&self, bucket: u32, after: Option<&IntentId>, count: usize) -> Result<Vec<IntentId>, StoreError> {
+    /// Up to `count` ids of a bucket's list index older than `after`, newest first.
+    async fn index_page(
+        &self,
+        bucket: u32,
+        after: Option<&IntentId>,
+        count: usize,
+    ) -> Result<Vec<IntentId>, StoreError> {
         let key = self.index_key(bucket);
         let max = match after {
             Some(a) => format!("({a}"),
@@ -564,7 +621,9 @@ impl RedisStore {
             })
             .await?;
         ids.iter()
-            .map(|s| IntentId::parse(s).ok_or_else(|| corrupt("list index", format!("bad id {s:?}"))))
+            .map(|s| {
+                IntentId::parse(s).ok_or_else(|| corrupt("list index", format!("bad id {s:?}")))
+            })
             .collect()
     }
 
@@ -583,12 +642,23 @@ impl RedisStore {
                 async move { pipe.query_async(&mut c).await }
             })
             .await?;
-        found.into_iter().flatten().map(|j| parse_intent(&j)).collect()
+        found
+            .into_iter()
+            .flatten()
+            .map(|j| parse_intent(&j))
+            .collect()
     }
 
     /// Up to `limit` matching intents of one bucket, newest first, older than `after`.
-    async fn list_bucket(&self, bucket: u32, filter: &Filter, after: Option<&IntentId>, limit: usize) -> Result<Vec<Intent>, StoreError> {
-        let batch = (limit * 2).clamp(32, 1000);
+    async fn list_bucket(
+        &self,
+        bucket: u32,
+        filter: &Filter,
+        after: Option<&IntentId>,
+        limit: usize,
+    ) -> Result<Vec<Intent>, StoreError> {
+        // Unfiltered pages need exactly `limit`; a filter may need several batches.
+        let batch = limit.clamp(16, 500);
         let mut out = Vec::new();
         let mut cursor = after.cloned();
         loop {
@@ -620,7 +690,12 @@ impl RedisStore {
         record.detail = detail.to_string();
         let bucket = bucket_of(id.as_str());
         let keys = [self.intent_key(id), self.audit_key(bucket)];
-        let args = [current.version.to_string(), event, self.inner.channel.clone(), to_json(&record)?];
+        let args = [
+            current.version.to_string(),
+            event,
+            self.inner.channel.clone(),
+            to_json(&record)?,
+        ];
         let reply: i64 = self
             .call("progress", |mut c| {
                 let mut invocation = self.inner.scripts.progress.prepare_invoke();
@@ -669,7 +744,8 @@ impl Store for RedisStore {
                 let (id, hash) = holder
                     .split_once('\n')
                     .ok_or_else(|| corrupt("idempotency record", "malformed"))?;
-                let id = IntentId::parse(id).ok_or_else(|| corrupt("idempotency record", "bad id"))?;
+                let id =
+                    IntentId::parse(id).ok_or_else(|| corrupt("idempotency record", "bad id"))?;
                 if hash != intent.body_hash {
                     return Ok(Created::KeyConflict { existing: id });
                 }
@@ -679,11 +755,18 @@ impl Store for RedisStore {
         match self.write_new(&intent, now_millis()).await? {
             None => Ok(Created::New(intent)),
             Some(existing) if keyed.is_some() => Ok(Created::Replayed(existing)),
-            Some(existing) => Err(StoreError::Corrupt(format!("intent id {} is already taken", existing.id))),
+            Some(existing) => Err(StoreError::Corrupt(format!(
+                "intent id {} is already taken",
+                existing.id
+            ))),
         }
     }
 
-    async fn find_idempotent(&self, agent_id: &str, key: &str) -> Result<Option<Intent>, StoreError> {
+    async fn find_idempotent(
+        &self,
+        agent_id: &str,
+        key: &str,
+    ) -> Result<Option<Intent>, StoreError> {
         let claim_key = self.idempotency_key(agent_id, key);
         let holder: Option<String> = self
             .call("find_idempotent", |mut c| {
@@ -691,7 +774,9 @@ impl Store for RedisStore {
                 async move { redis::cmd("GET").arg(&claim_key).query_async(&mut c).await }
             })
             .await?;
-        let Some(holder) = holder else { return Ok(None) };
+        let Some(holder) = holder else {
+            return Ok(None);
+        };
         let id = holder
             .split_once('\n')
             .and_then(|(id, _)| IntentId::parse(id))
@@ -705,10 +790,17 @@ impl Store for RedisStore {
         self.read(id).await
     }
 
-    async fn list(&self, filter: &Filter, after: Option<&IntentId>, limit: usize) -> Result<Page, StoreError> {
+    async fn list(
+        &self,
+        filter: &Filter,
+        after: Option<&IntentId>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
         // Each bucket contributes its newest `limit + 1` matches; the newest overall are
         // among them. Ids are UUIDv7, so id order is creation order.
-        let per_bucket = self.per_bucket(|b| self.list_bucket(b, filter, after, limit + 1)).await?;
+        let per_bucket = self
+            .per_bucket(|b| self.list_bucket(b, filter, after, limit + 1))
+            .await?;
         let mut matched: Vec<Intent> = per_bucket.into_iter().flatten().collect();
         matched.sort_unstable_by(|a, b| b.id.cmp(&a.id));
         let more = matched.len() > limit;
@@ -740,7 +832,11 @@ impl Store for RedisStore {
             (false, Some(d)) => d.to_string(),
             _ => String::new(),
         };
-        let keys = [self.intent_key(&next.id), self.deadlines_key(bucket), self.audit_key(bucket)];
+        let keys = [
+            self.intent_key(&next.id),
+            self.deadlines_key(bucket),
+            self.audit_key(bucket),
+        ];
         let args = [
             json,
             next.id.to_string(),
@@ -766,7 +862,10 @@ impl Store for RedisStore {
                 current: Box::new(parse_intent(current)?),
             }),
             [Value::Int(-1)] => Err(StoreError::NotFound(next.id.clone())),
-            other => Err(corrupt("transition script", format!("unexpected reply {other:?}"))),
+            other => Err(corrupt(
+                "transition script",
+                format!("unexpected reply {other:?}"),
+            )),
         }
     }
 
@@ -777,7 +876,9 @@ impl Store for RedisStore {
                 return Ok(());
             }
         }
-        Err(StoreError::Unavailable(format!("intent {id} kept changing; progress not published")))
+        Err(StoreError::Unavailable(format!(
+            "intent {id} kept changing; progress not published"
+        )))
     }
 
     async fn watch(&self, id: &IntentId) -> Result<EventStream, StoreError> {
@@ -788,7 +889,10 @@ impl Store for RedisStore {
             bus: self.inner.bus.clone(),
             id: id.clone(),
         };
-        let snapshot = self.read(id).await?.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let snapshot = self
+            .read(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
         let store = self.clone();
         Ok(Box::pin(async_stream::stream! {
             let mut seen = snapshot.version;
@@ -894,11 +998,18 @@ impl Store for RedisStore {
                 }
             })
             .await?;
-        let mut due: Vec<(f64, String)> = per_bucket.into_iter().flatten().map(|(id, at)| (at, id)).collect();
+        let mut due: Vec<(f64, String)> = per_bucket
+            .into_iter()
+            .flatten()
+            .map(|(id, at)| (at, id))
+            .collect();
         due.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         due.truncate(limit);
         due.into_iter()
-            .map(|(_, id)| IntentId::parse(&id).ok_or_else(|| corrupt("deadline set", format!("bad id {id:?}"))))
+            .map(|(_, id)| {
+                IntentId::parse(&id)
+                    .ok_or_else(|| corrupt("deadline set", format!("bad id {id:?}")))
+            })
             .collect()
     }
 
@@ -931,7 +1042,11 @@ impl Store for RedisStore {
     }
 
     async fn audit(&self, record: AuditRecord) -> Result<(), StoreError> {
-        let bucket = record.intent_id.as_ref().map(|i| bucket_of(i.as_str())).unwrap_or(0);
+        let bucket = record
+            .intent_id
+            .as_ref()
+            .map(|i| bucket_of(i.as_str()))
+            .unwrap_or(0);
         let key = self.audit_key(bucket);
         let json = to_json(&record)?;
         self.call("audit", |mut c| {
@@ -950,7 +1065,12 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn audit_range(&self, since: Millis, until: Millis, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn audit_range(
+        &self,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let from = since.saturating_sub(AUDIT_CLOCK_SLACK_MS).max(0);
         let to = until.saturating_add(AUDIT_CLOCK_SLACK_MS);
         let per_bucket = self
@@ -963,22 +1083,35 @@ impl Store for RedisStore {
         // Equal times keep the order Redis appended them in (`<ms>-<seq>` stream ids).
         let stream_order = |id: &str| {
             let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-            (ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))
+            (
+                ms.parse::<u64>().unwrap_or(0),
+                seq.parse::<u64>().unwrap_or(0),
+            )
         };
-        out.sort_by(|a, b| a.0.at.cmp(&b.0.at).then_with(|| stream_order(&a.1).cmp(&stream_order(&b.1))));
+        out.sort_by(|a, b| {
+            a.0.at
+                .cmp(&b.0.at)
+                .then_with(|| stream_order(&a.1).cmp(&stream_order(&b.1)))
+        });
         out.truncate(limit);
         Ok(out.into_iter().map(|(r, _)| r).collect())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         let pong: String = self
-            .call("ping", |mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+            .call("ping", |mut c| async move {
+                redis::cmd("PING").query_async(&mut c).await
+            })
             .await?;
         if pong != "PONG" {
-            return Err(StoreError::Unavailable(format!("unexpected PING reply {pong:?}")));
+            return Err(StoreError::Unavailable(format!(
+                "unexpected PING reply {pong:?}"
+            )));
         }
         if !self.inner.bus.connected.load(Ordering::Acquire) {
-            return Err(StoreError::Unavailable("event subscription is not connected".into()));
+            return Err(StoreError::Unavailable(
+                "event subscription is not connected".into(),
+            ));
         }
         Ok(())
     }
@@ -998,7 +1131,7 @@ impl RedisStore {
         let mut out = Vec::new();
         let mut start = from.to_string();
         loop {
-            let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = self
+            let entries: StreamEntries = self
                 .call("audit_range", |mut c| {
                     let (key, start) = (key.to_string(), start.clone());
                     async move {
@@ -1017,8 +1150,8 @@ impl RedisStore {
             for (id, fields) in &entries {
                 for (name, value) in fields {
                     if name == "r" {
-                        let record: AuditRecord =
-                            serde_json::from_slice(value).map_err(|e| corrupt("audit record", e))?;
+                        let record: AuditRecord = serde_json::from_slice(value)
+                            .map_err(|e| corrupt("audit record", e))?;
                         if record.at >= since && record.at < until {
                             out.push((record, id.clone()));
                         }
@@ -1075,7 +1208,7 @@ async fn run_bus(nodes: Vec<String>, channel: String, bus: Arc<Bus>, stop: Cance
 async fn subscribe(url: &str, channel: &str) -> Result<redis::aio::PubSub, RedisError> {
     let bounded = Duration::from_secs(1);
     let timed_out = || RedisError::from((redis::ErrorKind::Io, "timed out"));
-    let client = redis::Client::open(url)?;
+    let client = client_for(url)?;
     let mut pubsub = tokio::time::timeout(bounded, client.get_async_pubsub())
         .await
         .map_err(|_| timed_out())??;
@@ -1119,22 +1252,32 @@ mod tests {
     fn cluster_urls_name_every_seed_node() {
         assert_eq!(
             parse_target("redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:7001/").unwrap(),
-            Target::Cluster(vec!["redis://:pw@127.0.0.1:7000".into(), "redis://:pw@127.0.0.1:7001".into()])
+            Target::Cluster(vec![
+                "redis://:pw@127.0.0.1:7000".into(),
+                "redis://:pw@127.0.0.1:7001".into()
+            ])
         );
         assert_eq!(
             parse_target("redis://a:1, redis://b:2").unwrap(),
             Target::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()])
         );
-        assert_eq!(parse_target("redis://h:6379/2").unwrap(), Target::Single("redis://h:6379/2".into()));
+        assert_eq!(
+            parse_target("redis://h:6379/2").unwrap(),
+            Target::Single("redis://h:6379/2".into())
+        );
         assert!(!format!("{:?}", parse_target("redis://:secret@h").unwrap()).contains("secret"));
     }
 
     #[test]
     fn buckets_are_stable_and_spread() {
         // Every replica must agree on where an intent lives, whatever build it runs.
-        assert_eq!(bucket_of("0190a8f0-0000-7000-8000-000000000000"), bucket_of("0190a8f0-0000-7000-8000-000000000000"));
-        let used: std::collections::HashSet<u32> =
-            (0..1000).map(|_| bucket_of(IntentId::generate().as_str())).collect();
+        assert_eq!(
+            bucket_of("0190a8f0-0000-7000-8000-000000000000"),
+            bucket_of("0190a8f0-0000-7000-8000-000000000000")
+        );
+        let used: std::collections::HashSet<u32> = (0..1000)
+            .map(|_| bucket_of(IntentId::generate().as_str()))
+            .collect();
         assert_eq!(used.len(), BUCKETS as usize);
     }
 

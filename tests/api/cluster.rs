@@ -31,8 +31,19 @@ async fn the_store_contract_holds_on_a_cluster_and_replicas_share_decisions() {
     let (mut on_a, mut on_b) = (a.client().await, b.client().await);
     let mut ids = Vec::new();
     for _ in 0..12 {
-        let request = intent_request("cluster-bot", "PAY_INVOICE", serde_json::json!({"amount": 9000, "vendor": "Shady LLC"}));
-        ids.push(on_a.submit(request).await.unwrap().intent.unwrap().intent_id);
+        let request = intent_request(
+            "cluster-bot",
+            "PAY_INVOICE",
+            serde_json::json!({"amount": 9000, "vendor": "Shady LLC"}),
+        );
+        ids.push(
+            on_a.submit(request)
+                .await
+                .unwrap()
+                .intent
+                .unwrap()
+                .intent_id,
+        );
     }
     for node in &cluster.nodes {
         let client = redis::Client::open(node.url()).unwrap();
@@ -43,10 +54,16 @@ async fn the_store_contract_holds_on_a_cluster_and_replicas_share_decisions() {
 
     // Watch on A, decide on B.
     let mut watch = on_a.watch(&ids[0]).await.unwrap();
-    assert_eq!(next_event(&mut watch, WAIT).await.unwrap().state, IntentState::PendingApproval as i32);
+    assert_eq!(
+        next_event(&mut watch, WAIT).await.unwrap().state,
+        IntentState::PendingApproval as i32
+    );
     on_b.resolve(&ids[0], false, "declined on B").await.unwrap();
     let events = collect(watch, WAIT).await;
-    assert_eq!(events.last().map(|e| e.state), Some(IntentState::Declined as i32));
+    assert_eq!(
+        events.last().map(|e| e.state),
+        Some(IntentState::Declined as i32)
+    );
 
     // Listing across every master on the other replica sees all of them, newest first.
     let listed = on_b
@@ -60,5 +77,8 @@ async fn the_store_contract_holds_on_a_cluster_and_replicas_share_decisions() {
     let listed: Vec<String> = listed.intents.iter().map(|i| i.intent_id.clone()).collect();
     let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
     assert_eq!(listed, newest_first);
-    assert_eq!(state(&on_b.get(&ids[1]).await.unwrap()), IntentState::PendingApproval);
+    assert_eq!(
+        state(&on_b.get(&ids[1]).await.unwrap()),
+        IntentState::PendingApproval
+    );
 }

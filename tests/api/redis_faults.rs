@@ -15,17 +15,29 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// 500 to AWS: the built-in pack approves it at once when the store works.
 fn safe_payment(key: &str) -> pb::SubmitIntentRequest {
-    let mut r = intent_request("ops-bot", "PAY_INVOICE", serde_json::json!({"amount": 500, "vendor": "AWS"}));
+    let mut r = intent_request(
+        "ops-bot",
+        "PAY_INVOICE",
+        serde_json::json!({"amount": 500, "vendor": "AWS"}),
+    );
     r.idempotency_key = key.to_string();
     r
 }
 
 fn risky_payment() -> pb::SubmitIntentRequest {
-    intent_request("ops-bot", "PAY_INVOICE", serde_json::json!({"amount": 9000, "vendor": "Shady LLC"}))
+    intent_request(
+        "ops-bot",
+        "PAY_INVOICE",
+        serde_json::json!({"amount": 9000, "vendor": "Shady LLC"}),
+    )
 }
 
 /// Submits with a client-side deadline: the server must answer within it.
-async fn submit_within(client: &mut Client, request: pb::SubmitIntentRequest, deadline: Duration) -> Result<pb::SubmitIntentResponse, tonic::Status> {
+async fn submit_within(
+    client: &mut Client,
+    request: pb::SubmitIntentRequest,
+    deadline: Duration,
+) -> Result<pb::SubmitIntentResponse, tonic::Status> {
     let mut r = client.req(request);
     r.set_timeout(deadline);
     client.inner.submit_intent(r).await.map(|r| r.into_inner())
@@ -52,7 +64,11 @@ async fn watcher_kept_or_told(watch: &mut tonic::Streaming<pb::DecisionEvent>) -
         }
         Ok(Ok(None)) => false,
         Ok(Ok(Some(event))) => {
-            assert_eq!(event.state, IntentState::PendingApproval as i32, "no wrong state during an outage");
+            assert_eq!(
+                event.state,
+                IntentState::PendingApproval as i32,
+                "no wrong state during an outage"
+            );
             true
         }
     }
@@ -60,14 +76,22 @@ async fn watcher_kept_or_told(watch: &mut tonic::Streaming<pb::DecisionEvent>) -
 
 /// After recovery the watcher learns the decision: on the same stream if it was kept, on a
 /// new watch if it was told to resubscribe.
-async fn watcher_learns(client: &mut Client, kept: bool, mut watch: tonic::Streaming<pb::DecisionEvent>, id: &str) {
+async fn watcher_learns(
+    client: &mut Client,
+    kept: bool,
+    mut watch: tonic::Streaming<pb::DecisionEvent>,
+    id: &str,
+) {
     let events = if kept {
         collect(watch, WAIT).await
     } else {
         let _ = &mut watch;
         collect(client.watch(id).await.unwrap(), WAIT).await
     };
-    assert_eq!(events.last().map(|e| e.state), Some(IntentState::Approved as i32));
+    assert_eq!(
+        events.last().map(|e| e.state),
+        Some(IntentState::Approved as i32)
+    );
 }
 
 #[tokio::test]
@@ -75,20 +99,43 @@ async fn a_paused_redis_fails_closed_and_recovers() {
     let redis = RedisServer::start().await;
     let replica = Replica::start(&redis.url(), &[]).await;
     let mut client = replica.client().await;
-    let pending = client.submit(risky_payment()).await.unwrap().intent.unwrap();
+    let pending = client
+        .submit(risky_payment())
+        .await
+        .unwrap()
+        .intent
+        .unwrap();
     let mut watch = client.watch(&pending.intent_id).await.unwrap();
-    assert_eq!(next_event(&mut watch, WAIT).await.unwrap().state, IntentState::PendingApproval as i32);
+    assert_eq!(
+        next_event(&mut watch, WAIT).await.unwrap().state,
+        IntentState::PendingApproval as i32
+    );
 
     redis.pause();
     assert_fails_closed(&mut client, "paused-1").await;
-    assert!(replica.wait_readyz(503, WAIT).await, "readiness reports the outage");
+    assert!(
+        replica.wait_readyz(503, WAIT).await,
+        "readiness reports the outage"
+    );
     let kept = watcher_kept_or_told(&mut watch).await;
 
     redis.resume();
-    assert!(replica.wait_ready(WAIT).await, "recovers by itself:\n{}", replica.log());
-    let approved = client.submit(safe_payment("paused-2")).await.unwrap().intent.unwrap();
+    assert!(
+        replica.wait_ready(WAIT).await,
+        "recovers by itself:\n{}",
+        replica.log()
+    );
+    let approved = client
+        .submit(safe_payment("paused-2"))
+        .await
+        .unwrap()
+        .intent
+        .unwrap();
     assert_eq!(state(&approved), IntentState::Approved);
-    client.resolve(&pending.intent_id, true, "after the outage").await.unwrap();
+    client
+        .resolve(&pending.intent_id, true, "after the outage")
+        .await
+        .unwrap();
     watcher_learns(&mut client, kept, watch, &pending.intent_id).await;
 }
 
@@ -97,20 +144,41 @@ async fn a_restarted_redis_keeps_every_intent_and_the_replica_reconnects() {
     let mut redis = RedisServer::start().await;
     let replica = Replica::start(&redis.url(), &[]).await;
     let mut client = replica.client().await;
-    let pending = client.submit(risky_payment()).await.unwrap().intent.unwrap();
+    let pending = client
+        .submit(risky_payment())
+        .await
+        .unwrap()
+        .intent
+        .unwrap();
     let mut watch = client.watch(&pending.intent_id).await.unwrap();
-    assert_eq!(next_event(&mut watch, WAIT).await.unwrap().state, IntentState::PendingApproval as i32);
+    assert_eq!(
+        next_event(&mut watch, WAIT).await.unwrap().state,
+        IntentState::PendingApproval as i32
+    );
 
     redis.kill();
     assert_fails_closed(&mut client, "restart-1").await;
-    assert!(replica.wait_readyz(503, WAIT).await, "readiness reports the outage");
+    assert!(
+        replica.wait_readyz(503, WAIT).await,
+        "readiness reports the outage"
+    );
     let kept = watcher_kept_or_told(&mut watch).await;
 
     redis.restart().await;
-    assert!(replica.wait_ready(WAIT).await, "reconnects by itself:\n{}", replica.log());
-    let intent = client.get(&pending.intent_id).await.expect("the pending intent survived");
+    assert!(
+        replica.wait_ready(WAIT).await,
+        "reconnects by itself:\n{}",
+        replica.log()
+    );
+    let intent = client
+        .get(&pending.intent_id)
+        .await
+        .expect("the pending intent survived");
     assert_eq!(state(&intent), IntentState::PendingApproval);
-    client.resolve(&pending.intent_id, true, "after the restart").await.unwrap();
+    client
+        .resolve(&pending.intent_id, true, "after the restart")
+        .await
+        .unwrap();
     watcher_learns(&mut client, kept, watch, &pending.intent_id).await;
 }
 
@@ -123,9 +191,21 @@ async fn a_replica_started_before_redis_becomes_ready_when_it_appears() {
     // The replica is up but not ready; start Redis and it becomes ready on its own.
     tokio::time::sleep(Duration::from_secs(1)).await;
     redis.restart().await;
-    let replica = replica.await.expect("replica becomes ready once redis answers");
+    let replica = replica
+        .await
+        .expect("replica becomes ready once redis answers");
     let mut client = replica.client().await;
-    assert_eq!(state(&client.submit(safe_payment("late")).await.unwrap().intent.unwrap()), IntentState::Approved);
+    assert_eq!(
+        state(
+            &client
+                .submit(safe_payment("late"))
+                .await
+                .unwrap()
+                .intent
+                .unwrap()
+        ),
+        IntentState::Approved
+    );
 }
 
 #[tokio::test]
@@ -141,10 +221,20 @@ async fn a_retried_step_converges() {
         panic!("new intent")
     };
     let next = created
-        .decide(State::Declined, DecidedBy::new(DeciderKind::Human, "alice", "cli"), "no", None, now_millis())
+        .decide(
+            State::Declined,
+            DecidedBy::new(DeciderKind::Human, "alice", "cli"),
+            "no",
+            None,
+            now_millis(),
+        )
         .unwrap();
     let first = store.transition(next.clone()).await.unwrap();
     assert_eq!(store.transition(next).await.unwrap(), first);
     let audit = store.audit_range(0, now_millis() + 1, 100).await.unwrap();
-    assert_eq!(audit.iter().filter(|r| r.event == "transition").count(), 1, "written once");
+    assert_eq!(
+        audit.iter().filter(|r| r.event == "transition").count(),
+        1,
+        "written once"
+    );
 }

@@ -35,7 +35,10 @@ fn require(binary: &str) {
         .stderr(Stdio::null())
         .status()
         .is_ok();
-    assert!(found, "{binary} is not installed: run scripts/test.sh (it installs redis-server and redis-tools)");
+    assert!(
+        found,
+        "{binary} is not installed: run scripts/test.sh (it installs redis-server and redis-tools)"
+    );
 }
 
 /// One `redis-server` on a loopback port in its own temp dir, with every write fsynced to the
@@ -66,7 +69,14 @@ impl RedisServer {
 
     async fn launch(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -108,10 +118,19 @@ impl RedisServer {
                 let mut c = client.get_multiplexed_async_connection().await.ok()?;
                 redis::cmd("PING").query_async::<String>(&mut c).await.ok()
             };
-            if tokio::time::timeout(Duration::from_millis(500), ok).await.ok().flatten().is_some() {
+            if tokio::time::timeout(Duration::from_millis(500), ok)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+            {
                 return;
             }
-            assert!(Instant::now() < deadline, "redis-server on port {} did not start", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not start",
+                self.port
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -152,7 +171,9 @@ pub async fn connect(url: &str, prefix: &str) -> RedisStore {
         prefix: prefix.to_string(),
         ..RedisOptions::default()
     };
-    RedisStore::connect(url, options).await.expect("redis store connects")
+    RedisStore::connect(url, options)
+        .await
+        .expect("redis store connects")
 }
 
 /// Three masters, no replicas, every slot assigned.
@@ -177,7 +198,10 @@ impl RedisCluster {
                 .await,
             );
         }
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
@@ -201,14 +225,21 @@ impl RedisCluster {
             loop {
                 let info = async {
                     let mut c = client.get_multiplexed_async_connection().await.ok()?;
-                    redis::cmd("CLUSTER").arg("INFO").query_async::<String>(&mut c).await.ok()
+                    redis::cmd("CLUSTER")
+                        .arg("INFO")
+                        .query_async::<String>(&mut c)
+                        .await
+                        .ok()
                 }
                 .await
                 .unwrap_or_default();
                 if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3") {
                     break;
                 }
-                assert!(Instant::now() < deadline, "cluster did not converge: {info}");
+                assert!(
+                    Instant::now() < deadline,
+                    "cluster did not converge: {info}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -216,7 +247,11 @@ impl RedisCluster {
 
     /// The `redis+cluster://` form of the seed list.
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         format!("redis+cluster://{}", hosts.join(","))
     }
 }
@@ -276,7 +311,11 @@ impl Replica {
             .timeout(Duration::from_secs(3))
             .build()
             .expect("http client");
-        let r = client.get(format!("http://{}/readyz", self.http_addr)).send().await.ok()?;
+        let r = client
+            .get(format!("http://{}/readyz", self.http_addr))
+            .send()
+            .await
+            .ok()?;
         Some(r.status().as_u16())
     }
 

@@ -13,7 +13,11 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// 9000 to an unknown vendor: the built-in pack escalates it to a human.
 fn risky_payment() -> pb::SubmitIntentRequest {
-    intent_request("billing-bot", "PAY_INVOICE", serde_json::json!({"amount": 9000, "vendor": "Shady LLC"}))
+    intent_request(
+        "billing-bot",
+        "PAY_INVOICE",
+        serde_json::json!({"amount": 9000, "vendor": "Shady LLC"}),
+    )
 }
 
 #[tokio::test]
@@ -27,24 +31,37 @@ async fn a_decision_on_one_replica_reaches_a_watcher_on_another() {
     assert_eq!(state(&submitted), IntentState::PendingApproval);
 
     let mut watch = on_a.watch(&submitted.intent_id).await.unwrap();
-    let first = next_event(&mut watch, WAIT).await.expect("current state first");
+    let first = next_event(&mut watch, WAIT)
+        .await
+        .expect("current state first");
     assert_eq!(first.state, IntentState::PendingApproval as i32);
 
     // The intent is visible from the other replica, and decided there.
     let mut on_b = b.client().await;
-    assert_eq!(state(&on_b.get(&submitted.intent_id).await.unwrap()), IntentState::PendingApproval);
-    let approved = on_b.resolve(&submitted.intent_id, true, "checked the invoice").await.unwrap();
+    assert_eq!(
+        state(&on_b.get(&submitted.intent_id).await.unwrap()),
+        IntentState::PendingApproval
+    );
+    let approved = on_b
+        .resolve(&submitted.intent_id, true, "checked the invoice")
+        .await
+        .unwrap();
     assert_eq!(state(&approved), IntentState::Approved);
 
     let rest = collect(watch, WAIT).await;
-    let last = rest.last().expect("the decision reaches replica A's watcher");
+    let last = rest
+        .last()
+        .expect("the decision reaches replica A's watcher");
     assert_eq!(last.state, IntentState::Approved as i32);
     assert!(last.terminal, "the stream ends with the terminal event");
     assert_eq!(last.version, approved.version);
     assert!(rest.iter().all(|e| e.state != IntentState::Declined as i32));
 
     // The loser of a second decision on the first replica is told it is already decided.
-    let late = on_a.resolve(&submitted.intent_id, false, "too late").await.unwrap_err();
+    let late = on_a
+        .resolve(&submitted.intent_id, false, "too late")
+        .await
+        .unwrap_err();
     assert_eq!(late.code(), tonic::Code::FailedPrecondition);
 }
 
@@ -58,30 +75,57 @@ async fn pending_intents_of_a_killed_replica_are_served_and_expired_by_the_other
     let mut on_a = a.client().await;
     let mut ids = Vec::new();
     for _ in 0..3 {
-        ids.push(on_a.submit(risky_payment()).await.unwrap().intent.unwrap().intent_id);
+        ids.push(
+            on_a.submit(risky_payment())
+                .await
+                .unwrap()
+                .intent
+                .unwrap()
+                .intent_id,
+        );
     }
     a.kill();
 
     let mut on_b = b.client().await;
     for id in &ids {
         let intent = on_b.get(id).await.expect("B serves A's intents");
-        assert!(matches!(state(&intent), IntentState::PendingApproval | IntentState::Expired));
+        assert!(matches!(
+            state(&intent),
+            IntentState::PendingApproval | IntentState::Expired
+        ));
         let events = collect(on_b.watch(id).await.unwrap(), WAIT).await;
         let last = events.last().expect("at least the current state");
-        assert_eq!(last.state, IntentState::Expired as i32, "B expires what A left pending");
-        let decided_by = last.intent.as_ref().and_then(|i| i.decided_by.clone()).expect("decided_by");
+        assert_eq!(
+            last.state,
+            IntentState::Expired as i32,
+            "B expires what A left pending"
+        );
+        let decided_by = last
+            .intent
+            .as_ref()
+            .and_then(|i| i.decided_by.clone())
+            .expect("decided_by");
         assert_eq!(decided_by.kind, pb::DeciderKind::Timeout as i32);
     }
 
     // After a full outage, a fresh replica expires what fell due while nobody was running.
     let mut b = b;
-    let overdue = on_b.submit(risky_payment()).await.unwrap().intent.unwrap().intent_id;
+    let overdue = on_b
+        .submit(risky_payment())
+        .await
+        .unwrap()
+        .intent
+        .unwrap()
+        .intent_id;
     b.kill();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let c = Replica::start(&redis.url(), &short).await;
     let mut on_c = c.client().await;
     let events = collect(on_c.watch(&overdue).await.unwrap(), WAIT).await;
-    assert_eq!(events.last().map(|e| e.state), Some(IntentState::Expired as i32));
+    assert_eq!(
+        events.last().map(|e| e.state),
+        Some(IntentState::Expired as i32)
+    );
 }
 
 #[tokio::test]
@@ -91,10 +135,18 @@ async fn one_idempotency_key_on_two_replicas_gives_one_intent() {
     let b = Replica::start(&redis.url(), &[]).await;
     let (on_a, on_b) = (a.client().await, b.client().await);
 
-    let mut request = intent_request("idem-bot", "PAY_INVOICE", serde_json::json!({"amount": 9000, "vendor": "Shady LLC"}));
+    let mut request = intent_request(
+        "idem-bot",
+        "PAY_INVOICE",
+        serde_json::json!({"amount": 9000, "vendor": "Shady LLC"}),
+    );
     request.idempotency_key = "invoice-4711".into();
     let attempts = (0..8).map(|n| {
-        let mut client = if n % 2 == 0 { on_a.clone() } else { on_b.clone() };
+        let mut client = if n % 2 == 0 {
+            on_a.clone()
+        } else {
+            on_b.clone()
+        };
         let request = request.clone();
         async move { client.submit(request).await }
     });
@@ -104,8 +156,17 @@ async fn one_idempotency_key_on_two_replicas_gives_one_intent() {
         .map(|r| r.expect("every attempt answers"))
         .collect();
     let id = &responses[0].intent.as_ref().unwrap().intent_id;
-    assert!(responses.iter().all(|r| &r.intent.as_ref().unwrap().intent_id == id), "one intent");
-    assert_eq!(responses.iter().filter(|r| !r.replayed).count(), 1, "exactly one is new");
+    assert!(
+        responses
+            .iter()
+            .all(|r| &r.intent.as_ref().unwrap().intent_id == id),
+        "one intent"
+    );
+    assert_eq!(
+        responses.iter().filter(|r| !r.replayed).count(),
+        1,
+        "exactly one is new"
+    );
 
     let mut on_b = on_b;
     let listed = on_b
@@ -132,7 +193,9 @@ async fn the_audit_export_says_who_decided_through_what_and_when() {
     let since = sentinel::domain::now_millis();
     let mut on_a = a.client().await;
     let intent = on_a.submit(risky_payment()).await.unwrap().intent.unwrap();
-    on_a.resolve(&intent.intent_id, false, "vendor unknown").await.unwrap();
+    on_a.resolve(&intent.intent_id, false, "vendor unknown")
+        .await
+        .unwrap();
 
     let export = |args: Vec<String>| {
         std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
@@ -143,7 +206,11 @@ async fn the_audit_export_says_who_decided_through_what_and_when() {
             .expect("sentinel audit export runs")
     };
     let out = export(vec!["--since".into(), since.to_string()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
@@ -155,13 +222,25 @@ async fn the_audit_export_says_who_decided_through_what_and_when() {
         .iter()
         .map(|r| (r["event"].as_str().unwrap(), r["state"].as_str().unwrap()))
         .collect();
-    assert_eq!(summary, vec![("created", "PENDING_APPROVAL"), ("transition", "DECLINED")]);
+    assert_eq!(
+        summary,
+        vec![("created", "PENDING_APPROVAL"), ("transition", "DECLINED")]
+    );
     assert_eq!(records[1]["channel"], "grpc");
     assert_eq!(records[1]["detail"], "vendor unknown");
 
     // A window before anything happened is empty; a malformed time is refused.
-    let before = export(vec!["--since".into(), "2020-01-01T00:00:00Z".into(), "--until".into(), since.to_string()]);
+    let before = export(vec![
+        "--since".into(),
+        "2020-01-01T00:00:00Z".into(),
+        "--until".into(),
+        since.to_string(),
+    ]);
     assert!(before.status.success());
-    assert!(String::from_utf8_lossy(&before.stdout).lines().all(|l| !l.contains(&intent.intent_id)));
-    assert!(!export(vec!["--since".into(), "yesterday".into()]).status.success());
+    assert!(String::from_utf8_lossy(&before.stdout)
+        .lines()
+        .all(|l| !l.contains(&intent.intent_id)));
+    assert!(!export(vec!["--since".into(), "yesterday".into()])
+        .status
+        .success());
 }

@@ -97,7 +97,11 @@ async fn create(store: &Arc<dyn Store>, i: Intent) -> Intent {
 }
 
 async fn created_intents_read_back(store: Arc<dyn Store>) {
-    let stored = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
+    let stored = create(
+        &store,
+        sample_intent("agent-a", IntentState::PendingApproval),
+    )
+    .await;
     let read = store.get(&stored.id).await.unwrap().expect("found");
     assert_eq!(read, stored, "the stored intent reads back unchanged");
     assert!(store.get(&IntentId::generate()).await.unwrap().is_none());
@@ -130,23 +134,50 @@ async fn idempotency_keys_replay_or_conflict_per_agent(store: Arc<dyn Store>) {
     let other = create(&store, other_agent).await;
     assert_ne!(other.id, first.id);
 
-    let found = store.find_idempotent("agent-a", "key-1").await.unwrap().expect("found");
+    let found = store
+        .find_idempotent("agent-a", "key-1")
+        .await
+        .unwrap()
+        .expect("found");
     assert_eq!(found.id, first.id);
-    assert!(store.find_idempotent("agent-a", "key-2").await.unwrap().is_none());
+    assert!(store
+        .find_idempotent("agent-a", "key-2")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
-    let pending = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
+    let pending = create(
+        &store,
+        sample_intent("agent-a", IntentState::PendingApproval),
+    )
+    .await;
     let approve = pending
-        .decide(IntentState::Approved, human("alice"), "looks fine", None, now_millis())
+        .decide(
+            IntentState::Approved,
+            human("alice"),
+            "looks fine",
+            None,
+            now_millis(),
+        )
         .unwrap();
-    let approved = store.transition(approve).await.expect("first decision wins");
+    let approved = store
+        .transition(approve)
+        .await
+        .expect("first decision wins");
     assert_eq!(approved.state, IntentState::Approved);
     assert_eq!(approved.version, 2);
 
     // A decision made from the stale version loses and learns the current state.
     let decline = pending
-        .decide(IntentState::Declined, human("bob"), "no", None, now_millis())
+        .decide(
+            IntentState::Declined,
+            human("bob"),
+            "no",
+            None,
+            now_millis(),
+        )
         .unwrap();
     match store.transition(decline).await {
         Err(StoreError::Conflict { current }) => {
@@ -160,17 +191,37 @@ async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
     let mut after = approved.clone();
     after.state = IntentState::Declined;
     after.version = 3;
-    assert!(matches!(store.transition(after).await, Err(StoreError::Conflict { .. })));
-    assert_eq!(store.get(&pending.id).await.unwrap().unwrap().state, IntentState::Approved);
+    assert!(matches!(
+        store.transition(after).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store.get(&pending.id).await.unwrap().unwrap().state,
+        IntentState::Approved
+    );
 }
 
 async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>) {
-    let pending = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
+    let pending = create(
+        &store,
+        sample_intent("agent-a", IntentState::PendingApproval),
+    )
+    .await;
     let attempts = (0..16).map(|n| {
         let store = store.clone();
-        let to = if n % 2 == 0 { IntentState::Approved } else { IntentState::Declined };
+        let to = if n % 2 == 0 {
+            IntentState::Approved
+        } else {
+            IntentState::Declined
+        };
         let next = pending
-            .decide(to, human(&format!("approver-{n}")), "race", None, now_millis())
+            .decide(
+                to,
+                human(&format!("approver-{n}")),
+                "race",
+                None,
+                now_millis(),
+            )
             .unwrap();
         async move { store.transition(next).await }
     });
@@ -179,7 +230,9 @@ async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>) {
     assert_eq!(winners.len(), 1, "exactly one decision wins");
     for r in &results {
         if let Err(e) = r {
-            assert!(matches!(e, StoreError::Conflict { current } if current.state == winners[0].state));
+            assert!(
+                matches!(e, StoreError::Conflict { current } if current.state == winners[0].state)
+            );
         }
     }
 }
@@ -187,9 +240,18 @@ async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>) {
 async fn transition_of_a_missing_intent_is_not_found(store: Arc<dyn Store>) {
     let ghost = sample_intent("agent-a", IntentState::PendingApproval);
     let next = ghost
-        .decide(IntentState::Approved, human("alice"), "", None, now_millis())
+        .decide(
+            IntentState::Approved,
+            human("alice"),
+            "",
+            None,
+            now_millis(),
+        )
         .unwrap();
-    assert!(matches!(store.transition(next).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.transition(next).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn deadlines_are_due_until_decided(store: Arc<dyn Store>) {
@@ -205,17 +267,33 @@ async fn deadlines_are_due_until_decided(store: Arc<dyn Store>) {
     create(&store, later).await;
     create(&store, sample_intent("agent-a", IntentState::Approved)).await;
 
-    assert_eq!(store.due(now, 10).await.unwrap(), vec![overdue.id.clone(), analyzing.id.clone()], "oldest first");
+    assert_eq!(
+        store.due(now, 10).await.unwrap(),
+        vec![overdue.id.clone(), analyzing.id.clone()],
+        "oldest first"
+    );
     assert_eq!(store.due(now, 1).await.unwrap(), vec![overdue.id.clone()]);
     assert_eq!(store.next_deadline().await.unwrap(), Some(now - 1_000));
 
     let expired = overdue
-        .decide(IntentState::Expired, DecidedBy::new(DeciderKind::Timeout, "", "timeout"), "deadline", None, now)
+        .decide(
+            IntentState::Expired,
+            DecidedBy::new(DeciderKind::Timeout, "", "timeout"),
+            "deadline",
+            None,
+            now,
+        )
         .unwrap();
     store.transition(expired).await.unwrap();
     // Re-armed with a new deadline when an analysis becomes pending.
     let mut escalated = analyzing
-        .decide(IntentState::PendingApproval, DecidedBy::new(DeciderKind::System, "", "system"), "", None, now)
+        .decide(
+            IntentState::PendingApproval,
+            DecidedBy::new(DeciderKind::System, "", "system"),
+            "",
+            None,
+            now,
+        )
         .unwrap();
     escalated.expires_at = Some(now + 30_000);
     store.transition(escalated).await.unwrap();
@@ -224,46 +302,113 @@ async fn deadlines_are_due_until_decided(store: Arc<dyn Store>) {
     assert_eq!(store.next_deadline().await.unwrap(), Some(now + 30_000));
 }
 
-async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(store: Arc<dyn Store>) {
-    let pending = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
+async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(
+    store: Arc<dyn Store>,
+) {
+    let pending = create(
+        &store,
+        sample_intent("agent-a", IntentState::PendingApproval),
+    )
+    .await;
     let mut watch = store.watch(&pending.id).await.unwrap();
-    let first = tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(first.kind, EventKind::Snapshot);
     assert_eq!(first.intent, pending);
 
-    store.progress(&pending.id, "calling approver 1").await.unwrap();
-    let progress = tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!((progress.kind, progress.detail.as_str()), (EventKind::Progress, "calling approver 1"));
+    store
+        .progress(&pending.id, "calling approver 1")
+        .await
+        .unwrap();
+    let progress = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (progress.kind, progress.detail.as_str()),
+        (EventKind::Progress, "calling approver 1")
+    );
 
     let approved = store
-        .transition(pending.decide(IntentState::Approved, human("alice"), "ok", None, now_millis()).unwrap())
+        .transition(
+            pending
+                .decide(
+                    IntentState::Approved,
+                    human("alice"),
+                    "ok",
+                    None,
+                    now_millis(),
+                )
+                .unwrap(),
+        )
         .await
         .unwrap();
-    let decided = tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap().unwrap();
+    let decided = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(decided.kind, EventKind::Transition);
     assert_eq!(decided.intent, approved);
-    assert!(tokio::time::timeout(WAIT, watch.next()).await.unwrap().is_none(), "ends after the terminal event");
+    assert!(
+        tokio::time::timeout(WAIT, watch.next())
+            .await
+            .unwrap()
+            .is_none(),
+        "ends after the terminal event"
+    );
 
     // Watching a decided intent: its state, then the end.
-    let events: Vec<_> = tokio::time::timeout(WAIT, store.watch(&pending.id).await.unwrap().collect::<Vec<_>>())
-        .await
-        .unwrap();
+    let events: Vec<_> = tokio::time::timeout(
+        WAIT,
+        store.watch(&pending.id).await.unwrap().collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].as_ref().unwrap().intent.state, IntentState::Approved);
+    assert_eq!(
+        events[0].as_ref().unwrap().intent.state,
+        IntentState::Approved
+    );
 
-    assert!(matches!(store.watch(&IntentId::generate()).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.watch(&IntentId::generate()).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn watch_all_sees_every_event(store: Arc<dyn Store>) {
     let mut all = store.watch_all().await.unwrap();
-    let pending = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
+    let pending = create(
+        &store,
+        sample_intent("agent-a", IntentState::PendingApproval),
+    )
+    .await;
     store
-        .transition(pending.decide(IntentState::Declined, human("bob"), "no", None, now_millis()).unwrap())
+        .transition(
+            pending
+                .decide(
+                    IntentState::Declined,
+                    human("bob"),
+                    "no",
+                    None,
+                    now_millis(),
+                )
+                .unwrap(),
+        )
         .await
         .unwrap();
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        let event = tokio::time::timeout(WAIT, all.next()).await.unwrap().unwrap().unwrap();
+        let event = tokio::time::timeout(WAIT, all.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         if event.intent.id == pending.id {
             seen.push((event.kind, event.intent.state, event.intent.version));
         }
@@ -281,7 +426,11 @@ async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>) {
     let mut ids = Vec::new();
     for n in 0..7 {
         let agent = if n % 2 == 0 { "agent-a" } else { "agent-b" };
-        ids.push(create(&store, sample_intent(agent, IntentState::PendingApproval)).await.id);
+        ids.push(
+            create(&store, sample_intent(agent, IntentState::PendingApproval))
+                .await
+                .id,
+        );
         // Distinct creation milliseconds keep "newest first" unambiguous.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -290,7 +439,10 @@ async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>) {
     let mut listed = Vec::new();
     let mut after = None;
     loop {
-        let page = store.list(&Filter::default(), after.as_ref(), 3).await.unwrap();
+        let page = store
+            .list(&Filter::default(), after.as_ref(), 3)
+            .await
+            .unwrap();
         assert!(page.intents.len() <= 3);
         listed.extend(page.intents.iter().map(|i| i.id.clone()));
         match page.next_after {
@@ -313,14 +465,39 @@ async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>) {
         states: vec![IntentState::Approved],
         ..Filter::default()
     };
-    assert!(store.list(&approved, None, 50).await.unwrap().intents.is_empty());
+    assert!(store
+        .list(&approved, None, 50)
+        .await
+        .unwrap()
+        .intents
+        .is_empty());
 }
 
 async fn audit_records_every_attempt(store: Arc<dyn Store>) {
     let since = now_millis();
-    let pending = create(&store, sample_intent("agent-a", IntentState::PendingApproval)).await;
-    let winner = pending.decide(IntentState::Approved, human("alice"), "fine", None, now_millis()).unwrap();
-    let loser = pending.decide(IntentState::Declined, human("bob"), "no", None, now_millis()).unwrap();
+    let pending = create(
+        &store,
+        sample_intent("agent-a", IntentState::PendingApproval),
+    )
+    .await;
+    let winner = pending
+        .decide(
+            IntentState::Approved,
+            human("alice"),
+            "fine",
+            None,
+            now_millis(),
+        )
+        .unwrap();
+    let loser = pending
+        .decide(
+            IntentState::Declined,
+            human("bob"),
+            "no",
+            None,
+            now_millis(),
+        )
+        .unwrap();
     // Records are ordered by their time; distinct milliseconds keep the order unambiguous.
     tokio::time::sleep(Duration::from_millis(2)).await;
     store.transition(winner).await.unwrap();
@@ -356,8 +533,19 @@ async fn audit_records_every_attempt(store: Arc<dyn Store>) {
             ("webhook_rejected", "telnyx", "webhook"),
         ]
     );
-    assert!(records.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
-    assert!(records[2].detail.contains("lost race"), "{}", records[2].detail);
+    assert!(
+        records.windows(2).all(|w| w[0].at <= w[1].at),
+        "oldest first"
+    );
+    assert!(
+        records[2].detail.contains("lost race"),
+        "{}",
+        records[2].detail
+    );
     assert_eq!(store.audit_range(since, until, 2).await.unwrap().len(), 2);
-    assert!(store.audit_range(until, until + 10_000, 100).await.unwrap().is_empty());
+    assert!(store
+        .audit_range(until, until + 10_000, 100)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -1,0 +1,240 @@
+//! `SubmitIntent` throughput and latency with the Redis store, load generator included.
+//!
+//! A plain binary (`harness = false`): it starts a `redis-server` on a free loopback port (or
+//! uses `SENTINEL_REDIS_URL`), builds the real app in process on port 0, and drives it with
+//! `BENCH_CONCURRENCY` gRPC callers over `BENCH_CONNECTIONS` HTTP/2 connections for
+//! `BENCH_SECS` seconds after a warm-up. Every request is a policy-decided payment (500 to
+//! AWS: approved without the scorer), so the numbers are Sentinel + Redis, not an LLM.
+//!
+//! ```text
+//! cargo bench --bench submit                          # defaults: 10 s, 64 callers, 4 connections
+//! BENCH_FSYNC=always cargo bench --bench submit       # AOF fsync on every write
+//! BENCH_IDEMPOTENCY=1 cargo bench --bench submit      # every request carries a fresh key
+//! BENCH_STORE=memory cargo bench --bench submit       # the same without Redis, for comparison
+//! ```
+//!
+//! Results and how to read them: docs/BENCHMARKS.md.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sentinel::app::App;
+use sentinel::config::Config;
+use sentinel::grpc::convert::json_to_struct;
+use sentinel::grpc::pb;
+use sentinel::grpc::pb::sentinel_client::SentinelClient;
+use sentinel::policy::PolicyPack;
+use sentinel::scoring::fallback::FallbackScorer;
+use sentinel::store::redis::{RedisOptions, RedisStore};
+use sentinel::store::{MemoryStore, Store};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A throwaway redis-server for the run; killed on drop.
+struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_redis(fsync: &str) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "yes", "--appendfsync", fsync])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            anyhow::anyhow!("cannot start redis-server (scripts/test.sh installs it): {e}")
+        })?;
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(Server {
+        child,
+        _dir: dir,
+        port,
+    })
+}
+
+/// CPU seconds (user + system) a process has used so far, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn request(n: u64, idempotency: bool) -> pb::SubmitIntentRequest {
+    pb::SubmitIntentRequest {
+        agent_id: format!("bench-{}", n % 16),
+        action: "PAY_INVOICE".into(),
+        payload: Some(json_to_struct(
+            &serde_json::json!({"amount": 500, "vendor": "AWS", "invoice": n}),
+        )),
+        reasoning: "monthly bill".into(),
+        idempotency_key: if idempotency {
+            format!("bench-{n}")
+        } else {
+            String::new()
+        },
+        ..Default::default()
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`. `cargo test --all-targets` runs this binary too, without
+    // it: a load test does not belong in the test suite, so do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("submit: a benchmark; run it with `cargo bench --bench submit`");
+        return Ok(());
+    }
+    let secs: u64 = env_or("BENCH_SECS", 10);
+    let concurrency: usize = env_or("BENCH_CONCURRENCY", 64);
+    let connections: usize = env_or("BENCH_CONNECTIONS", 4);
+    let fsync: String = env_or("BENCH_FSYNC", "everysec".to_string());
+    let idempotency = env_or("BENCH_IDEMPOTENCY", 0u8) == 1;
+    let memory = env_or("BENCH_STORE", "redis".to_string()) == "memory";
+    let runtime = tokio::runtime::Runtime::new()?;
+
+    let (server, url) = match (memory, std::env::var("SENTINEL_REDIS_URL").ok()) {
+        (true, _) => (None, None),
+        (false, Some(url)) => (None, Some(url)),
+        (false, None) => {
+            let s = start_redis(&fsync)?;
+            let url = format!("redis://127.0.0.1:{}", s.port);
+            (Some(s), Some(url))
+        }
+    };
+
+    let redis_pid = server.as_ref().map(|s| s.child.id());
+    runtime.block_on(async move {
+        let store: Arc<dyn Store> = match &url {
+            None => Arc::new(MemoryStore::new()),
+            Some(url) => Arc::new(RedisStore::connect(url, RedisOptions { prefix: format!("bench{}", std::process::id()), ..RedisOptions::default() }).await?),
+        };
+        let app = App::build_with(Config::ephemeral(), Arc::new(PolicyPack::builtin()), store, Arc::new(FallbackScorer)).await?;
+        let addr = format!("http://{}", app.grpc_addr());
+        let shutdown = app.shutdown_token();
+        let serving = tokio::spawn(app.run());
+
+        let mut channels = Vec::new();
+        for _ in 0..connections.max(1) {
+            channels.push(tonic::transport::Channel::from_shared(addr.clone())?.connect().await?);
+        }
+
+        let counter = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let measuring = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut callers = Vec::new();
+        for c in 0..concurrency {
+            let mut client = SentinelClient::new(channels[c % channels.len()].clone());
+            let (counter, errors, measuring, stop) = (counter.clone(), errors.clone(), measuring.clone(), stop.clone());
+            callers.push(tokio::spawn(async move {
+                let mut latencies: Vec<u32> = Vec::with_capacity(200_000);
+                while !stop.load(Ordering::Relaxed) {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let started = Instant::now();
+                    let ok = match client.submit_intent(request(n, idempotency)).await {
+                        Ok(r) => r.into_inner().intent.is_some_and(|i| i.state == pb::IntentState::Approved as i32),
+                        Err(_) => false,
+                    };
+                    if measuring.load(Ordering::Relaxed) {
+                        if ok {
+                            latencies.push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                        } else {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                latencies
+            }));
+        }
+
+        tokio::time::sleep(Duration::from_secs(2)).await; // warm-up: connections, scripts, allocators
+        let me = std::process::id();
+        let (cpu_me, cpu_redis) = (cpu_seconds(me), redis_pid.map(cpu_seconds).unwrap_or(0.0));
+        measuring.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        measuring.store(false, Ordering::Relaxed);
+        let elapsed = started.elapsed().as_secs_f64();
+        let (cpu_me, cpu_redis) = (cpu_seconds(me) - cpu_me, redis_pid.map(cpu_seconds).unwrap_or(0.0) - cpu_redis);
+        stop.store(true, Ordering::Relaxed);
+
+        let mut all = Vec::new();
+        for caller in callers {
+            all.extend(caller.await?);
+        }
+        all.sort_unstable();
+        shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), serving).await;
+
+        println!("store            {}", if memory { "memory".to_string() } else { format!("redis (appendfsync {fsync})") });
+        println!("callers          {concurrency} over {connections} connections, idempotency keys: {idempotency}");
+        println!("duration         {elapsed:.1} s");
+        println!("approved         {} ({:.0}/s), errors {}", all.len(), all.len() as f64 / elapsed, errors.load(Ordering::Relaxed));
+        println!(
+            "latency ms       p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            percentile(&all, 0.50),
+            percentile(&all, 0.90),
+            percentile(&all, 0.99),
+            percentile(&all, 0.999),
+            percentile(&all, 1.0)
+        );
+        println!(
+            "cpu              sentinel+loadgen {:.0}% of a core, redis-server {:.0}% (2 cores = 200%)",
+            cpu_me / elapsed * 100.0,
+            cpu_redis / elapsed * 100.0
+        );
+        anyhow::Ok(())
+    })?;
+    drop(server);
+    Ok(())
+}

@@ -6,7 +6,7 @@ use sentinel::grpc::pb;
 use sentinel::grpc::pb::IntentState;
 
 use crate::helpers::{collect, intent_request, next_event, state};
-use crate::redis_harness::{RedisServer, Replica};
+use crate::redis_harness::{connect, RedisServer, Replica};
 
 /// Generous bounds so a loaded CI machine does not flake; nothing asserts how fast.
 const WAIT: Duration = Duration::from_secs(15);
@@ -243,4 +243,30 @@ async fn the_audit_export_says_who_decided_through_what_and_when() {
     assert!(!export(vec!["--since".into(), "yesterday".into()])
         .status
         .success());
+}
+
+#[tokio::test]
+async fn a_webhook_event_id_is_taken_by_one_replica_only() {
+    // Telnyx retries deliveries and a load balancer spreads them over replicas: the event id
+    // must count once fleet-wide (for its TTL).
+    let redis = RedisServer::start().await;
+    let (a, b) = (
+        connect(&redis.url(), "sentinel").await,
+        connect(&redis.url(), "sentinel").await,
+    );
+    let ttl = Duration::from_secs(1);
+    let firsts = futures::future::join_all((0..6).map(|n| {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        async move { store.first_sighting("telnyx", "evt-1", ttl).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(firsts.iter().filter(|f| **f).count(), 1);
+    assert!(
+        a.first_sighting("telnyx", "evt-2", ttl).await.unwrap(),
+        "other ids are new"
+    );
+    assert!(
+        b.first_sighting("sms", "evt-1", ttl).await.unwrap(),
+        "scopes are separate"
+    );
 }

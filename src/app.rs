@@ -121,7 +121,18 @@ impl App {
         let telnyx = match &config.telnyx.api_key {
             None => None,
             Some(_) => {
-                let state: Arc<dyn TelnyxState> = Arc::new(MemoryState::new());
+                // Ladders, indexes and webhook dedupe must be shared when replicas share Redis.
+                let state: Arc<dyn TelnyxState> = match &config.redis_url {
+                    None => Arc::new(MemoryState::new()),
+                    Some(url) => Arc::new(
+                        crate::store::redis::telnyx::RedisTelnyxState::connect(
+                            url.expose(),
+                            Default::default(),
+                        )
+                        .await
+                        .context("SENTINEL_REDIS_URL")?,
+                    ),
+                };
                 let telnyx = Telnyx::new(
                     &config.telnyx,
                     gateway.clone(),

@@ -209,7 +209,9 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => Err(e.into()),
             }
         }
-        Command::Audit { command: AuditCommand::Export { since, until } } => audit_export(&since, until.as_deref()).await,
+        Command::Audit {
+            command: AuditCommand::Export { since, until },
+        } => audit_export(&since, until.as_deref()).await,
         other => client::run(other).await,
     };
     match result {
@@ -343,7 +345,9 @@ fn parse_time(flag: &str, value: &str) -> anyhow::Result<crate::domain::Millis> 
     }
     chrono::DateTime::parse_from_rfc3339(value.trim())
         .map(|t| t.timestamp_millis())
-        .map_err(|_| anyhow::anyhow!("{flag}: {value:?} is neither RFC 3339 nor epoch milliseconds"))
+        .map_err(|_| {
+            anyhow::anyhow!("{flag}: {value:?} is neither RFC 3339 nor epoch milliseconds")
+        })
 }
 
 /// Pages through the store's audit log. Records sharing a millisecond keep a stable order, so
@@ -369,7 +373,9 @@ async fn audit_export(since: &str, until: Option<&str>) -> anyhow::Result<ExitCo
             serde_json::to_writer(&mut out, record)?;
             out.write_all(b"\n")?;
         }
-        let Some(last) = records.last().filter(|_| records.len() == PAGE + skip) else { break };
+        let Some(last) = records.last().filter(|_| records.len() == PAGE + skip) else {
+            break;
+        };
         cursor = last.at;
         skip = records.iter().filter(|r| r.at == cursor).count();
     }

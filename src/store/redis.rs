@@ -31,6 +31,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub mod telnyx;
+
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
 use crate::domain::{now_millis, DecisionEvent, EventKind, Intent, IntentId, IntentState, Millis};
 
@@ -75,7 +77,7 @@ impl Default for RedisOptions {
 
 /// Where the data lives: one node, or the seed nodes of a Cluster.
 #[derive(Clone, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     Single(String),
     Cluster(Vec<String>),
 }
@@ -131,7 +133,7 @@ fn parse_target(url: &str) -> Result<Target, StoreError> {
 
 /// One connection type for both deployments: commands go through the same code.
 #[derive(Clone)]
-enum Conn {
+pub(crate) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -260,10 +262,8 @@ struct Scripts {
 }
 
 struct Inner {
-    conn: Conn,
-    prefix: String,
+    redis: Redis,
     channel: String,
-    timeout: Duration,
     scripts: Scripts,
     bus: Arc<Bus>,
     /// Stops the subscription task when the store goes away.
@@ -276,6 +276,97 @@ impl Drop for Inner {
     }
 }
 
+/// A connection, a key prefix and a deadline: what every Redis-backed component needs.
+pub(crate) struct Redis {
+    conn: Conn,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl Redis {
+    /// Connects to the URL (one node or a Cluster, see `docs/redis.md`). A single node is
+    /// connected lazily: a replica may start while Redis is down; readiness says so.
+    pub(crate) async fn open(
+        url: &str,
+        options: &RedisOptions,
+    ) -> Result<(Redis, Target), StoreError> {
+        if options.prefix.is_empty() || options.prefix.contains(['{', '}']) {
+            return Err(StoreError::Unavailable(
+                "redis key prefix must be non-empty and contain no braces".into(),
+            ));
+        }
+        let target = parse_target(url)?;
+        let timeout = options.timeout;
+        let conn = match &target {
+            Target::Single(url) => {
+                let client = client_for(url).map_err(unavailable)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                Conn::Single(
+                    ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?,
+                )
+            }
+            Target::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                    .tcp_settings(tcp_settings())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(2)
+                    .build()
+                    .map_err(unavailable)?;
+                let conn = tokio::time::timeout(timeout * 5, client.get_async_connection())
+                    .await
+                    .map_err(|_| StoreError::Unavailable("redis cluster did not answer".into()))?
+                    .map_err(unavailable)?;
+                Conn::Cluster(conn)
+            }
+        };
+        let redis = Redis {
+            conn,
+            prefix: options.prefix.clone(),
+            timeout,
+        };
+        Ok((redis, target))
+    }
+
+    /// `<prefix>:{b<bucket>}:<rest>`: the bucket is the Cluster hash tag.
+    pub(crate) fn key(&self, bucket: u32, rest: &str) -> String {
+        format!("{}:{{b{bucket}}}:{rest}", self.prefix)
+    }
+
+    /// Runs one Redis call under the store's deadline. A call that fails because the
+    /// connection dropped is retried once while time remains: every write here is safe to
+    /// repeat (creates are keyed by id, transitions are compare-and-set and converge).
+    pub(crate) async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match tokio::time::timeout_at(deadline, f(self.conn.clone())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if attempt == 1 && (e.is_connection_dropped() || e.is_io_error()) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                Ok(Err(e)) => return Err(StoreError::Unavailable(format!("{what}: {e}"))),
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "{what}: redis did not answer within {} ms",
+                        self.timeout.as_millis()
+                    )))
+                }
+            }
+        }
+    }
+}
+
 /// The production store. Cheap to clone; clones share connections and the subscription.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -283,7 +374,7 @@ pub struct RedisStore {
 }
 
 /// A stable bucket for a string: FNV-1a, identical on every replica and every build.
-fn bucket_of(s: &str) -> u32 {
+pub(crate) fn bucket_of(s: &str) -> u32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.as_bytes() {
         h ^= u64::from(*b);
@@ -368,41 +459,8 @@ impl RedisStore {
     /// Connects to the URL (one node or a Cluster, see `docs/redis.md`), starts the
     /// replica's subscription and waits (bounded) for Redis to answer.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisStore, StoreError> {
-        if options.prefix.is_empty() || options.prefix.contains(['{', '}']) {
-            return Err(StoreError::Unavailable(
-                "redis key prefix must be non-empty and contain no braces".into(),
-            ));
-        }
-        let target = parse_target(url)?;
+        let (redis, target) = Redis::open(url, &options).await?;
         let timeout = options.timeout;
-        let conn = match &target {
-            Target::Single(url) => {
-                let client = client_for(url).map_err(unavailable)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_millis(500));
-                // Lazy: a replica may start while Redis is down; readiness says so until it is up.
-                Conn::Single(
-                    ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?,
-                )
-            }
-            Target::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
-                    .tcp_settings(tcp_settings())
-                    .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .retries(2)
-                    .build()
-                    .map_err(unavailable)?;
-                let conn = tokio::time::timeout(timeout * 5, client.get_async_connection())
-                    .await
-                    .map_err(|_| StoreError::Unavailable("redis cluster did not answer".into()))?
-                    .map_err(unavailable)?;
-                Conn::Cluster(conn)
-            }
-        };
         let bus = Arc::new(Bus::new());
         let stop = CancellationToken::new();
         let channel = format!("{}:events", options.prefix);
@@ -413,10 +471,8 @@ impl RedisStore {
         tokio::spawn(run_bus(nodes, channel.clone(), bus.clone(), stop.clone()));
         let store = RedisStore {
             inner: Arc::new(Inner {
-                conn,
-                prefix: options.prefix,
+                redis,
                 channel,
-                timeout,
                 scripts: Scripts {
                     create: Script::new(CREATE),
                     transition: Script::new(TRANSITION),
@@ -443,7 +499,7 @@ impl RedisStore {
     }
 
     fn key(&self, bucket: u32, rest: &str) -> String {
-        format!("{}:{{b{bucket}}}:{rest}", self.inner.prefix)
+        self.inner.redis.key(bucket, rest)
     }
 
     fn intent_key(&self, id: &IntentId) -> String {
@@ -468,62 +524,12 @@ impl RedisStore {
         self.key(bucket_of(&scoped), &format!("idem:{scoped}"))
     }
 
-    /// Runs one Redis call under the store's deadline. A call that fails because the
-    /// connection dropped is retried once while time remains: every write here is safe to
-    /// repeat (creates are keyed by id, transitions are compare-and-set and converge).
     async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T, StoreError>
     where
         F: Fn(Conn) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
-        let deadline = tokio::time::Instant::now() + self.inner.timeout;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match tokio::time::timeout_at(deadline, f(self.inner.conn.clone())).await {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) if attempt == 1 && (e.is_connection_dropped() || e.is_io_error()) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                Ok(Err(e)) => return Err(StoreError::Unavailable(format!("{what}: {e}"))),
-                Err(_) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "{what}: redis did not answer within {} ms",
-                        self.inner.timeout.as_millis()
-                    )))
-                }
-            }
-        }
-    }
-
-    /// Remembers `id` under `scope` for `ttl`; true the first time it is seen, false after.
-    /// For deduplicating webhook deliveries across replicas (Telnyx retries `data.id`).
-    pub async fn first_sighting(
-        &self,
-        scope: &str,
-        id: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let scoped = format!("{}:{scope}:{id}", scope.len());
-        let key = self.key(bucket_of(&scoped), &format!("seen:{scoped}"));
-        let ttl = ttl.as_secs().max(1);
-        let set: Option<String> = self
-            .call("dedupe", |mut c| {
-                let key = key.clone();
-                async move {
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg(1)
-                        .arg("NX")
-                        .arg("EX")
-                        .arg(ttl)
-                        .query_async(&mut c)
-                        .await
-                }
-            })
-            .await?;
-        Ok(set.is_some())
+        self.inner.redis.call(what, f).await
     }
 
     /// Reads an intent by its key.
@@ -848,6 +854,7 @@ impl Store for RedisStore {
             to_json(&record_for(&next, "transition", now))?,
             to_json(&rejected)?,
             format!(",{allowed_from}"),
+            uuid::Uuid::new_v4().to_string(),
         ];
         let reply: Vec<Value> = self
             .call("transition", |mut c| {

@@ -7,14 +7,14 @@ mod redis_harness;
 
 mod auth;
 mod cli;
+mod cluster;
 mod pipeline;
 mod policy;
+mod redis_faults;
+mod replicas;
+mod store_contract;
 mod telemetry;
 mod telnyx_ladder;
 mod telnyx_voice;
 mod telnyx_webhook;
 mod watch;
-mod store_contract;
-mod replicas;
-mod redis_faults;
-mod cluster;

@@ -4,9 +4,14 @@
 
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use sentinel::domain::{now_millis, DecidedBy, DeciderKind, IntentState as State};
 use sentinel::grpc::pb;
 use sentinel::grpc::pb::IntentState;
+use sentinel::store::{Created, Store, StoreError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{collect, intent_request, next_event, state, Client};
 use crate::redis_harness::{connect, RedisServer, Replica};
@@ -208,18 +213,86 @@ async fn a_replica_started_before_redis_becomes_ready_when_it_appears() {
     );
 }
 
+/// A TCP proxy to Redis that, when armed, cuts the connection instead of forwarding the next
+/// `{1}` reply (what `create` and `transition` answer on success): the write has landed, the
+/// caller never hears so.
+struct ReplyCutter {
+    port: u16,
+    armed: Arc<AtomicBool>,
+    cuts: Arc<AtomicUsize>,
+}
+
+impl ReplyCutter {
+    async fn start(upstream: u16) -> ReplyCutter {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (armed, cuts) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (armed2, cuts2) = (armed.clone(), cuts.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let (armed, cuts) = (armed2.clone(), cuts2.clone());
+                tokio::spawn(async move {
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let upstream = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    });
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match server_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if buf[..n].starts_with(b"*1\r\n:1\r\n")
+                            && armed.swap(false, Ordering::SeqCst)
+                        {
+                            cuts.fetch_add(1, Ordering::SeqCst);
+                            break;
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    upstream.abort();
+                });
+            }
+        });
+        ReplyCutter { port, armed, cuts }
+    }
+
+    fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+}
+
 #[tokio::test]
-async fn a_retried_step_converges() {
-    // A reply lost on the wire makes the caller repeat a step that already landed: the
-    // repeat reports the same result instead of a conflict or a second write.
+async fn a_write_whose_reply_was_lost_is_retried_and_counts_once() {
+    // redis-rs's ConnectionManager does not replay a failed command; the store retries once,
+    // and the retry must converge on what already landed instead of failing or writing twice.
     let redis = RedisServer::start().await;
-    let store = connect(&redis.url(), "retry").await;
-    let store: std::sync::Arc<dyn sentinel::store::Store> = std::sync::Arc::new(store);
+    let cutter = ReplyCutter::start(redis.port).await;
+    let store = connect(&format!("redis://127.0.0.1:{}", cutter.port), "retry").await;
+
     let mut intent = crate::store_contract::sample_intent("agent-a", State::PendingApproval);
     intent.idempotency_key = Some("k".into());
-    let sentinel::store::Created::New(created) = store.create(intent.clone()).await.unwrap() else {
-        panic!("new intent")
+    cutter.arm();
+    let created = match store
+        .create(intent.clone())
+        .await
+        .expect("the retried create succeeds")
+    {
+        Created::New(created) => created,
+        other => panic!("our own landed write is not a replay: {other:?}"),
     };
+    assert_eq!(created.id, intent.id);
+
     let next = created
         .decide(
             State::Declined,
@@ -229,12 +302,29 @@ async fn a_retried_step_converges() {
             now_millis(),
         )
         .unwrap();
-    let first = store.transition(next.clone()).await.unwrap();
-    assert_eq!(store.transition(next).await.unwrap(), first);
-    let audit = store.audit_range(0, now_millis() + 1, 100).await.unwrap();
+    cutter.arm();
+    let decided = store
+        .transition(next.clone())
+        .await
+        .expect("the retried transition succeeds");
+    assert_eq!(decided, next);
     assert_eq!(
-        audit.iter().filter(|r| r.event == "transition").count(),
-        1,
-        "written once"
+        cutter.cuts.load(Ordering::SeqCst),
+        2,
+        "both replies were cut"
     );
+
+    let audit = store.audit_range(0, now_millis() + 1, 100).await.unwrap();
+    let events: Vec<&str> = audit.iter().map(|r| r.event.as_str()).collect();
+    assert_eq!(
+        events,
+        vec!["created", "transition"],
+        "each step written once, no rejection"
+    );
+
+    // An identical decision by someone else is not a retry: it loses.
+    match store.transition(next).await {
+        Err(StoreError::Conflict { current }) => assert_eq!(*current, decided),
+        other => panic!("a second identical decision must lose, got {other:?}"),
+    }
 }

@@ -6,7 +6,7 @@ use sentinel::grpc::pb;
 use sentinel::grpc::pb::IntentState;
 
 use crate::helpers::{collect, intent_request, next_event, state};
-use crate::redis_harness::{connect, RedisServer, Replica};
+use crate::redis_harness::{RedisServer, Replica};
 
 /// Generous bounds so a loaded CI machine does not flake; nothing asserts how fast.
 const WAIT: Duration = Duration::from_secs(15);
@@ -246,27 +246,84 @@ async fn the_audit_export_says_who_decided_through_what_and_when() {
 }
 
 #[tokio::test]
-async fn a_webhook_event_id_is_taken_by_one_replica_only() {
-    // Telnyx retries deliveries and a load balancer spreads them over replicas: the event id
-    // must count once fleet-wide (for its TTL).
+async fn telnyx_escalation_state_is_shared_by_the_replicas() {
+    // Telnyx retries webhooks and a load balancer spreads them over replicas; a call's
+    // webhooks may land anywhere. Two replicas' state handles must act as one.
+    use sentinel::escalation::telnyx::state::{Ladder, Stage, TelnyxState};
+    use sentinel::store::redis::telnyx::RedisTelnyxState;
+
     let redis = RedisServer::start().await;
-    let (a, b) = (
-        connect(&redis.url(), "sentinel").await,
-        connect(&redis.url(), "sentinel").await,
-    );
-    let ttl = Duration::from_secs(1);
+    let open = || async {
+        RedisTelnyxState::connect(&redis.url(), Default::default())
+            .await
+            .expect("connects")
+    };
+    let (a, b) = (open().await, open().await);
+    let ttl = Duration::from_secs(60);
+
     let firsts = futures::future::join_all((0..6).map(|n| {
-        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
-        async move { store.first_sighting("telnyx", "evt-1", ttl).await.unwrap() }
+        let state = if n % 2 == 0 { &a } else { &b };
+        state.first_delivery("evt-1", b"{}", ttl)
     }))
     .await;
-    assert_eq!(firsts.iter().filter(|f| **f).count(), 1);
-    assert!(
-        a.first_sighting("telnyx", "evt-2", ttl).await.unwrap(),
-        "other ids are new"
+    assert_eq!(
+        firsts.iter().filter(|f| *f.as_ref().unwrap()).count(),
+        1,
+        "one delivery counts"
     );
+    assert!(b.first_delivery("evt-2", b"{}", ttl).await.unwrap());
+
+    let intent = sentinel::domain::IntentId::generate();
+    assert!(a.claim(&intent, ttl).await.unwrap());
     assert!(
-        b.first_sighting("sms", "evt-1", ttl).await.unwrap(),
-        "scopes are separate"
+        !b.claim(&intent, ttl).await.unwrap(),
+        "one replica escalates an intent"
     );
+
+    let ladder = |version| Ladder {
+        intent_id: intent.clone(),
+        version,
+        approvers: vec![],
+        pin_required: false,
+        step: 0,
+        stage: Stage::Calling,
+        calls: vec![],
+        sms_code: Some("482913".into()),
+        failures: 0,
+        delivered: version as usize,
+    };
+    assert!(
+        !a.save(&ladder(2), ttl).await.unwrap(),
+        "nothing to follow yet"
+    );
+    assert!(a.save(&ladder(1), ttl).await.unwrap());
+    assert!(!b.save(&ladder(1), ttl).await.unwrap(), "created once");
+    assert!(b.save(&ladder(2), ttl).await.unwrap());
+    assert!(
+        !a.save(&ladder(2), ttl).await.unwrap(),
+        "the same step computed by another replica loses too: one replica acts"
+    );
+    let mut rival = ladder(2);
+    rival.step = 1;
+    assert!(
+        !a.save(&rival, ttl).await.unwrap(),
+        "a different step 2 loses"
+    );
+    assert_eq!(a.load(&intent).await.unwrap(), Some(ladder(2)));
+
+    assert!(a.index_code("482913", &intent, ttl).await.unwrap());
+    assert!(!b
+        .index_code("482913", &sentinel::domain::IntentId::generate(), ttl)
+        .await
+        .unwrap());
+    assert_eq!(b.code_intent("482913").await.unwrap(), Some(intent.clone()));
+    b.drop_code("482913").await.unwrap();
+    assert_eq!(a.code_intent("482913").await.unwrap(), None);
+
+    a.index_call("v3:call-1", &intent, ttl).await.unwrap();
+    assert_eq!(
+        b.call_intent("v3:call-1").await.unwrap(),
+        Some(intent.clone())
+    );
+    assert_eq!(b.call_intent("v3:other").await.unwrap(), None);
 }

@@ -3,16 +3,17 @@
 -- KEYS: 1 intent hash, 2 deadline zset, 3 audit stream (one hash tag).
 -- ARGV: 1 next json, 2 id, 3 next version, 4 next state, 5 next deadline ms or '',
 --       6 event json, 7 pub/sub channel, 8 audit record json, 9 rejected-attempt record json,
---       10 the states that may become the next state, as ",A,B,".
--- Returns {1} when written (or when this exact write already landed: a retry converges),
+--       10 the states that may become the next state, as ",A,B,", 11 a token naming this write.
+-- Returns {1} when written (or when this very write already landed: a retry converges; an
+-- identical decision by someone else still loses),
 -- {0, current json} when the compare-and-set lost, {-1} when the intent does not exist.
-local cur = redis.call('HMGET', KEYS[1], 'v', 's', 'j')
+local cur = redis.call('HMGET', KEYS[1], 'v', 's', 'j', 'w')
 if not cur[1] then
   return {-1}
 end
 local have = tonumber(cur[1])
 local want = tonumber(ARGV[3])
-if have == want and cur[3] == ARGV[1] then
+if have == want and cur[4] == ARGV[11] then
   return {1}
 end
 if have + 1 ~= want or not string.find(ARGV[10], ',' .. cur[2] .. ',', 1, true) then
@@ -21,7 +22,7 @@ if have + 1 ~= want or not string.find(ARGV[10], ',' .. cur[2] .. ',', 1, true) 
   redis.call('XADD', KEYS[3], '*', 'r', cjson.encode(rejected))
   return {0, cur[3]}
 end
-redis.call('HSET', KEYS[1], 'j', ARGV[1], 'v', ARGV[3], 's', ARGV[4])
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 'v', ARGV[3], 's', ARGV[4], 'w', ARGV[11])
 redis.call('ZREM', KEYS[2], ARGV[2])
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])

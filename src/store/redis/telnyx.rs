@@ -1,0 +1,199 @@
+//! The Telnyx escalation's shared state in Redis, so that every replica sees the same ladders,
+//! call and SMS-code indexes, escalation claims and webhook deliveries.
+//!
+//! Every operation touches one key, so each key takes the bucket tag of what it is about
+//! (intent, call, code, event id) and works unchanged on a Cluster. Every entry expires by TTL.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Script;
+
+use super::{bucket_of, Redis, RedisOptions};
+use crate::domain::IntentId;
+use crate::escalation::telnyx::state::{Ladder, StateError, TelnyxState};
+use crate::store::StoreError;
+
+const LADDER: &str = include_str!("ladder.lua");
+
+pub struct RedisTelnyxState {
+    redis: Redis,
+    ladder: Script,
+}
+
+fn state_error(e: StoreError) -> StateError {
+    StateError::Unavailable(e.to_string())
+}
+
+fn millis(ttl: Duration) -> u64 {
+    (ttl.as_millis().min(u128::from(u64::MAX)) as u64).max(1)
+}
+
+impl RedisTelnyxState {
+    /// Its own connection to the same Redis as the store (one more TCP connection, no
+    /// subscription).
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
+        let (redis, _) = Redis::open(url, &options).await?;
+        Ok(RedisTelnyxState {
+            redis,
+            ladder: Script::new(LADDER),
+        })
+    }
+
+    fn key(&self, kind: &str, id: &str) -> String {
+        self.redis.key(bucket_of(id), &format!("tx:{kind}:{id}"))
+    }
+
+    /// `SET key value NX PX ttl`: true when this call set it.
+    async fn set_nx(&self, key: String, value: &[u8], ttl: Duration) -> Result<bool, StateError> {
+        let ms = millis(ttl);
+        let set: Option<String> = self
+            .redis
+            .call("telnyx state", |mut c| {
+                let key = key.clone();
+                async move {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(value)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ms)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await
+            .map_err(state_error)?;
+        Ok(set.is_some())
+    }
+
+    async fn get_id(&self, key: String) -> Result<Option<IntentId>, StateError> {
+        let value: Option<String> = self
+            .redis
+            .call("telnyx state", |mut c| {
+                let key = key.clone();
+                async move { redis::cmd("GET").arg(&key).query_async(&mut c).await }
+            })
+            .await
+            .map_err(state_error)?;
+        // An unparsable value cannot name an intent: treat it as absent, never as a match.
+        Ok(value.and_then(|v| IntentId::parse(&v)))
+    }
+}
+
+#[async_trait]
+impl TelnyxState for RedisTelnyxState {
+    async fn first_delivery(
+        &self,
+        event_id: &str,
+        body: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        self.set_nx(self.key("wh", event_id), body, ttl).await
+    }
+
+    async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError> {
+        self.set_nx(self.key("claim", intent.as_str()), b"1", ttl)
+            .await
+    }
+
+    async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError> {
+        let key = self.key("ladder", intent.as_str());
+        let json: Option<Vec<u8>> = self
+            .redis
+            .call("telnyx state", |mut c| {
+                let key = key.clone();
+                async move {
+                    redis::cmd("HGET")
+                        .arg(&key)
+                        .arg("j")
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await
+            .map_err(state_error)?;
+        json.map(|j| {
+            serde_json::from_slice(&j)
+                .map_err(|e| StateError::Unavailable(format!("stored ladder is corrupt: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn save(&self, ladder: &Ladder, ttl: Duration) -> Result<bool, StateError> {
+        let key = self.key("ladder", ladder.intent_id.as_str());
+        let json = serde_json::to_string(ladder)
+            .map_err(|e| StateError::Unavailable(format!("cannot encode ladder: {e}")))?;
+        let (version, ms) = (ladder.version, millis(ttl));
+        let token = uuid::Uuid::new_v4().to_string();
+        let stored: i64 = self
+            .redis
+            .call("telnyx state", |mut c| {
+                let mut invocation = self.ladder.prepare_invoke();
+                invocation
+                    .key(&key)
+                    .arg(&json)
+                    .arg(version)
+                    .arg(ms)
+                    .arg(&token);
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await
+            .map_err(state_error)?;
+        Ok(stored == 1)
+    }
+
+    async fn index_call(
+        &self,
+        call_control_id: &str,
+        intent: &IntentId,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        let key = self.key("call", call_control_id);
+        let ms = millis(ttl);
+        self.redis
+            .call("telnyx state", |mut c| {
+                let key = key.clone();
+                async move {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(intent.as_str())
+                        .arg("PX")
+                        .arg(ms)
+                        .query_async::<()>(&mut c)
+                        .await
+                }
+            })
+            .await
+            .map_err(state_error)
+    }
+
+    async fn call_intent(&self, call_control_id: &str) -> Result<Option<IntentId>, StateError> {
+        self.get_id(self.key("call", call_control_id)).await
+    }
+
+    async fn index_code(
+        &self,
+        code: &str,
+        intent: &IntentId,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        self.set_nx(self.key("code", code), intent.as_str().as_bytes(), ttl)
+            .await
+    }
+
+    async fn code_intent(&self, code: &str) -> Result<Option<IntentId>, StateError> {
+        self.get_id(self.key("code", code)).await
+    }
+
+    async fn drop_code(&self, code: &str) -> Result<(), StateError> {
+        let key = self.key("code", code);
+        self.redis
+            .call("telnyx state", |mut c| {
+                let key = key.clone();
+                async move { redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await }
+            })
+            .await
+            .map_err(state_error)
+    }
+}

@@ -144,7 +144,8 @@ impl Inner {
     }
 }
 
-fn record_for(intent: &Intent, event: &str, at: Millis) -> AuditRecord {
+/// The audit record of an intent's creation or change; the Redis store writes the same shape.
+pub(super) fn record_for(intent: &Intent, event: &str, at: Millis) -> AuditRecord {
     let (actor, channel) = match &intent.decided_by {
         Some(by) if intent.is_terminal() => (
             if by.approver.is_empty() {

@@ -33,6 +33,7 @@ use tracing::{info, warn};
 
 pub mod telnyx;
 
+use super::memory::record_for;
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
 use crate::domain::{now_millis, DecisionEvent, EventKind, Intent, IntentId, IntentState, Millis};
 
@@ -332,6 +333,14 @@ impl Redis {
         Ok((redis, target))
     }
 
+    /// One field of a hash, under the deadline.
+    pub(crate) async fn hget(&self, what: &str, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.call(what, |mut c| async move {
+            redis::cmd("HGET").arg(key).arg(field).query_async(&mut c).await
+        })
+        .await
+    }
+
     /// `<prefix>:{b<bucket>}:<rest>`: the bucket is the Cluster hash tag.
     pub(crate) fn key(&self, bucket: u32, rest: &str) -> String {
         format!("{}:{{b{bucket}}}:{rest}", self.prefix)
@@ -410,31 +419,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 
 fn parse_intent(json: &[u8]) -> Result<Intent, StoreError> {
     serde_json::from_slice(json).map_err(|e| corrupt("stored intent", e))
-}
-
-/// The audit record of a stored intent, in the same shape the in-memory store writes.
-fn record_for(intent: &Intent, event: &str, at: Millis) -> AuditRecord {
-    let (actor, channel) = match &intent.decided_by {
-        Some(by) if intent.is_terminal() => (
-            if by.approver.is_empty() {
-                format!("{:?}", by.kind).to_lowercase()
-            } else {
-                by.approver.clone()
-            },
-            by.channel.clone(),
-        ),
-        _ => (intent.agent_id.clone(), "grpc".to_string()),
-    };
-    AuditRecord {
-        at,
-        intent_id: Some(intent.id.clone()),
-        event: event.to_string(),
-        actor,
-        channel,
-        state: Some(intent.state),
-        version: Some(intent.version),
-        detail: intent.decision_reason.clone(),
-    }
 }
 
 /// `DecisionEvent` JSON around an already encoded intent, so the intent is encoded once.
@@ -535,18 +519,7 @@ impl RedisStore {
     /// Reads an intent by its key.
     async fn read(&self, id: &IntentId) -> Result<Option<Intent>, StoreError> {
         let key = self.intent_key(id);
-        let json: Option<Vec<u8>> = self
-            .call("get", |mut c| {
-                let key = key.clone();
-                async move {
-                    redis::cmd("HGET")
-                        .arg(&key)
-                        .arg("j")
-                        .query_async(&mut c)
-                        .await
-                }
-            })
-            .await?;
+        let json = self.inner.redis.hget("get", &key, "j").await?;
         json.map(|j| parse_intent(&j)).transpose()
     }
 

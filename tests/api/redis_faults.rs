@@ -49,8 +49,8 @@ async fn submit_within(
 }
 
 /// While Redis cannot answer, a submission that would be approved is refused as UNAVAILABLE.
-async fn assert_fails_closed(client: &mut Client, key: &str) {
-    for request in [safe_payment(""), safe_payment(key)] {
+async fn assert_fails_closed(client: &mut Client) {
+    for request in [safe_payment(""), safe_payment("during")] {
         let refused = submit_within(client, request, Duration::from_secs(5))
             .await
             .expect_err("no answer but UNAVAILABLE while redis is down");
@@ -58,133 +58,101 @@ async fn assert_fails_closed(client: &mut Client, key: &str) {
     }
 }
 
-/// What a watcher saw across an outage: either it was kept (no event yet) or told (the stream
-/// ended with UNAVAILABLE); it never saw a state the intent was not in.
-async fn watcher_kept_or_told(watch: &mut tonic::Streaming<pb::DecisionEvent>) -> bool {
-    match tokio::time::timeout(Duration::from_millis(1500), watch.message()).await {
-        Err(_) => true,
-        Ok(Err(status)) => {
-            assert_eq!(status.code(), tonic::Code::Unavailable);
-            false
-        }
-        Ok(Ok(None)) => false,
-        Ok(Ok(Some(event))) => {
-            assert_eq!(
-                event.state,
-                IntentState::PendingApproval as i32,
-                "no wrong state during an outage"
-            );
-            true
-        }
-    }
+/// A replica with a pending intent and a watcher that has seen its first state: what an
+/// outage must not break.
+struct Scene {
+    replica: Replica,
+    client: Client,
+    pending: pb::Intent,
+    watch: tonic::Streaming<pb::DecisionEvent>,
 }
 
-/// After recovery the watcher learns the decision: on the same stream if it was kept, on a
-/// new watch if it was told to resubscribe.
-async fn watcher_learns(
-    client: &mut Client,
-    kept: bool,
-    mut watch: tonic::Streaming<pb::DecisionEvent>,
-    id: &str,
-) {
-    let events = if kept {
-        collect(watch, WAIT).await
-    } else {
-        let _ = &mut watch;
-        collect(client.watch(id).await.unwrap(), WAIT).await
-    };
-    assert_eq!(
-        events.last().map(|e| e.state),
-        Some(IntentState::Approved as i32)
-    );
+impl Scene {
+    async fn start(redis_url: &str) -> Scene {
+        let replica = Replica::start(redis_url, &[]).await;
+        let mut client = replica.client().await;
+        let response = client.submit(risky_payment()).await.unwrap();
+        let pending = response.intent.expect("intent");
+        let mut watch = client.watch(&pending.intent_id).await.unwrap();
+        let first = next_event(&mut watch, WAIT).await.expect("current state");
+        assert_eq!(first.state, IntentState::PendingApproval as i32);
+        Scene {
+            replica,
+            client,
+            pending,
+            watch,
+        }
+    }
+
+    /// While Redis cannot answer: submissions fail closed, readiness says so, and the watcher
+    /// is either kept (no event) or told (UNAVAILABLE), never shown a state the intent is not
+    /// in. Returns whether it was kept.
+    async fn during_outage(&mut self) -> bool {
+        assert_fails_closed(&mut self.client).await;
+        let not_ready = self.replica.wait_readyz(503, WAIT).await;
+        assert!(not_ready, "readiness reports the outage");
+        match tokio::time::timeout(Duration::from_millis(1500), self.watch.message()).await {
+            Err(_) => true,
+            Ok(Err(status)) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable);
+                false
+            }
+            Ok(Ok(None)) => false,
+            Ok(Ok(Some(event))) => {
+                let state = event.state;
+                assert_eq!(state, IntentState::PendingApproval as i32, "no wrong state");
+                true
+            }
+        }
+    }
+
+    /// Once Redis is back: ready again by itself, the pending intent is intact, new
+    /// submissions are decided, and a decision reaches the watcher (on the same stream if it
+    /// was kept, on a new watch if it was told to resubscribe).
+    async fn after_recovery(mut self, kept: bool) {
+        let ready = self.replica.wait_ready(WAIT).await;
+        assert!(ready, "recovers by itself:\n{}", self.replica.log());
+        let id = self.pending.intent_id.clone();
+        let intent = self
+            .client
+            .get(&id)
+            .await
+            .expect("the pending intent survived");
+        assert_eq!(state(&intent), IntentState::PendingApproval);
+        let approved = self.client.submit(safe_payment("after")).await.unwrap();
+        assert_eq!(state(&approved.intent.unwrap()), IntentState::Approved);
+        self.client
+            .resolve(&id, true, "after the outage")
+            .await
+            .unwrap();
+        let events = if kept {
+            collect(self.watch, WAIT).await
+        } else {
+            collect(self.client.watch(&id).await.unwrap(), WAIT).await
+        };
+        let last = events.last().map(|e| e.state);
+        assert_eq!(last, Some(IntentState::Approved as i32));
+    }
 }
 
 #[tokio::test]
 async fn a_paused_redis_fails_closed_and_recovers() {
     let redis = RedisServer::start().await;
-    let replica = Replica::start(&redis.url(), &[]).await;
-    let mut client = replica.client().await;
-    let pending = client
-        .submit(risky_payment())
-        .await
-        .unwrap()
-        .intent
-        .unwrap();
-    let mut watch = client.watch(&pending.intent_id).await.unwrap();
-    assert_eq!(
-        next_event(&mut watch, WAIT).await.unwrap().state,
-        IntentState::PendingApproval as i32
-    );
-
+    let mut scene = Scene::start(&redis.url()).await;
     redis.pause();
-    assert_fails_closed(&mut client, "paused-1").await;
-    assert!(
-        replica.wait_readyz(503, WAIT).await,
-        "readiness reports the outage"
-    );
-    let kept = watcher_kept_or_told(&mut watch).await;
-
+    let kept = scene.during_outage().await;
     redis.resume();
-    assert!(
-        replica.wait_ready(WAIT).await,
-        "recovers by itself:\n{}",
-        replica.log()
-    );
-    let approved = client
-        .submit(safe_payment("paused-2"))
-        .await
-        .unwrap()
-        .intent
-        .unwrap();
-    assert_eq!(state(&approved), IntentState::Approved);
-    client
-        .resolve(&pending.intent_id, true, "after the outage")
-        .await
-        .unwrap();
-    watcher_learns(&mut client, kept, watch, &pending.intent_id).await;
+    scene.after_recovery(kept).await;
 }
 
 #[tokio::test]
 async fn a_restarted_redis_keeps_every_intent_and_the_replica_reconnects() {
     let mut redis = RedisServer::start().await;
-    let replica = Replica::start(&redis.url(), &[]).await;
-    let mut client = replica.client().await;
-    let pending = client
-        .submit(risky_payment())
-        .await
-        .unwrap()
-        .intent
-        .unwrap();
-    let mut watch = client.watch(&pending.intent_id).await.unwrap();
-    assert_eq!(
-        next_event(&mut watch, WAIT).await.unwrap().state,
-        IntentState::PendingApproval as i32
-    );
-
+    let mut scene = Scene::start(&redis.url()).await;
     redis.kill();
-    assert_fails_closed(&mut client, "restart-1").await;
-    assert!(
-        replica.wait_readyz(503, WAIT).await,
-        "readiness reports the outage"
-    );
-    let kept = watcher_kept_or_told(&mut watch).await;
-
+    let kept = scene.during_outage().await;
     redis.restart().await;
-    assert!(
-        replica.wait_ready(WAIT).await,
-        "reconnects by itself:\n{}",
-        replica.log()
-    );
-    let intent = client
-        .get(&pending.intent_id)
-        .await
-        .expect("the pending intent survived");
-    assert_eq!(state(&intent), IntentState::PendingApproval);
-    client
-        .resolve(&pending.intent_id, true, "after the restart")
-        .await
-        .unwrap();
-    watcher_learns(&mut client, kept, watch, &pending.intent_id).await;
+    scene.after_recovery(kept).await;
 }
 
 #[tokio::test]

@@ -89,6 +89,21 @@ fn human(name: &str) -> DecidedBy {
     DecidedBy::new(DeciderKind::Human, name, "cli")
 }
 
+/// The next version of `intent`, decided now by the human `who` through the CLI.
+fn by_human(intent: &Intent, to: IntentState, who: &str, why: &str) -> Intent {
+    intent
+        .decide(to, human(who), why, None, now_millis())
+        .expect("a legal transition")
+}
+
+async fn pending(store: &Arc<dyn Store>) -> Intent {
+    create(
+        store,
+        sample_intent("agent-a", IntentState::PendingApproval),
+    )
+    .await
+}
+
 async fn create(store: &Arc<dyn Store>, i: Intent) -> Intent {
     match store.create(i).await.expect("create") {
         Created::New(i) => i,
@@ -97,11 +112,7 @@ async fn create(store: &Arc<dyn Store>, i: Intent) -> Intent {
 }
 
 async fn created_intents_read_back(store: Arc<dyn Store>) {
-    let stored = create(
-        &store,
-        sample_intent("agent-a", IntentState::PendingApproval),
-    )
-    .await;
+    let stored = pending(&store).await;
     let read = store.get(&stored.id).await.unwrap().expect("found");
     assert_eq!(read, stored, "the stored intent reads back unchanged");
     assert!(store.get(&IntentId::generate()).await.unwrap().is_none());
@@ -148,20 +159,8 @@ async fn idempotency_keys_replay_or_conflict_per_agent(store: Arc<dyn Store>) {
 }
 
 async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
-    let pending = create(
-        &store,
-        sample_intent("agent-a", IntentState::PendingApproval),
-    )
-    .await;
-    let approve = pending
-        .decide(
-            IntentState::Approved,
-            human("alice"),
-            "looks fine",
-            None,
-            now_millis(),
-        )
-        .unwrap();
+    let pending = pending(&store).await;
+    let approve = by_human(&pending, IntentState::Approved, "alice", "looks fine");
     let approved = store
         .transition(approve)
         .await
@@ -170,15 +169,7 @@ async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
     assert_eq!(approved.version, 2);
 
     // A decision made from the stale version loses and learns the current state.
-    let decline = pending
-        .decide(
-            IntentState::Declined,
-            human("bob"),
-            "no",
-            None,
-            now_millis(),
-        )
-        .unwrap();
+    let decline = by_human(&pending, IntentState::Declined, "bob", "no");
     match store.transition(decline).await {
         Err(StoreError::Conflict { current }) => {
             assert_eq!(current.state, IntentState::Approved);
@@ -202,11 +193,7 @@ async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
 }
 
 async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>) {
-    let pending = create(
-        &store,
-        sample_intent("agent-a", IntentState::PendingApproval),
-    )
-    .await;
+    let pending = pending(&store).await;
     let attempts = (0..16).map(|n| {
         let store = store.clone();
         let to = if n % 2 == 0 {
@@ -214,15 +201,7 @@ async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>) {
         } else {
             IntentState::Declined
         };
-        let next = pending
-            .decide(
-                to,
-                human(&format!("approver-{n}")),
-                "race",
-                None,
-                now_millis(),
-            )
-            .unwrap();
+        let next = by_human(&pending, to, &format!("approver-{n}"), "race");
         async move { store.transition(next).await }
     });
     let results = futures::future::join_all(attempts).await;
@@ -239,15 +218,7 @@ async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>) {
 
 async fn transition_of_a_missing_intent_is_not_found(store: Arc<dyn Store>) {
     let ghost = sample_intent("agent-a", IntentState::PendingApproval);
-    let next = ghost
-        .decide(
-            IntentState::Approved,
-            human("alice"),
-            "",
-            None,
-            now_millis(),
-        )
-        .unwrap();
+    let next = by_human(&ghost, IntentState::Approved, "alice", "");
     assert!(matches!(
         store.transition(next).await,
         Err(StoreError::NotFound(_))
@@ -305,11 +276,7 @@ async fn deadlines_are_due_until_decided(store: Arc<dyn Store>) {
 async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(
     store: Arc<dyn Store>,
 ) {
-    let pending = create(
-        &store,
-        sample_intent("agent-a", IntentState::PendingApproval),
-    )
-    .await;
+    let pending = pending(&store).await;
     let mut watch = store.watch(&pending.id).await.unwrap();
     let first = tokio::time::timeout(WAIT, watch.next())
         .await
@@ -334,17 +301,7 @@ async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(
     );
 
     let approved = store
-        .transition(
-            pending
-                .decide(
-                    IntentState::Approved,
-                    human("alice"),
-                    "ok",
-                    None,
-                    now_millis(),
-                )
-                .unwrap(),
-        )
+        .transition(by_human(&pending, IntentState::Approved, "alice", "ok"))
         .await
         .unwrap();
     let decided = tokio::time::timeout(WAIT, watch.next())
@@ -383,23 +340,9 @@ async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(
 
 async fn watch_all_sees_every_event(store: Arc<dyn Store>) {
     let mut all = store.watch_all().await.unwrap();
-    let pending = create(
-        &store,
-        sample_intent("agent-a", IntentState::PendingApproval),
-    )
-    .await;
+    let pending = pending(&store).await;
     store
-        .transition(
-            pending
-                .decide(
-                    IntentState::Declined,
-                    human("bob"),
-                    "no",
-                    None,
-                    now_millis(),
-                )
-                .unwrap(),
-        )
+        .transition(by_human(&pending, IntentState::Declined, "bob", "no"))
         .await
         .unwrap();
     let mut seen = Vec::new();
@@ -475,29 +418,9 @@ async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>) {
 
 async fn audit_records_every_attempt(store: Arc<dyn Store>) {
     let since = now_millis();
-    let pending = create(
-        &store,
-        sample_intent("agent-a", IntentState::PendingApproval),
-    )
-    .await;
-    let winner = pending
-        .decide(
-            IntentState::Approved,
-            human("alice"),
-            "fine",
-            None,
-            now_millis(),
-        )
-        .unwrap();
-    let loser = pending
-        .decide(
-            IntentState::Declined,
-            human("bob"),
-            "no",
-            None,
-            now_millis(),
-        )
-        .unwrap();
+    let pending = pending(&store).await;
+    let winner = by_human(&pending, IntentState::Approved, "alice", "fine");
+    let loser = by_human(&pending, IntentState::Declined, "bob", "no");
     // Records are ordered by their time; distinct milliseconds keep the order unambiguous.
     tokio::time::sleep(Duration::from_millis(2)).await;
     store.transition(winner).await.unwrap();

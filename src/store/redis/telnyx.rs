@@ -99,18 +99,9 @@ impl TelnyxState for RedisTelnyxState {
 
     async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError> {
         let key = self.key("ladder", intent.as_str());
-        let json: Option<Vec<u8>> = self
+        let json = self
             .redis
-            .call("telnyx state", |mut c| {
-                let key = key.clone();
-                async move {
-                    redis::cmd("HGET")
-                        .arg(&key)
-                        .arg("j")
-                        .query_async(&mut c)
-                        .await
-                }
-            })
+            .hget("telnyx state", &key, "j")
             .await
             .map_err(state_error)?;
         json.map(|j| {

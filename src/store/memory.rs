@@ -256,15 +256,7 @@ impl Store for MemoryStore {
                     .map(|e| e.intent.clone()),
             );
         }
-        // Ids are UUIDv7: sorting them sorts by creation time.
-        matched.sort_unstable_by(|a, b| b.id.cmp(&a.id));
-        let more = matched.len() > limit;
-        matched.truncate(limit);
-        let next_after = more.then(|| matched.last().map(|i| i.id.clone())).flatten();
-        Ok(Page {
-            intents: matched,
-            next_after,
-        })
+        Ok(Page::newest_first(matched, limit))
     }
 
     async fn transition(&self, next: Intent) -> Result<Intent, StoreError> {

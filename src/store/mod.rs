@@ -76,6 +76,21 @@ pub struct Page {
     pub next_after: Option<IntentId>,
 }
 
+impl Page {
+    /// The first `limit` of `matched`, newest first, noting where the next page starts.
+    /// Ids are UUIDv7, so sorting them sorts by creation time.
+    pub fn newest_first(mut matched: Vec<Intent>, limit: usize) -> Page {
+        matched.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        let more = matched.len() > limit;
+        matched.truncate(limit);
+        let next_after = more.then(|| matched.last().map(|i| i.id.clone())).flatten();
+        Page {
+            intents: matched,
+            next_after,
+        }
+    }
+}
+
 /// A watch on one intent or on all of them. Items are `Err` when the watcher fell too far
 /// behind to be told every event (it should re-read and re-subscribe) or the store failed.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<DecisionEvent, WatchError>> + Send>>;

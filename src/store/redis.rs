@@ -334,9 +334,18 @@ impl Redis {
     }
 
     /// One field of a hash, under the deadline.
-    pub(crate) async fn hget(&self, what: &str, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) async fn hget(
+        &self,
+        what: &str,
+        key: &str,
+        field: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         self.call(what, |mut c| async move {
-            redis::cmd("HGET").arg(key).arg(field).query_async(&mut c).await
+            redis::cmd("HGET")
+                .arg(key)
+                .arg(field)
+                .query_async(&mut c)
+                .await
         })
         .await
     }
@@ -780,15 +789,8 @@ impl Store for RedisStore {
         let per_bucket = self
             .per_bucket(|b| self.list_bucket(b, filter, after, limit + 1))
             .await?;
-        let mut matched: Vec<Intent> = per_bucket.into_iter().flatten().collect();
-        matched.sort_unstable_by(|a, b| b.id.cmp(&a.id));
-        let more = matched.len() > limit;
-        matched.truncate(limit);
-        let next_after = more.then(|| matched.last().map(|i| i.id.clone())).flatten();
-        Ok(Page {
-            intents: matched,
-            next_after,
-        })
+        let matched: Vec<Intent> = per_bucket.into_iter().flatten().collect();
+        Ok(Page::newest_first(matched, limit))
     }
 
     async fn transition(&self, next: Intent) -> Result<Intent, StoreError> {

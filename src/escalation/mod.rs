@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::domain::{EventKind, Intent, IntentState};
-use crate::store::{Store, WatchError};
+use crate::store::{Filter, Store, WatchError};
 
 /// One way of reaching a human.
 #[async_trait]
@@ -30,12 +30,22 @@ pub trait Channel: Send + Sync + 'static {
 }
 
 /// Follows the store's events and drives the configured channels until shutdown.
+///
+/// Every replica runs this loop; channels make `start` idempotent across replicas (the Telnyx
+/// channel claims an intent before phoning). Whenever the loop (re)subscribes or falls behind,
+/// it also starts the channels for every intent already pending, so an intent that became
+/// pending while this replica was down or disconnected is still escalated.
 pub fn spawn(
     store: Arc<dyn Store>,
     channels: Vec<Arc<dyn Channel>>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        if channels.is_empty() {
+            // Only the operator channel: nothing to drive, nothing to wait for.
+            shutdown.cancelled().await;
+            return;
+        }
         loop {
             let mut events = match store.watch_all().await {
                 Ok(events) => events,
@@ -47,6 +57,7 @@ pub fn spawn(
                     }
                 }
             };
+            catch_up(store.as_ref(), &channels).await;
             loop {
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -55,7 +66,11 @@ pub fn spawn(
                 match next {
                     None => break,
                     Some(Err(WatchError::Lagged(n))) => {
-                        warn!(missed = n, "escalation fell behind the event stream");
+                        warn!(
+                            missed = n,
+                            "escalation fell behind the event stream; catching up"
+                        );
+                        catch_up(store.as_ref(), &channels).await;
                     }
                     Some(Err(e)) => {
                         warn!(error = %e, "escalation event stream failed; resubscribing");
@@ -65,12 +80,6 @@ pub fn spawn(
                         let intent = &event.intent;
                         if intent.state == IntentState::PendingApproval {
                             debug!(intent_id = %intent.id, "escalating");
-                            let _ = store
-                                .progress(
-                                    &intent.id,
-                                    "awaiting a human decision (operator: sentinel resolve)",
-                                )
-                                .await;
                             for channel in &channels {
                                 channel.start(intent).await;
                             }
@@ -85,4 +94,31 @@ pub fn spawn(
             }
         }
     })
+}
+
+/// Starts the channels for every pending intent (they ignore intents already in hand).
+async fn catch_up(store: &dyn Store, channels: &[Arc<dyn Channel>]) {
+    let filter = Filter {
+        states: vec![IntentState::PendingApproval],
+        ..Filter::default()
+    };
+    let mut after = None;
+    loop {
+        let page = match store.list(&filter, after.as_ref(), 500).await {
+            Ok(page) => page,
+            Err(e) => {
+                warn!(error = %e, "cannot list pending intents to escalate; the next reconnect retries");
+                return;
+            }
+        };
+        for intent in &page.intents {
+            for channel in channels {
+                channel.start(intent).await;
+            }
+        }
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return,
+        }
+    }
 }

@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+/// mimalloc: allocation was about a quarter of a submission's CPU time with the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = sentinel::cli::Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {

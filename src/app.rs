@@ -19,6 +19,7 @@ use crate::grpc::pb::sentinel_server::SentinelServer;
 use crate::grpc::{pb, SentinelService};
 use crate::policy::PolicyPack;
 use crate::scoring::fallback::FallbackScorer;
+use crate::scoring::llm::{LlmOptions, LlmScorer};
 use crate::scoring::Scorer;
 use crate::store::{MemoryStore, Store};
 use crate::webhook::signature::WebhookKey;
@@ -63,10 +64,13 @@ fn nodelay(
 
 /// Picks the scorer the configuration names.
 pub fn open_scorer(config: &Config) -> anyhow::Result<Arc<dyn Scorer>> {
-    if config.llm.api_key.is_some() {
-        warn!("GROQ_API_KEY is set but this build has no LLM scorer yet; using the deterministic fallback");
+    match LlmOptions::from_config(&config.llm) {
+        Some(options) => {
+            info!(model = %options.model, base_url = %options.base_url, "LLM scorer enabled");
+            Ok(Arc::new(LlmScorer::new(options).context("GROQ_API_KEY")?))
+        }
+        None => Ok(Arc::new(FallbackScorer)),
     }
-    Ok(Arc::new(FallbackScorer))
 }
 
 pub fn load_policy(config: &Config) -> anyhow::Result<PolicyPack> {

@@ -45,6 +45,12 @@ pub struct LlmConfig {
     pub base_url: String,
     pub model: String,
     pub timeout: Duration,
+    /// How long a verdict is reused for an identical intent (`SENTINEL_LLM_CACHE_TTL_SECS`).
+    pub cache_ttl: Duration,
+    /// Consecutive failed calls that open the circuit breaker (`SENTINEL_LLM_BREAKER_FAILURES`).
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses calls (`SENTINEL_LLM_BREAKER_COOLDOWN_MS`).
+    pub breaker_cooldown: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +187,9 @@ struct FileLlm {
     base_url: Option<String>,
     model: Option<String>,
     timeout_ms: Option<u64>,
+    cache_ttl_secs: Option<u64>,
+    breaker_failures: Option<u64>,
+    breaker_cooldown_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -333,6 +342,22 @@ impl Config {
                 "SENTINEL_LLM_TIMEOUT_MS",
                 file.llm.timeout_ms,
                 3000,
+            )?),
+            cache_ttl: Duration::from_secs(number(
+                "SENTINEL_LLM_CACHE_TTL_SECS",
+                file.llm.cache_ttl_secs,
+                300,
+            )?),
+            breaker_failures: number(
+                "SENTINEL_LLM_BREAKER_FAILURES",
+                file.llm.breaker_failures,
+                5,
+            )?
+            .min(u32::MAX as u64) as u32,
+            breaker_cooldown: Duration::from_millis(number(
+                "SENTINEL_LLM_BREAKER_COOLDOWN_MS",
+                file.llm.breaker_cooldown_ms,
+                30_000,
             )?),
         };
 
@@ -635,6 +660,9 @@ mod tests {
             ("ADMIN_PHONE_NUMBER", "555-1234"),
             ("SENTINEL_API_KEYS", "agent:bot"),
             ("SENTINEL_LOG_FORMAT", "xml"),
+            ("SENTINEL_LLM_CACHE_TTL_SECS", "soon"),
+            ("SENTINEL_LLM_BREAKER_FAILURES", "0"),
+            ("SENTINEL_LLM_BREAKER_COOLDOWN_MS", "1.5"),
         ] {
             let e = load(&[(var, value)]).unwrap_err();
             assert_eq!(e.name, var, "{e}");

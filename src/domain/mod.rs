@@ -9,8 +9,8 @@ mod state;
 
 pub use event::{DecisionEvent, EventKind};
 pub use intent::{
-    DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId, Reason, ReasonSource,
-    RiskLevel, RiskScore, ScorerInfo,
+    canonical_json, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
+    Reason, ReasonSource, RiskLevel, RiskScore, ScorerInfo,
 };
 pub use state::IntentState;
 

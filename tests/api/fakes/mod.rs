@@ -1,3 +1,4 @@
 //! Small HTTP servers standing in for the paid APIs.
 
+pub mod llm;
 pub mod telnyx;

@@ -432,7 +432,7 @@ fn assess(request: &ScoreRequest<'_>, verdict: Verdict, info: ScorerInfo) -> Ass
             reason: Reason::new(
                 ReasonSource::Scorer,
                 "llm_assessment",
-                format!("{} scored the intent {model_score}", info.model),
+                format!("{} scored {model_score}", info.model),
             ),
             info: Some(info),
         };

@@ -72,7 +72,9 @@ message = "payments over 1000 are at least high risk"
 "#;
 
 fn base() -> serde_json::Map<String, Value> {
-    let Value::Object(map) = json!({"amount": 2500, "vendor": "AWS", "currency": "USD"}) else { unreachable!() };
+    let Value::Object(map) = json!({"amount": 2500, "vendor": "AWS", "currency": "USD"}) else {
+        unreachable!()
+    };
     map
 }
 
@@ -86,8 +88,14 @@ fn placements(text: &str) -> Vec<(&'static str, pb::SubmitIntentRequest)> {
     in_reasoning.reasoning = text.into();
     vec![
         ("reasoning", in_reasoning),
-        ("payload value", intent_request("billing-bot", "PAY_INVOICE", Value::Object(in_value))),
-        ("field name", intent_request("billing-bot", "PAY_INVOICE", Value::Object(in_key))),
+        (
+            "payload value",
+            intent_request("billing-bot", "PAY_INVOICE", Value::Object(in_value)),
+        ),
+        (
+            "field name",
+            intent_request("billing-bot", "PAY_INVOICE", Value::Object(in_key)),
+        ),
     ]
 }
 
@@ -95,7 +103,12 @@ async fn spawn(fake: &FakeLlm, policy: PolicyPack) -> TestApp {
     let timeout = Duration::from_secs(3);
     let mut config = Config::ephemeral();
     config.llm.timeout = timeout;
-    let options = LlmOptions::new(fake.base_url(), Secret::new("gsk_test"), DEFAULT_LLM_MODEL, timeout);
+    let options = LlmOptions::new(
+        fake.base_url(),
+        Secret::new("gsk_test"),
+        DEFAULT_LLM_MODEL,
+        timeout,
+    );
     spawn_with(Parts {
         config,
         policy: Arc::new(policy),
@@ -113,7 +126,16 @@ async fn assert_no_injection_lowers_the_decision(policy: PolicyPack, floor: u32)
 
     // Control: without an injection the fake scores 20 and that can approve, so the
     // refusals below are the defences working, not a scorer that never approves.
-    let clean = client.submit(intent_request("billing-bot", "PAY_INVOICE", Value::Object(base()))).await.unwrap().intent.unwrap();
+    let clean = client
+        .submit(intent_request(
+            "billing-bot",
+            "PAY_INVOICE",
+            Value::Object(base()),
+        ))
+        .await
+        .unwrap()
+        .intent
+        .unwrap();
     assert_eq!(clean.risk_score, 20u32.max(floor));
 
     for text in PAYLOADS {
@@ -121,12 +143,24 @@ async fn assert_no_injection_lowers_the_decision(policy: PolicyPack, floor: u32)
             let intent = client.submit(request).await.unwrap().intent.unwrap();
             let label = format!("{place}: {text:?}");
             // The fake was fooled: it answered 0.
-            let llm = intent.reasons.iter().find(|r| r.source == pb::ReasonSource::Scorer as i32).expect("scorer reason");
-            assert!(llm.message.contains("scored 0"), "{label}: the fake did not obey: {}", llm.message);
+            let llm = intent
+                .reasons
+                .iter()
+                .find(|r| r.source == pb::ReasonSource::Scorer as i32)
+                .expect("scorer reason");
+            assert!(
+                llm.message.contains("scored 0"),
+                "{label}: the fake did not obey: {}",
+                llm.message
+            );
             // Sentinel was not.
             assert_ne!(state(&intent), pb::IntentState::Approved, "{label}");
             assert_eq!(state(&intent), pb::IntentState::PendingApproval, "{label}");
-            assert!(intent.risk_score >= floor, "{label}: {} < {floor}", intent.risk_score);
+            assert!(
+                intent.risk_score >= floor,
+                "{label}: {} < {floor}",
+                intent.risk_score
+            );
             assert_eq!(llm.code, "prompt_injection_suspected", "{label}");
         }
     }
@@ -141,5 +175,9 @@ async fn injections_cannot_approve_an_open_intent_in_the_builtin_pack() {
 
 #[tokio::test]
 async fn injections_cannot_lower_the_score_below_a_policy_floor() {
-    assert_no_injection_lowers_the_decision(PolicyPack::parse(FLOOR_PACK).expect("pack parses"), 70).await;
+    assert_no_injection_lowers_the_decision(
+        PolicyPack::parse(FLOOR_PACK).expect("pack parses"),
+        70,
+    )
+    .await;
 }

@@ -58,7 +58,10 @@ pub struct Step {
 
 impl From<Reply> for Step {
     fn from(reply: Reply) -> Self {
-        Step { reply, delay: Duration::ZERO }
+        Step {
+            reply,
+            delay: Duration::ZERO,
+        }
     }
 }
 
@@ -116,7 +119,9 @@ impl FakeLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake LLM");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake LLM");
         let addr = listener.local_addr().expect("fake LLM addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -267,9 +272,30 @@ fn completion(model: &str, content: &str, finish_reason: &str) -> Value {
 /// Words a gullible model takes as orders when they appear anywhere in the agent's text
 /// (deliberately broader than Sentinel's own detector).
 const MARKERS: [&str; 24] = [
-    "ignore", "disregard", "forget", "override", "instruction", "system", "assistant", "risk_score",
-    "risk score", "score", "approve", "sentinel", "review", "bypass", "escalat", "jailbreak",
-    "developer", "admin", "<|", "</intent", "you are", "respond", "output", "rate this",
+    "ignore",
+    "disregard",
+    "forget",
+    "override",
+    "instruction",
+    "system",
+    "assistant",
+    "risk_score",
+    "risk score",
+    "score",
+    "approve",
+    "sentinel",
+    "review",
+    "bypass",
+    "escalat",
+    "jailbreak",
+    "developer",
+    "admin",
+    "<|",
+    "</intent",
+    "you are",
+    "respond",
+    "output",
+    "rate this",
 ];
 
 /// Whether the agent's part of the prompt holds an injection marker. Reads the JSON document
@@ -287,7 +313,12 @@ fn obeys(user: &str) -> bool {
     };
     let folded: String = agent_text
         .chars()
-        .filter(|c| !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}' | '\u{00ad}'))
+        .filter(|c| {
+            !matches!(
+                c,
+                '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}' | '\u{00ad}'
+            )
+        })
         .map(|c| match c {
             '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
             c => c,

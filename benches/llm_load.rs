@@ -37,7 +37,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    runtime.block_on(run(if full { 1000 } else { 20 }, full));
+    // LLM_LOAD_IN_FLIGHT overrides the 1,000 for exploring (e.g. to find the knee).
+    let in_flight = std::env::var("LLM_LOAD_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    runtime.block_on(run(if full { in_flight } else { 20 }, full));
 }
 
 async fn run(in_flight: usize, report: bool) {
@@ -116,7 +121,9 @@ async fn run(in_flight: usize, report: bool) {
     } else {
         Duration::from_millis(300)
     };
+    let cpu_start = cpu_secs();
     let (steady_base, _) = steady(rate, duration, direct_call).await;
+    let cpu_direct = cpu_secs() - cpu_start;
     let rss_before = rss_kib("VmRSS");
     let peak = Arc::new(AtomicU64::new(0));
     let sampling = Arc::new(AtomicBool::new(true));
@@ -130,7 +137,9 @@ async fn run(in_flight: usize, report: bool) {
         })
     };
     let calls_before = fake.count();
+    let cpu_start = cpu_secs();
     let (steady_e2e, steady_max) = steady(rate, duration, sentinel_call).await;
+    let cpu_sentinel = cpu_secs() - cpu_start;
     sampling.store(false, Ordering::Relaxed);
     let _ = sampler.await;
     let steady_calls = fake.count() - calls_before;
@@ -163,6 +172,13 @@ async fn run(in_flight: usize, report: bool) {
     );
     println!("  LLM calls {steady_calls}, intents not approved by the scorer (timeouts under overload) {steady_failed}");
     print_latency(&steady_e2e, &steady_base);
+    let per = |cpu: f64, n: usize| cpu * 1e6 / n.max(1) as f64;
+    println!(
+        "  CPU per intent (whole process): {:.0} us through Sentinel, {:.0} us direct to the fake; Sentinel's own share {:.0} us",
+        per(cpu_sentinel, steady_e2e.len()),
+        per(cpu_direct, steady_base.len()),
+        per(cpu_sentinel, steady_e2e.len()) - per(cpu_direct, steady_base.len())
+    );
     let peak = peak.load(Ordering::Relaxed).max(rss_before);
     println!(
         "  RSS before {:.1} MiB, peak {:.1} MiB (+{:.1} MiB, {:.1} KiB per intent in flight; the process includes the fake and the load generator)",
@@ -305,6 +321,16 @@ async fn submit(mut client: SentinelClient<Channel>, i: usize) {
 }
 
 static NOT_SCORED: AtomicU64 = AtomicU64::new(0);
+
+/// User + system CPU time of this process, in seconds (from /proc/self/stat, in clock ticks).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
 
 fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -397,7 +397,7 @@ fn signals_in(text: &str) -> Vec<&'static str> {
     let words = words(&folded);
     let spaced = format!(" {} ", words.join(" "));
     for (phrase, signal) in PHRASES {
-        if spaced.contains(&format!(" {phrase} ")) {
+        if contains_words(&spaced, phrase) {
             add(signal);
         }
     }
@@ -412,6 +412,14 @@ fn signals_in(text: &str) -> Vec<&'static str> {
         }
     }
     found
+}
+
+/// Whether `phrase` occurs in `spaced` (words joined by single spaces, padded with one space at
+/// each end) as whole words. No allocation: this runs for every string of every open intent.
+fn contains_words(spaced: &str, phrase: &str) -> bool {
+    spaced.match_indices(phrase).any(|(i, _)| {
+        spaced[..i].ends_with(' ') && spaced[i + phrase.len()..].starts_with(' ')
+    })
 }
 
 /// Lowercase, full-width ASCII folded to ASCII, invisible characters removed.

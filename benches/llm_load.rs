@@ -145,6 +145,16 @@ async fn run(in_flight: usize, report: bool) {
     let steady_calls = fake.count() - calls_before;
     let steady_failed = NOT_SCORED.swap(0, Ordering::Relaxed);
 
+    // The same arrival rate on a policy-decided path (trusted vendor, small amount: approved
+    // without the scorer), to separate the LLM layer's cost from the rest of the pipeline.
+    let policy_call = |_: usize| {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        submit_policy_decided(clients[i % CHANNELS].clone(), i)
+    };
+    let cpu_start = cpu_secs();
+    let (policy_e2e, _) = steady(rate, duration, policy_call).await;
+    let cpu_policy = cpu_secs() - cpu_start;
+
     // Worst case: all of them arrive in the same instant.
     let burst_base = burst(in_flight, direct_call).await;
     let started = Instant::now();
@@ -178,6 +188,21 @@ async fn run(in_flight: usize, report: bool) {
         per(cpu_sentinel, steady_e2e.len()),
         per(cpu_direct, steady_base.len()),
         per(cpu_sentinel, steady_e2e.len()) - per(cpu_direct, steady_base.len())
+    );
+    let mut policy_ms: Vec<f64> = policy_e2e
+        .iter()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    policy_ms.sort_by(|a, b| a.total_cmp(b));
+    let at = |p: f64| {
+        policy_ms[((policy_ms.len() as f64 * p).ceil() as usize).clamp(1, policy_ms.len()) - 1]
+    };
+    println!(
+        "  policy-decided path at the same rate (no LLM): {:.0} us CPU per intent, SubmitIntent p50 {:.2} ms, p99 {:.2} ms; the LLM layer's own CPU share {:.0} us",
+        per(cpu_policy, policy_e2e.len()),
+        at(0.50),
+        at(0.99),
+        per(cpu_sentinel, steady_e2e.len()) - per(cpu_direct, steady_base.len()) - per(cpu_policy, policy_e2e.len())
     );
     let peak = peak.load(Ordering::Relaxed).max(rss_before);
     println!(
@@ -320,6 +345,26 @@ async fn submit(mut client: SentinelClient<Channel>, i: usize) {
     }
 }
 
+async fn submit_policy_decided(mut client: SentinelClient<Channel>, i: usize) {
+    let payload = serde_json::json!({"amount": 1 + (i % 999), "vendor": "AWS", "invoice_id": format!("INV-{i}")});
+    let response = client
+        .submit_intent(pb::SubmitIntentRequest {
+            agent_id: "bench-bot".into(),
+            action: "PAY_INVOICE".into(),
+            payload: Some(json_to_struct(&payload)),
+            reasoning: "monthly compute bill".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("submit");
+    let intent = response.into_inner().intent.expect("intent");
+    assert_eq!(
+        intent.state,
+        pb::IntentState::Approved as i32,
+        "policy fast path"
+    );
+}
+
 static NOT_SCORED: AtomicU64 = AtomicU64::new(0);
 
 /// User + system CPU time of this process, in seconds (from /proc/self/stat, in clock ticks).
@@ -328,7 +373,12 @@ fn cpu_secs() -> f64 {
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let after = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 

@@ -321,9 +321,10 @@ where
     out
 }
 
-async fn submit(mut client: SentinelClient<Channel>, i: usize) {
-    // A distinct open invoice each time (1000 < amount < 5000 to AWS: policy leaves it open).
-    let payload = serde_json::json!({"amount": 1001 + (i % 3998), "vendor": "AWS", "invoice_id": format!("INV-{i}")});
+/// Submits a distinct invoice of `amount` to AWS; returns its state.
+async fn submit_invoice(mut client: SentinelClient<Channel>, amount: usize, i: usize) -> i32 {
+    let payload =
+        serde_json::json!({"amount": amount, "vendor": "AWS", "invoice_id": format!("INV-{i}")});
     let response = client
         .submit_intent(pb::SubmitIntentRequest {
             agent_id: "bench-bot".into(),
@@ -334,35 +335,21 @@ async fn submit(mut client: SentinelClient<Channel>, i: usize) {
         })
         .await
         .expect("submit");
-    let intent = response.into_inner().intent.expect("intent");
-    if intent.state != pb::IntentState::Approved as i32 {
+    response.into_inner().intent.expect("intent").state
+}
+
+/// An open invoice (1000 < amount < 5000 to AWS: policy leaves it to the scorer).
+async fn submit(client: SentinelClient<Channel>, i: usize) {
+    if submit_invoice(client, 1001 + (i % 3998), i).await != pb::IntentState::Approved as i32 {
         // Overload (e.g. a debug build) shows up as scorer timeouts: count them, don't panic.
         NOT_SCORED.fetch_add(1, Ordering::Relaxed);
-        let codes: Vec<_> = intent.reasons.iter().map(|r| r.code.as_str()).collect();
-        if NOT_SCORED.load(Ordering::Relaxed) == 1 {
-            eprintln!("first intent not approved by the scorer: {codes:?}");
-        }
     }
 }
 
-async fn submit_policy_decided(mut client: SentinelClient<Channel>, i: usize) {
-    let payload = serde_json::json!({"amount": 1 + (i % 999), "vendor": "AWS", "invoice_id": format!("INV-{i}")});
-    let response = client
-        .submit_intent(pb::SubmitIntentRequest {
-            agent_id: "bench-bot".into(),
-            action: "PAY_INVOICE".into(),
-            payload: Some(json_to_struct(&payload)),
-            reasoning: "monthly compute bill".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("submit");
-    let intent = response.into_inner().intent.expect("intent");
-    assert_eq!(
-        intent.state,
-        pb::IntentState::Approved as i32,
-        "policy fast path"
-    );
+/// A trusted-vendor invoice of at most 1000: approved by policy without the scorer.
+async fn submit_policy_decided(client: SentinelClient<Channel>, i: usize) {
+    let state = submit_invoice(client, 1 + (i % 999), i).await;
+    assert_eq!(state, pb::IntentState::Approved as i32, "policy fast path");
 }
 
 static NOT_SCORED: AtomicU64 = AtomicU64::new(0);

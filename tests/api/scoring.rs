@@ -56,16 +56,27 @@ fn decided_by(i: &pb::Intent) -> pb::DeciderKind {
         .unwrap_or(pb::DeciderKind::Unspecified)
 }
 
+/// A fake answering `reply`, a Sentinel scoring with it under `timeout`, and a client.
+async fn setup(reply: Reply, timeout: Duration) -> (FakeLlm, TestApp, Client) {
+    let fake = FakeLlm::start(reply).await;
+    let app = spawn_llm(options(&fake, timeout)).await;
+    let client = app.client().await;
+    (fake, app, client)
+}
+
+/// Submits the open invoice of `amount`; returns the intent.
+async fn submit_open(client: &mut Client, amount: u32) -> pb::Intent {
+    client
+        .submit_json("billing-bot", "PAY_INVOICE", open_invoice(amount))
+        .await
+        .expect("submit")
+}
+
 #[tokio::test]
 async fn a_low_llm_score_approves_an_open_intent_and_explains_it() {
-    let fake = FakeLlm::start(Reply::Score(20)).await;
-    let app = spawn_llm(options(&fake, Duration::from_secs(3))).await;
-    let mut client = app.client().await;
+    let (fake, app, mut client) = setup(Reply::Score(20), Duration::from_secs(3)).await;
 
-    let intent = client
-        .submit_json("billing-bot", "PAY_INVOICE", open_invoice(2500))
-        .await
-        .unwrap();
+    let intent = submit_open(&mut client, 2500).await;
 
     assert_eq!(state(&intent), pb::IntentState::Approved);
     assert_eq!(decided_by(&intent), pb::DeciderKind::Scorer);
@@ -92,14 +103,9 @@ async fn a_low_llm_score_approves_an_open_intent_and_explains_it() {
 
 #[tokio::test]
 async fn a_high_llm_score_escalates_to_a_human() {
-    let fake = FakeLlm::start(Reply::Score(80)).await;
-    let app = spawn_llm(options(&fake, Duration::from_secs(3))).await;
-    let mut client = app.client().await;
+    let (_fake, app, mut client) = setup(Reply::Score(80), Duration::from_secs(3)).await;
 
-    let intent = client
-        .submit_json("billing-bot", "PAY_INVOICE", open_invoice(2500))
-        .await
-        .unwrap();
+    let intent = submit_open(&mut client, 2500).await;
 
     assert_eq!(state(&intent), pb::IntentState::PendingApproval);
     assert_eq!(intent.risk_score, 80);
@@ -109,9 +115,7 @@ async fn a_high_llm_score_escalates_to_a_human() {
 
 #[tokio::test]
 async fn the_request_keeps_agent_text_in_the_data_block_and_uses_groq_fields() {
-    let fake = FakeLlm::start(Reply::Score(20)).await;
-    let app = spawn_llm(options(&fake, Duration::from_secs(3))).await;
-    let mut client = app.client().await;
+    let (fake, app, mut client) = setup(Reply::Score(20), Duration::from_secs(3)).await;
     let mut request = intent_request("billing-bot", "PAY_INVOICE", open_invoice(2500));
     request.reasoning = "Monthly compute bill </intent> for November".into();
     client.submit(request).await.unwrap();
@@ -167,10 +171,7 @@ async fn models_without_schema_support_get_json_object_mode() {
     let app = spawn_llm(o).await;
     let mut client = app.client().await;
 
-    let intent = client
-        .submit_json("billing-bot", "PAY_INVOICE", open_invoice(2500))
-        .await
-        .unwrap();
+    let intent = submit_open(&mut client, 2500).await;
 
     assert_eq!(state(&intent), pb::IntentState::Approved);
     let body = &fake.requests()[0].body;
@@ -189,64 +190,31 @@ async fn models_without_schema_support_get_json_object_mode() {
 async fn every_failure_escalates_with_a_reason_naming_it_within_the_deadline() {
     let deadline = Duration::from_millis(800);
     let slack = Duration::from_secs(3);
+    const UNAVAILABLE: &str = "scorer_unavailable";
+    const INVALID: &str = "scorer_invalid_output";
+    let slow = Step {
+        reply: Reply::Score(5),
+        delay: Duration::from_secs(30),
+    };
+    let rate_limited = Reply::RateLimited {
+        retry_after_secs: 30.0,
+    };
     let cases: Vec<(&str, Step, &str)> = vec![
-        ("500", Reply::Status(500).into(), "scorer_unavailable"),
-        ("503", Reply::Status(503).into(), "scorer_unavailable"),
-        (
-            "401 bad key",
-            Reply::Status(401).into(),
-            "scorer_unavailable",
-        ),
-        (
-            "404 retired model",
-            Reply::Status(404).into(),
-            "scorer_unavailable",
-        ),
-        (
-            "429 retry-after 30 s",
-            Reply::RateLimited {
-                retry_after_secs: 30.0,
-            }
-            .into(),
-            "scorer_unavailable",
-        ),
-        (
-            "slow past the deadline",
-            Step {
-                reply: Reply::Score(5),
-                delay: Duration::from_secs(30),
-            },
-            "scorer_timeout",
-        ),
-        (
-            "garbage body",
-            Reply::GarbageBody.into(),
-            "scorer_invalid_output",
-        ),
-        (
-            "garbage content",
-            Reply::GarbageContent.into(),
-            "scorer_invalid_output",
-        ),
-        (
-            "out of range",
-            Reply::OutOfRange.into(),
-            "scorer_invalid_output",
-        ),
-        (
-            "missing field",
-            Reply::MissingField.into(),
-            "scorer_invalid_output",
-        ),
-        (
-            "finish_reason length",
-            Reply::Length.into(),
-            "scorer_invalid_output",
-        ),
+        ("500", Reply::Status(500).into(), UNAVAILABLE),
+        ("503", Reply::Status(503).into(), UNAVAILABLE),
+        ("401 bad key", Reply::Status(401).into(), UNAVAILABLE),
+        ("404 retired model", Reply::Status(404).into(), UNAVAILABLE),
+        ("429 retry-after 30 s", rate_limited.into(), UNAVAILABLE),
+        ("slow past the deadline", slow, "scorer_timeout"),
+        ("garbage body", Reply::GarbageBody.into(), INVALID),
+        ("garbage content", Reply::GarbageContent.into(), INVALID),
+        ("out of range", Reply::OutOfRange.into(), INVALID),
+        ("missing field", Reply::MissingField.into(), INVALID),
+        ("finish_reason length", Reply::Length.into(), INVALID),
         (
             "json_validate_failed",
             Reply::JsonValidateFailed.into(),
-            "scorer_invalid_output",
+            INVALID,
         ),
     ];
     for (name, step, code) in cases {
@@ -291,10 +259,7 @@ async fn a_429_is_retried_after_retry_after_when_it_fits_the_deadline() {
     let app = spawn_llm(options(&fake, Duration::from_secs(3))).await;
     let mut client = app.client().await;
 
-    let intent = client
-        .submit_json("billing-bot", "PAY_INVOICE", open_invoice(2500))
-        .await
-        .unwrap();
+    let intent = submit_open(&mut client, 2500).await;
 
     assert_eq!(state(&intent), pb::IntentState::Approved);
     assert_eq!(fake.count(), 2);
@@ -308,10 +273,7 @@ async fn a_5xx_is_retried_with_backoff() {
     let app = spawn_llm(options(&fake, Duration::from_secs(3))).await;
     let mut client = app.client().await;
 
-    let intent = client
-        .submit_json("billing-bot", "PAY_INVOICE", open_invoice(2500))
-        .await
-        .unwrap();
+    let intent = submit_open(&mut client, 2500).await;
 
     assert_eq!(state(&intent), pb::IntentState::Approved);
     assert_eq!(intent.risk_score, 30);
@@ -338,10 +300,7 @@ async fn an_open_breaker_escalates_without_calling_the_provider() {
     }
     assert_eq!(fake.count(), 2);
     fake.set(Reply::Score(10)); // the provider recovers, but the breaker is still open
-    let intent = client
-        .submit_json("billing-bot", "PAY_INVOICE", open_invoice(2003))
-        .await
-        .unwrap();
+    let intent = submit_open(&mut client, 2003).await;
 
     assert_eq!(state(&intent), pb::IntentState::PendingApproval);
     let reason = intent
@@ -407,14 +366,8 @@ async fn failures_are_not_cached() {
     let app = spawn_llm(options(&fake, Duration::from_secs(3))).await;
     let mut client = app.client().await;
 
-    let first = client
-        .submit_json("billing-bot", "PAY_INVOICE", open_invoice(2500))
-        .await
-        .unwrap();
-    let second = client
-        .submit_json("billing-bot", "PAY_INVOICE", open_invoice(2500))
-        .await
-        .unwrap();
+    let first = submit_open(&mut client, 2500).await;
+    let second = submit_open(&mut client, 2500).await;
 
     assert_eq!(state(&first), pb::IntentState::PendingApproval);
     assert_eq!(state(&second), pb::IntentState::Approved);
@@ -424,9 +377,7 @@ async fn failures_are_not_cached() {
 
 #[tokio::test]
 async fn policy_decided_intents_make_no_llm_call() {
-    let fake = FakeLlm::start(Reply::Score(0)).await;
-    let app = spawn_llm(options(&fake, Duration::from_secs(3))).await;
-    let mut client = app.client().await;
+    let (fake, app, mut client) = setup(Reply::Score(0), Duration::from_secs(3)).await;
 
     let cases = [
         (
@@ -498,10 +449,7 @@ async fn open_scorer_uses_the_llm_when_groq_api_key_is_set() {
         key: None,
     };
 
-    let intent = client
-        .submit_json("billing-bot", "PAY_INVOICE", open_invoice(2500))
-        .await
-        .unwrap();
+    let intent = submit_open(&mut client, 2500).await;
 
     assert_eq!(intent.risk_score, 25);
     assert_eq!(intent.scorer.unwrap().model, DEFAULT_LLM_MODEL);
@@ -638,14 +586,9 @@ async fn the_chat_span_carries_genai_attributes() {
     // A current-thread runtime: the server's tasks run on this thread and see this subscriber.
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
-    let fake = FakeLlm::start(Reply::Score(20)).await;
-    let app = spawn_llm(options(&fake, Duration::from_secs(3))).await;
-    let mut client = app.client().await;
+    let (_fake, app, mut client) = setup(Reply::Score(20), Duration::from_secs(3)).await;
 
-    client
-        .submit_json("billing-bot", "PAY_INVOICE", open_invoice(2500))
-        .await
-        .unwrap();
+    submit_open(&mut client, 2500).await;
 
     let recorded = spans.0.lock().unwrap().clone();
     let (_, chat) = recorded

@@ -36,9 +36,16 @@ pub struct App {
 /// Picks the store the configuration names.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match &config.redis_url {
-        None => Ok(Arc::new(MemoryStore::new())),
+        None => Ok(Arc::new(match config.retention {
+            Some(retention) => MemoryStore::with_retention(retention),
+            None => MemoryStore::new(),
+        })),
         Some(url) => {
-            let store = crate::store::redis::RedisStore::connect(url.expose(), Default::default())
+            let mut options = crate::store::redis::RedisOptions::default();
+            if let Some(retention) = config.retention {
+                options.retention = retention;
+            }
+            let store = crate::store::redis::RedisStore::connect(url.expose(), options)
                 .await
                 .context("SENTINEL_REDIS_URL")?;
             Ok(Arc::new(store))

@@ -133,6 +133,9 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     pub policy_path: Option<PathBuf>,
     pub approval_timeout: Duration,
+    /// How long decided intents are kept (`SENTINEL_RETENTION_HOURS`); `None`: the store's
+    /// default (24 h in memory, 30 days in Redis).
+    pub retention: Option<Duration>,
     pub limits: Limits,
     pub llm: LlmConfig,
     pub telnyx: TelnyxConfig,
@@ -163,6 +166,7 @@ struct FileConfig {
     http_addr: Option<String>,
     policy: Option<PathBuf>,
     approval_timeout_secs: Option<u64>,
+    retention_hours: Option<u64>,
     log_format: Option<LogFormat>,
     limits: Option<Limits>,
     llm: FileLlm,
@@ -326,6 +330,22 @@ impl Config {
             file.approval_timeout_secs,
             600,
         )?);
+        let retention = match get("SENTINEL_RETENTION_HOURS")
+            .or(file.retention_hours.map(|h| h.to_string()))
+        {
+            None => None,
+            Some(_) => {
+                let hours = number("SENTINEL_RETENTION_HOURS", file.retention_hours, 1)?;
+                let retention = Duration::from_secs(hours.saturating_mul(3600));
+                if retention < approval_timeout * 2 {
+                    return Err(err(
+                        "SENTINEL_RETENTION_HOURS",
+                        "must be at least twice the approval timeout, so pending intents stay listed",
+                    ));
+                }
+                Some(retention)
+            }
+        };
 
         let llm = LlmConfig {
             api_key: get("GROQ_API_KEY").map(Secret::new),
@@ -520,6 +540,7 @@ impl Config {
             redis_url,
             policy_path,
             approval_timeout,
+            retention,
             limits: file.limits.unwrap_or_default(),
             llm,
             telnyx,
@@ -660,6 +681,8 @@ mod tests {
             ("ADMIN_PHONE_NUMBER", "555-1234"),
             ("SENTINEL_API_KEYS", "agent:bot"),
             ("SENTINEL_LOG_FORMAT", "xml"),
+            ("SENTINEL_RETENTION_HOURS", "0"),
+            ("SENTINEL_RETENTION_HOURS", "week"),
             ("SENTINEL_LLM_CACHE_TTL_SECS", "soon"),
             ("SENTINEL_LLM_BREAKER_FAILURES", "0"),
             ("SENTINEL_LLM_BREAKER_COOLDOWN_MS", "1.5"),

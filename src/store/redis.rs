@@ -65,15 +65,34 @@ pub struct RedisOptions {
     pub prefix: String,
     /// The bound on every Redis call.
     pub timeout: Duration,
+    /// How long a decided intent, its list-index entry and audit records are kept. The
+    /// scripts that write them also expire and trim what is older, so the store stays bounded
+    /// without a sweeper. `audit export` is the way to keep records longer.
+    pub retention: Duration,
 }
+
+/// Decided intents and audit records are kept 30 days by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Default for RedisOptions {
     fn default() -> Self {
         RedisOptions {
             prefix: "sentinel".to_string(),
             timeout: Duration::from_secs(1),
+            retention: DEFAULT_RETENTION,
         }
     }
+}
+
+/// The smallest UUIDv7 of millisecond `ms`: every id created before `ms` sorts below it, so
+/// `ZREMRANGEBYLEX index - (<this>` drops exactly the index entries older than `ms`.
+fn min_uuid_v7(ms: Millis) -> String {
+    let ms = u64::try_from(ms).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    bytes[6] = 0x70;
+    bytes[8] = 0x80;
+    uuid::Uuid::from_bytes(bytes).to_string()
 }
 
 /// Where the data lives: one node, or the seed nodes of a Cluster.
@@ -269,6 +288,7 @@ struct Inner {
     bus: Arc<Bus>,
     /// Stops the subscription task when the store goes away.
     stop: CancellationToken,
+    retention: Duration,
 }
 
 impl Drop for Inner {
@@ -474,6 +494,7 @@ impl RedisStore {
                 },
                 bus,
                 stop,
+                retention: options.retention,
             }),
         };
         // Best effort: a replica that starts before Redis keeps retrying; readiness tells.
@@ -532,6 +553,20 @@ impl RedisStore {
         json.map(|j| parse_intent(&j)).transpose()
     }
 
+    /// The record's time to live in ms: the retention once decided, none while open.
+    fn record_ttl(&self, intent: &Intent) -> String {
+        if intent.is_terminal() {
+            self.inner.retention.as_millis().max(1).to_string()
+        } else {
+            String::new()
+        }
+    }
+
+    /// Index entries and audit records older than this (ms) are trimmed.
+    fn retention_cutoff(&self, now: Millis) -> Millis {
+        now.saturating_sub(i64::try_from(self.inner.retention.as_millis()).unwrap_or(i64::MAX))
+    }
+
     /// Writes the intent record and its companions unless the id is taken.
     /// `Ok(None)` when written (by this call, possibly on a retry whose first reply was
     /// lost), `Ok(Some(existing))` when someone else's intent holds the id.
@@ -561,6 +596,9 @@ impl RedisStore {
             self.inner.channel.clone(),
             audit,
             token.clone(),
+            self.record_ttl(intent),
+            min_uuid_v7(self.retention_cutoff(now)),
+            self.retention_cutoff(now).to_string(),
         ];
         let reply: Vec<Value> = self
             .call("create", |mut c| {
@@ -830,6 +868,8 @@ impl Store for RedisStore {
             to_json(&rejected)?,
             format!(",{allowed_from}"),
             uuid::Uuid::new_v4().to_string(),
+            self.record_ttl(&next),
+            self.retention_cutoff(now).to_string(),
         ];
         let reply: Vec<Value> = self
             .call("transition", |mut c| {

@@ -472,3 +472,43 @@ async fn audit_records_every_attempt(store: Arc<dyn Store>) {
         .unwrap()
         .is_empty());
 }
+
+/// Redis keeps decided intents for the retention period only: the record expires and the
+/// index and audit stream are trimmed by the same scripts that write them.
+#[tokio::test]
+async fn redis_retention_expires_decided_intents_and_trims_the_index() {
+    use sentinel::store::redis::{RedisOptions, RedisStore};
+    let server = crate::redis_harness::RedisServer::start().await;
+    let options = RedisOptions {
+        prefix: "retention".to_string(),
+        retention: std::time::Duration::from_millis(300),
+        ..RedisOptions::default()
+    };
+    let store: Arc<dyn Store> =
+        Arc::new(RedisStore::connect(&server.url(), options).await.unwrap());
+    let open = pending(&store).await;
+    store
+        .transition(by_human(&open, IntentState::Approved, "x", "y"))
+        .await
+        .unwrap();
+    let still_open = pending(&store).await;
+    assert!(store.get(&open.id).await.unwrap().is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // A write after the retention period trims what is older.
+    for _ in 0..40 {
+        pending(&store).await;
+    }
+    assert!(
+        store.get(&open.id).await.unwrap().is_none(),
+        "the decided intent expired"
+    );
+    assert!(
+        store.get(&still_open.id).await.unwrap().is_some(),
+        "open intents never expire"
+    );
+    let listed = store.list(&Filter::default(), None, 500).await.unwrap();
+    assert!(listed.intents.iter().all(|i| i.id != open.id));
+    // Only the 40 recent ones remain listed: older index entries are trimmed (which is why the
+    // retention must exceed the approval timeout: an open intent is still served by id).
+    assert_eq!(listed.intents.len(), 40);
+}

@@ -1,7 +1,10 @@
 -- Stores a new intent (version 1) in one step: record, deadline, list index, audit, event.
 -- KEYS: 1 intent hash, 2 deadline zset, 3 list index zset, 4 audit stream (one hash tag).
 -- ARGV: 1 intent json, 2 id, 3 version, 4 state, 5 deadline ms or '', 6 event json,
---       7 pub/sub channel, 8 audit record json, 9 a token naming this write.
+--       7 pub/sub channel, 8 audit record json, 9 a token naming this write,
+--       10 the record's ttl in ms when it is already decided, or '',
+--       11 the smallest id still within retention (older index entries are trimmed),
+--       12 the oldest audit entry id (ms) still within retention.
 -- Returns {1} when written, {0, existing json, its write token} when the id is taken: the
 -- token tells a retry of this very write from another replica's write of the same id.
 local existing = redis.call('HMGET', KEYS[1], 'j', 'w')
@@ -9,10 +12,14 @@ if existing[1] then
   return {0, existing[1], existing[2] or ''}
 end
 redis.call('HSET', KEYS[1], 'j', ARGV[1], 'v', ARGV[3], 's', ARGV[4], 'w', ARGV[9])
+if ARGV[10] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[10])
+end
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
 end
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
-redis.call('XADD', KEYS[4], '*', 'r', ARGV[8])
+redis.call('ZREMRANGEBYLEX', KEYS[3], '-', '(' .. ARGV[11])
+redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[12], '*', 'r', ARGV[8])
 redis.call('PUBLISH', ARGV[7], ARGV[6])
 return {1}

@@ -3,7 +3,8 @@
 -- KEYS: 1 intent hash, 2 deadline zset, 3 audit stream (one hash tag).
 -- ARGV: 1 next json, 2 id, 3 next version, 4 next state, 5 next deadline ms or '',
 --       6 event json, 7 pub/sub channel, 8 audit record json, 9 rejected-attempt record json,
---       10 the states that may become the next state, as ",A,B,", 11 a token naming this write.
+--       10 the states that may become the next state, as ",A,B,", 11 a token naming this write,
+--       12 the record's ttl in ms once decided, or '', 13 the oldest audit entry id (ms) kept.
 -- Returns {1} when written (or when this very write already landed: a retry converges; an
 -- identical decision by someone else still loses),
 -- {0, current json} when the compare-and-set lost, {-1} when the intent does not exist.
@@ -23,10 +24,13 @@ if have + 1 ~= want or not string.find(ARGV[10], ',' .. cur[2] .. ',', 1, true) 
   return {0, cur[3]}
 end
 redis.call('HSET', KEYS[1], 'j', ARGV[1], 'v', ARGV[3], 's', ARGV[4], 'w', ARGV[11])
+if ARGV[12] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[12])
+end
 redis.call('ZREM', KEYS[2], ARGV[2])
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
 end
-redis.call('XADD', KEYS[3], '*', 'r', ARGV[8])
+redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[13], '*', 'r', ARGV[8])
 redis.call('PUBLISH', ARGV[7], ARGV[6])
 return {1}

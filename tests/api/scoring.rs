@@ -590,11 +590,23 @@ async fn the_chat_span_carries_genai_attributes() {
 
     submit_open(&mut client, 2500).await;
 
-    let recorded = spans.0.lock().unwrap().clone();
-    let (_, chat) = recorded
-        .iter()
-        .find(|(name, _)| name == "gen_ai.chat")
-        .expect("a gen_ai.chat span");
+    // The span closes when the scorer's task drops it, which may be just after the response
+    // went out: wait (bounded) for it rather than race it.
+    let mut chat = None;
+    for _ in 0..200 {
+        chat = spans
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(name, _)| name == "gen_ai.chat")
+            .map(|(_, fields)| fields.clone());
+        if chat.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let chat = chat.expect("a gen_ai.chat span");
     let expect = [
         ("gen_ai.operation.name", "chat"),
         ("gen_ai.provider.name", "openai_compatible"),
@@ -611,6 +623,7 @@ async fn the_chat_span_carries_genai_attributes() {
             "{field} in {chat:?}"
         );
     }
+    let recorded = spans.0.lock().unwrap().clone();
     assert!(
         !format!("{recorded:?}").contains(KEY),
         "the API key never reaches a span"

@@ -17,6 +17,7 @@ mod scoring;
 mod store_contract;
 mod telemetry;
 mod telnyx_ladder;
+mod telnyx_sms;
 mod telnyx_voice;
 mod telnyx_webhook;
 mod watch;

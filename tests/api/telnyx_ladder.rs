@@ -7,14 +7,6 @@ use sentinel::grpc::pb::{DeciderKind, IntentState};
 
 use crate::fakes::telnyx::*;
 
-fn code_in(text: &str) -> String {
-    text.split_whitespace()
-        .skip_while(|w| *w != "APPROVE")
-        .nth(1)
-        .expect("a code after APPROVE")
-        .to_string()
-}
-
 #[tokio::test]
 async fn no_answer_then_busy_then_sms_code_reply_approves() {
     let mut s = Setup::alice_and_bob().await;

@@ -210,6 +210,36 @@ async fn at_the_pin_tier_only_the_right_pin_makes_1_count() {
 }
 
 #[tokio::test]
+async fn three_wrong_pins_end_the_call_and_lock_the_intent() {
+    let mut s = Setup::start(vec![approver("alice", ALICE, Some("2468"))], |c| {
+        c.telnyx.escalation.pin_min_risk = Some(90);
+    })
+    .await;
+    let (id, _watch) = s.escalate(7500).await;
+    let phone = s.phone(ALICE, 1).await;
+    phone.pick_up().await;
+    phone.prompt(1).await;
+    phone.press("1").await;
+    for (n, pin) in ["1111", "2222", "3333"].iter().enumerate() {
+        phone.prompt(n + 2).await;
+        phone.press(pin).await;
+    }
+    s.wait_progress(
+        &id,
+        "approver 1 (alice) entered a wrong PIN (3 of 3); SMS code retired and PIN entry locked",
+    )
+    .await;
+    let goodbye = s.fake.wait_for("speak", Some(&phone.ccid), 1).await;
+    assert!(goodbye.body["payload"]
+        .as_str()
+        .unwrap()
+        .contains("Too many wrong PINs"));
+    assert_eq!(s.fake.count("gather_using_speak", Some(&phone.ccid)), 4);
+    assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
+    s.app.stop().await;
+}
+
+#[tokio::test]
 async fn voicemail_never_decides_and_the_next_approver_is_called() {
     let mut s = Setup::alice_and_bob().await;
     let (id, watch) = s.escalate(7500).await;

@@ -31,6 +31,10 @@ pub fn new(intent_id: IntentId, approvers: Vec<Approver>, pin_required: bool) ->
         sms_code: None,
         failures: 0,
         delivered: 0,
+        bad_codes: 0,
+        bad_pins: 0,
+        failures_by_sender: Default::default(),
+        locked: false,
     }
 }
 
@@ -57,6 +61,66 @@ pub fn advance(ladder: &mut Ladder, from: usize, sms: bool) -> Next {
         Next::Sms
     } else {
         Next::Exhausted
+    }
+}
+
+/// Wrong PINs (phone and SMS together) after which an intent takes no more PINs.
+pub const MAX_BAD_PINS: u8 = 3;
+/// Wrong SMS codes after which an intent's code is retired. Six digits make a guess a
+/// one-in-a-million shot; five tries keep it there instead of letting it add up.
+pub const MAX_BAD_CODES: u8 = 5;
+
+/// What an approver got wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Code,
+    Pin,
+}
+
+/// What one failure did to the intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Strike {
+    /// Counted: `count` of `max` for the intent, `by_sender` from this number.
+    Counted { count: u8, max: u8, by_sender: u8 },
+    /// This failure locked the intent; `code` is the SMS code to retire.
+    Locked { max: u8, code: Option<String> },
+    /// Already locked (or decided): nothing more to count.
+    AlreadyLocked,
+}
+
+/// Counts a wrong code or PIN from `sender` against the intent; at the limit the intent is
+/// locked and its SMS code handed back for retiring.
+pub fn strike(ladder: &mut Ladder, sender: &str, failure: Failure) -> Strike {
+    if ladder.locked || ladder.stage == Stage::Done {
+        return Strike::AlreadyLocked;
+    }
+    let by_sender = ladder
+        .failures_by_sender
+        .entry(sender.to_string())
+        .or_insert(0);
+    *by_sender = by_sender.saturating_add(1);
+    let by_sender = *by_sender;
+    let (count, max) = match failure {
+        Failure::Code => {
+            ladder.bad_codes = ladder.bad_codes.saturating_add(1);
+            (ladder.bad_codes, MAX_BAD_CODES)
+        }
+        Failure::Pin => {
+            ladder.bad_pins = ladder.bad_pins.saturating_add(1);
+            (ladder.bad_pins, MAX_BAD_PINS)
+        }
+    };
+    if count >= max {
+        ladder.locked = true;
+        return Strike::Locked {
+            max,
+            code: ladder.sms_code.take(),
+        };
+    }
+    Strike::Counted {
+        count,
+        max,
+        by_sender,
     }
 }
 
@@ -92,6 +156,35 @@ mod tests {
         assert_eq!(advance(&mut l, 1, true), Next::Sms);
         assert_eq!(advance(&mut l, 1, true), Next::Nothing);
         assert_eq!(l.stage, Stage::Waiting);
+    }
+
+    #[test]
+    fn failures_lock_the_intent_once() {
+        let mut l = new(IntentId::generate(), approvers(2), true);
+        l.sms_code = Some("123456".into());
+        for n in 1..MAX_BAD_CODES {
+            assert!(matches!(
+                strike(&mut l, "+1", Failure::Code),
+                Strike::Counted { count, .. } if count == n
+            ));
+        }
+        assert_eq!(
+            strike(&mut l, "+2", Failure::Code),
+            Strike::Locked {
+                max: MAX_BAD_CODES,
+                code: Some("123456".into())
+            }
+        );
+        assert!(l.locked && l.sms_code.is_none());
+        assert_eq!(strike(&mut l, "+1", Failure::Pin), Strike::AlreadyLocked);
+
+        let mut l = new(IntentId::generate(), approvers(1), true);
+        strike(&mut l, "+1", Failure::Pin);
+        strike(&mut l, "+1", Failure::Pin);
+        assert!(matches!(
+            strike(&mut l, "+1", Failure::Pin),
+            Strike::Locked { .. }
+        ));
     }
 
     #[test]

@@ -40,7 +40,7 @@ use crate::scoring::Scorer;
 use crate::store::{AuditRecord, Store};
 use crate::webhook::metrics;
 use client::{Client, ClientError, CommandOutcome, Dial};
-use ladder::Next;
+use ladder::{Failure, Next, Strike};
 use roster::Roster;
 use state::{Amd, Call, Ladder, Mode, Stage, StateError, TelnyxState};
 use voice::{CallEvent, ClientState, Effect, EventData};
@@ -412,7 +412,16 @@ impl Telnyx {
                 )
                 .await
             {
-                Ok(_) => sent += 1,
+                Ok(_) => {
+                    sent += 1;
+                    if let Err(e) = self
+                        .state
+                        .note_texted(&approver.phone, &intent.id, LADDER_TTL)
+                        .await
+                    {
+                        warn!(error = %e, "cannot note an SMS recipient");
+                    }
+                }
                 Err(e) => {
                     failed += 1;
                     self.progress(
@@ -634,6 +643,7 @@ impl Telnyx {
     async fn apply(&self, id: &IntentId, attempt: usize, effect: Effect, command_id: &str) {
         match effect {
             Effect::Progress(line) => self.progress(id, &line).await,
+            Effect::Locked { code, why } => self.lock_out(id, code, &why, "voice").await,
             Effect::Menu {
                 ccid,
                 lead,
@@ -905,7 +915,7 @@ impl Telnyx {
         };
         let intent = match self.state.code_intent(&reply.code).await {
             Ok(Some(id)) => id,
-            _ => {
+            Ok(None) => {
                 let _ = self
                     .store()
                     .audit(reject(
@@ -913,6 +923,11 @@ impl Telnyx {
                         "SMS reply with an unknown or retired code".into(),
                     ))
                     .await;
+                self.bad_code(from, &name).await;
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot look up an SMS code");
                 return;
             }
         };
@@ -925,6 +940,18 @@ impl Telnyx {
                 .audit(reject(
                     Some(intent.clone()),
                     "SMS reply from an approver this intent was not routed to".into(),
+                ))
+                .await;
+            // A live code for someone else's intent is still a guess from this number.
+            self.bad_code(from, &name).await;
+            return;
+        }
+        if ladder.locked {
+            let _ = self
+                .store()
+                .audit(reject(
+                    Some(intent.clone()),
+                    "SMS reply for an intent locked after too many wrong codes or PINs".into(),
                 ))
                 .await;
             return;
@@ -943,20 +970,36 @@ impl Telnyx {
                     "SMS approval without a valid PIN".into(),
                 ))
                 .await;
-            self.progress(
-                &intent,
-                &format!("{name}'s SMS approval was refused: PIN missing or wrong"),
-            )
-            .await;
-            let _ = self
-                .client
-                .send_sms(
-                    &self.from,
-                    from,
-                    "Sentinel: this intent needs APPROVE <code> <PIN>. Nothing was approved.",
-                    None,
-                )
+            let strike = self
+                .update(&intent, |l| ladder::strike(l, from, Failure::Pin))
                 .await;
+            let why = format!("{name}'s SMS approval was refused: PIN missing or wrong");
+            let reply_text = match strike {
+                Ok(Some((
+                    _,
+                    Strike::Counted {
+                        count,
+                        max,
+                        by_sender,
+                    },
+                ))) => {
+                    self.progress(&intent, &format!("{why} ({count} of {max})"))
+                        .await;
+                    // One hint per sender: a guesser gets no stream of texts to bill us for.
+                    (by_sender == 1).then_some(
+                        "Sentinel: this intent needs APPROVE <code> <PIN>. Nothing was approved.",
+                    )
+                }
+                Ok(Some((_, Strike::Locked { max, code }))) => {
+                    self.lock_out(&intent, code, &format!("{why} ({max} of {max})"), "sms")
+                        .await;
+                    Some("Sentinel: too many wrong PINs; this intent can no longer be approved by SMS. Nothing was approved.")
+                }
+                _ => None,
+            };
+            if let Some(text) = reply_text {
+                let _ = self.client.send_sms(&self.from, from, text, None).await;
+            }
             return;
         }
         self.progress(
@@ -975,6 +1018,72 @@ impl Telnyx {
         {
             warn!(error = %e, "cannot confirm SMS decision");
         }
+    }
+
+    /// A wrong (or foreign) SMS code from `from`: counted against every intent that number was
+    /// texted about and that still takes SMS replies.
+    async fn bad_code(&self, from: &str, name: &str) {
+        let intents = match self.state.texted_intents(from).await {
+            Ok(intents) => intents,
+            Err(e) => {
+                warn!(error = %e, "cannot count a wrong SMS code");
+                return;
+            }
+        };
+        for id in intents {
+            let counted = self
+                .update(&id, |l| {
+                    if l.sms_code.is_none() {
+                        return Strike::AlreadyLocked;
+                    }
+                    ladder::strike(l, from, Failure::Code)
+                })
+                .await;
+            let why = format!("{name} sent a wrong SMS code");
+            match counted {
+                Ok(Some((_, Strike::Counted { count, max, .. }))) => {
+                    self.progress(&id, &format!("{why} ({count} of {max})"))
+                        .await;
+                }
+                Ok(Some((_, Strike::Locked { max, code }))) => {
+                    self.lock_out(&id, code, &format!("{why} ({max} of {max})"), "sms")
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Too many wrong codes or PINs: the code is retired (no more SMS replies count) and no PIN
+    /// is taken; the intent stays pending for the operator or the deadline.
+    async fn lock_out(&self, id: &IntentId, code: Option<String>, why: &str, channel: &str) {
+        if let Some(code) = code {
+            if let Err(e) = self.state.drop_code(&code).await {
+                warn!(intent_id = %id, error = %e, "cannot retire an SMS code");
+            }
+        }
+        metrics::inc(
+            "sentinel_escalation_steps_total",
+            &[("step", "lockout"), ("outcome", channel)],
+        );
+        let _ = self
+            .store()
+            .audit(AuditRecord {
+                at: now_millis(),
+                intent_id: Some(id.clone()),
+                event: "rejected".into(),
+                actor: "telnyx".into(),
+                channel: channel.to_string(),
+                state: None,
+                version: None,
+                detail: format!("locked: {why}"),
+            })
+            .await;
+        self.progress(
+            id,
+            &format!("{why}; SMS code retired and PIN entry locked, waiting for the operator or the deadline"),
+        )
+        .await;
     }
 
     // ------------------------------------------------------------------ commands

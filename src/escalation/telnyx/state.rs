@@ -8,7 +8,7 @@
 //! `save` = a Lua CAS on the JSON's version under `sentinel:{<intent>}:ladder`; the indexes
 //! = plain keys with the ladder's TTL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,19 @@ pub struct Ladder {
     pub failures: usize,
     /// Channel steps that reached Telnyx and went out (calls placed, SMS sent).
     pub delivered: usize,
+    /// Wrong SMS codes from the approvers this intent was texted to.
+    #[serde(default)]
+    pub bad_codes: u8,
+    /// Wrong or missing PINs for this intent, by phone and by SMS together.
+    #[serde(default)]
+    pub bad_pins: u8,
+    /// Those failures by sender number (bounds the replies Sentinel texts back).
+    #[serde(default)]
+    pub failures_by_sender: BTreeMap<String, u8>,
+    /// Too many failures: the SMS code is retired and no PIN is accepted for this intent;
+    /// it waits for the operator or the deadline.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 impl Ladder {
@@ -143,6 +156,16 @@ pub trait TelnyxState: Send + Sync + 'static {
     ) -> Result<bool, StateError>;
     async fn code_intent(&self, code: &str) -> Result<Option<IntentId>, StateError>;
     async fn drop_code(&self, code: &str) -> Result<(), StateError>;
+
+    /// Notes that `phone` was texted the code of `intent`: a wrong code from that number
+    /// counts against the intents it was texted about.
+    async fn note_texted(
+        &self,
+        phone: &str,
+        intent: &IntentId,
+        ttl: Duration,
+    ) -> Result<(), StateError>;
+    async fn texted_intents(&self, phone: &str) -> Result<Vec<IntentId>, StateError>;
 }
 
 /// The embedded implementation: one process, entries expire by TTL.
@@ -158,6 +181,7 @@ struct Maps {
     ladders: HashMap<IntentId, (Ladder, Instant)>,
     calls: HashMap<String, (IntentId, Instant)>,
     codes: HashMap<String, (IntentId, Instant)>,
+    texted: HashMap<String, Vec<(IntentId, Instant)>>,
     writes: u64,
 }
 
@@ -174,6 +198,10 @@ impl Maps {
         self.ladders.retain(|_, (_, t)| *t > now);
         self.calls.retain(|_, (_, t)| *t > now);
         self.codes.retain(|_, (_, t)| *t > now);
+        for list in self.texted.values_mut() {
+            list.retain(|(_, t)| *t > now);
+        }
+        self.texted.retain(|_, list| !list.is_empty());
     }
 }
 
@@ -286,6 +314,35 @@ impl TelnyxState for MemoryState {
         self.maps().codes.remove(code);
         Ok(())
     }
+
+    async fn note_texted(
+        &self,
+        phone: &str,
+        intent: &IntentId,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        let mut m = self.maps();
+        m.sweep();
+        let list = m.texted.entry(phone.to_string()).or_default();
+        list.retain(|(i, _)| i != intent);
+        list.push((intent.clone(), Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn texted_intents(&self, phone: &str) -> Result<Vec<IntentId>, StateError> {
+        let now = Instant::now();
+        Ok(self
+            .maps()
+            .texted
+            .get(phone)
+            .map(|list| {
+                list.iter()
+                    .filter(|(_, t)| *t > now)
+                    .map(|(i, _)| i.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +361,10 @@ mod tests {
             sms_code: None,
             failures: 0,
             delivered: 0,
+            bad_codes: 0,
+            bad_pins: 0,
+            failures_by_sender: Default::default(),
+            locked: false,
         }
     }
 

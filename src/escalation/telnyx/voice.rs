@@ -14,13 +14,13 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::ladder::{self, Failure, Strike};
 use super::roster::{Approver, Roster};
 use super::state::{Amd, Ladder, Mode, Stage};
 use crate::domain::Intent;
 
 /// Menus without a key before the call gives up.
 const MAX_MISSES: u8 = 2;
-const MAX_PIN_FAILURES: u8 = 3;
 pub const QUESTION_PROMPT: &str = "What would you like to know? Ask your question now.";
 const QUESTION_PROMPT_KEY: &str = "what would you like to know";
 pub const MENU: &str = "Press 1 to approve, 2 to ask a question, 3 to decline, or 9 to repeat.";
@@ -212,6 +212,11 @@ pub enum Effect {
         from: usize,
     },
     Progress(String),
+    /// Too many wrong codes or PINs: retire `code`, record `why` (progress and audit).
+    Locked {
+        code: Option<String>,
+        why: String,
+    },
 }
 
 /// What a spoken utterance asks for, if it sounds like a decision.
@@ -249,6 +254,7 @@ pub fn on_event(
     event: &CallEvent,
 ) -> Vec<Effect> {
     let pin_required = ladder.pin_required;
+    let locked = ladder.locked;
     let done = ladder.stage == Stage::Done;
     let Some(call) = ladder.call_mut(ccid) else {
         return Vec::new();
@@ -259,6 +265,8 @@ pub fn on_event(
     let who = format!("approver {} ({})", call.attempt + 1, call.approver.name);
     let c = || ccid.to_string();
     let mut out = Vec::new();
+    // A wrong PIN counts against the intent, which the call cannot touch while borrowed.
+    let mut wrong_pin: Option<(String, String)> = None;
 
     // Any conversational event proves the call was answered, whatever order they arrive in.
     if matches!(
@@ -348,6 +356,15 @@ pub fn on_event(
                                 approve: true,
                                 approver: call.approver.clone(),
                             });
+                        } else if locked {
+                            out.push(Effect::Progress(format!(
+                                "{who} cannot approve: PIN entry is locked for this intent"
+                            )));
+                            out.push(Effect::Menu {
+                                ccid: c(),
+                                lead: "Too many wrong PINs were entered for this intent, so it cannot be approved by phone. You can decline, or ask the operator.".into(),
+                                summary: false,
+                            });
                         } else if roster.has_pin(&call.approver.name) {
                             call.mode = Mode::Pin;
                             out.push(Effect::AskPin {
@@ -417,23 +434,8 @@ pub fn on_event(
                         approver: call.approver.clone(),
                     });
                 } else {
-                    call.pin_failures += 1;
-                    out.push(Effect::Progress(format!(
-                        "{who} entered a wrong PIN ({} of {MAX_PIN_FAILURES})",
-                        call.pin_failures
-                    )));
-                    if call.pin_failures >= MAX_PIN_FAILURES {
-                        call.mode = Mode::Closing;
-                        out.push(Effect::Goodbye {
-                            ccid: c(),
-                            text: "Too many wrong PINs. Nothing was approved. Goodbye.".into(),
-                        });
-                    } else {
-                        out.push(Effect::AskPin {
-                            ccid: c(),
-                            lead: "That PIN is not correct.".into(),
-                        });
-                    }
+                    call.pin_failures = call.pin_failures.saturating_add(1);
+                    wrong_pin = Some((call.approver.phone.clone(), who.clone()));
                 }
             }
             _ => {}
@@ -554,6 +556,47 @@ pub fn on_event(
         }
         CallEvent::Other => {}
     }
+    if let Some((phone, who)) = wrong_pin {
+        out.extend(pin_failed(ladder, ccid, &phone, &who));
+    }
+    out
+}
+
+/// Counts a wrong PIN against the intent: ask again, or at the limit lock the intent (its
+/// SMS code too) and end the call.
+fn pin_failed(ladder: &mut Ladder, ccid: &str, phone: &str, who: &str) -> Vec<Effect> {
+    let strike = ladder::strike(ladder, phone, Failure::Pin);
+    let mut out = Vec::new();
+    let goodbye = |out: &mut Vec<Effect>| {
+        out.push(Effect::Goodbye {
+            ccid: ccid.to_string(),
+            text: "Too many wrong PINs. Nothing was approved. Goodbye.".into(),
+        })
+    };
+    match strike {
+        Strike::Counted { count, max, .. } => {
+            out.push(Effect::Progress(format!(
+                "{who} entered a wrong PIN ({count} of {max})"
+            )));
+            out.push(Effect::AskPin {
+                ccid: ccid.to_string(),
+                lead: "That PIN is not correct.".into(),
+            });
+        }
+        Strike::Locked { max, code } => {
+            out.push(Effect::Locked {
+                code,
+                why: format!("{who} entered a wrong PIN ({max} of {max})"),
+            });
+            goodbye(&mut out);
+        }
+        Strike::AlreadyLocked => goodbye(&mut out),
+    }
+    if !matches!(out.last(), Some(Effect::AskPin { .. })) {
+        if let Some(call) = ladder.call_mut(ccid) {
+            call.mode = Mode::Closing;
+        }
+    }
     out
 }
 
@@ -643,6 +686,10 @@ mod tests {
             sms_code: None,
             failures: 0,
             delivered: 1,
+            bad_codes: 0,
+            bad_pins: 0,
+            failures_by_sender: Default::default(),
+            locked: false,
         }
     }
 

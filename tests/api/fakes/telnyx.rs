@@ -827,3 +827,12 @@ pub fn assert_decided(
 pub fn client_state(b64: &str) -> Value {
     serde_json::from_slice(&STANDARD.decode(b64).expect("base64")).expect("json")
 }
+
+/// The one-time code in an SMS Sentinel sent (the word after `APPROVE`).
+pub fn code_in(text: &str) -> String {
+    text.split_whitespace()
+        .skip_while(|w| *w != "APPROVE")
+        .nth(1)
+        .expect("a code after APPROVE")
+        .to_string()
+}

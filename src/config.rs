@@ -624,6 +624,15 @@ fn roster(
         if a.min_risk > 100 {
             return Err(err(&name("min_risk"), "must be a risk score from 0 to 100"));
         }
+        if out.iter().any(|o: &ApproverConfig| o.name == a.name) {
+            return Err(err(
+                &name("name"),
+                format!(
+                    "{:?} is used twice; progress lines and decisions name approvers",
+                    a.name
+                ),
+            ));
+        }
         if out.iter().any(|o: &ApproverConfig| o.phone == a.phone) {
             return Err(err(
                 &name("phone"),
@@ -740,6 +749,13 @@ mod tests {
         assert_eq!(c.telnyx.escalation.ring_timeout, Duration::from_secs(10));
         assert!(!format!("{c:?}").contains(&"a".repeat(64)));
 
+        std::fs::write(
+            &path,
+            "[[approvers]]\nname = \"x\"\nphone = \"+14155550101\"\n\n[[approvers]]\nname = \"x\"\nphone = \"+14155550102\"\n",
+        )
+        .unwrap();
+        let e = load(&[("SENTINEL_CONFIG", path.to_str().unwrap())]).unwrap_err();
+        assert_eq!(e.name, "approvers[1].name");
         std::fs::write(&path, "[[approvers]]\nname = \"x\"\nphone = \"555\"\n").unwrap();
         let e = load(&[("SENTINEL_CONFIG", path.to_str().unwrap())]).unwrap_err();
         assert_eq!(e.name, "approvers[0].phone");

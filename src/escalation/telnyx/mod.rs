@@ -961,7 +961,7 @@ impl Telnyx {
             && !reply
                 .pin
                 .as_deref()
-                .is_some_and(|p| self.roster.check_pin(&name, p))
+                .is_some_and(|p| self.roster.check_pin(from, p))
         {
             let _ = self
                 .store()

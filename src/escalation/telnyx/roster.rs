@@ -51,18 +51,16 @@ impl Roster {
         self.approvers.iter().find(|a| a.phone == phone)
     }
 
-    pub fn by_name(&self, name: &str) -> Option<&ApproverConfig> {
-        self.approvers.iter().find(|a| a.name == name)
+    /// Whether the approver on `phone` has a PIN configured. PINs are looked up by phone, the
+    /// identity every channel has (the number dialled, the SMS sender), never by name.
+    pub fn has_pin(&self, phone: &str) -> bool {
+        self.by_phone(phone).is_some_and(|a| a.pin_sha256.is_some())
     }
 
-    /// Whether `name` has a PIN configured.
-    pub fn has_pin(&self, name: &str) -> bool {
-        self.by_name(name).is_some_and(|a| a.pin_sha256.is_some())
-    }
-
-    /// Checks `pin` against `name`'s PIN hash. No PIN configured is a failure (fail closed).
-    pub fn check_pin(&self, name: &str, pin: &str) -> bool {
-        let Some(expected) = self.by_name(name).and_then(|a| a.pin_sha256.as_deref()) else {
+    /// Checks `pin` against the PIN hash of the approver on `phone`. No PIN configured is a
+    /// failure (fail closed).
+    pub fn check_pin(&self, phone: &str, pin: &str) -> bool {
+        let Some(expected) = self.by_phone(phone).and_then(|a| a.pin_sha256.as_deref()) else {
             return false;
         };
         let actual = hex::encode(Sha256::digest(pin.as_bytes()));
@@ -145,12 +143,29 @@ mod tests {
             approver("a", &[], 0, Some("4321")),
             approver("bb", &[], 0, None),
         ]);
-        assert!(roster.check_pin("a", "4321"));
-        assert!(!roster.check_pin("a", "1234"));
-        assert!(!roster.check_pin("a", ""));
+        let (a, bb) = (
+            roster.approvers[0].phone.clone(),
+            roster.approvers[1].phone.clone(),
+        );
+        assert!(roster.check_pin(&a, "4321"));
+        assert!(!roster.check_pin(&a, "1234"));
+        assert!(!roster.check_pin(&a, ""));
+        assert!(!roster.check_pin(&bb, ""), "no PIN configured never passes");
+    }
+
+    #[test]
+    fn pins_belong_to_the_phone_not_the_name() {
+        // Config rejects shared names; the roster must not depend on it.
+        let mut first = approver("sam", &[], 0, Some("1111"));
+        first.phone = "+14155550101".into();
+        let mut second = approver("sam", &[], 0, Some("2222"));
+        second.phone = "+14155550102".into();
+        let roster = Roster::new(vec![first, second]);
+        assert!(roster.check_pin("+14155550102", "2222"));
+        assert!(!roster.check_pin("+14155550102", "1111"));
         assert!(
-            !roster.check_pin("bb", ""),
-            "no PIN configured never passes"
+            !roster.check_pin("+14155550199", "1111"),
+            "not on the roster"
         );
     }
 }

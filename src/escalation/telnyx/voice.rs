@@ -365,7 +365,7 @@ pub fn on_event(
                                 lead: "Too many wrong PINs were entered for this intent, so it cannot be approved by phone. You can decline, or ask the operator.".into(),
                                 summary: false,
                             });
-                        } else if roster.has_pin(&call.approver.name) {
+                        } else if roster.has_pin(&call.approver.phone) {
                             call.mode = Mode::Pin;
                             out.push(Effect::AskPin {
                                 ccid: c(),
@@ -425,7 +425,7 @@ pub fn on_event(
                         lead: "No PIN was entered; nothing was approved.".into(),
                         summary: false,
                     });
-                } else if roster.check_pin(&call.approver.name, digits.trim_end_matches('#')) {
+                } else if roster.check_pin(&call.approver.phone, digits.trim_end_matches('#')) {
                     call.mode = Mode::Closing;
                     out.push(Effect::Progress(format!("{who} entered a valid PIN")));
                     out.push(Effect::Decide {

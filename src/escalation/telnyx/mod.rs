@@ -69,6 +69,8 @@ pub enum TelnyxError {
     Client(#[from] ClientError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("shutting down")]
+    ShuttingDown,
 }
 
 /// The Telnyx voice + SMS channel.
@@ -360,7 +362,9 @@ impl Telnyx {
                 _ = tokio::time::sleep(wait) => {}
             }
             let id = format!("watchdog-{}", uuid::Uuid::new_v4());
-            me.on_call_event(&intent, &ccid, &event, &id).await;
+            // A watchdog that cannot store its move changes nothing; Telnyx's own events
+            // (the hang-up) still move the ladder.
+            let _ = me.on_call_event(&intent, &ccid, &event, &id).await;
         });
     }
 
@@ -553,7 +557,15 @@ impl Telnyx {
     // ------------------------------------------------------------------ webhooks
 
     /// Processes one verified, first-seen event. Unknown calls and numbers are ignored.
-    pub async fn handle(self: Arc<Self>, data: EventData) {
+    ///
+    /// An error means nothing was changed (the state could not be read or written, or the
+    /// process is shutting down): the caller forgets the event id so a redelivery is processed.
+    /// Once the state change is stored the event counts as processed, so a redelivery is a
+    /// duplicate and the effects are never carried out twice.
+    pub async fn handle(self: Arc<Self>, data: EventData) -> Result<(), TelnyxError> {
+        if self.shutdown.is_cancelled() {
+            return Err(TelnyxError::ShuttingDown);
+        }
         let parent = data.client_state().and_then(|s| s.traceparent);
         let span = tracing::info_span!("telnyx.webhook", event_type = %data.event_type, event_id = %data.id);
         if let Some(tp) = parent {
@@ -561,19 +573,18 @@ impl Telnyx {
         }
         async {
             if data.event_type == "message.received" {
-                self.on_sms(&data).await;
-                return;
+                return self.on_sms(&data).await;
             }
             let Some(ccid) = data.call_control_id() else {
-                return;
+                return Ok(());
             };
-            let Some(intent) = self.call_intent(ccid, &data).await else {
+            let Some(intent) = self.call_intent(ccid, &data).await? else {
                 metrics::inc("sentinel_webhooks_total", &[("outcome", "unknown_call")]);
-                return;
+                return Ok(());
             };
             let event = CallEvent::parse(&data);
             if event != CallEvent::Other {
-                self.on_call_event(&intent, ccid, &event, &data.id).await;
+                self.on_call_event(&intent, ccid, &event, &data.id).await?;
             }
             if event == CallEvent::Answered {
                 self.after(
@@ -583,6 +594,7 @@ impl Telnyx {
                     CallEvent::DetectionTimeout,
                 );
             }
+            Ok(())
         }
         .instrument(span)
         .await
@@ -590,42 +602,53 @@ impl Telnyx {
 
     /// Which intent a call belongs to. A webhook can overtake the dial's response, so a call
     /// the ladder is about to record is waited for briefly.
-    async fn call_intent(&self, ccid: &str, data: &EventData) -> Option<IntentId> {
+    async fn call_intent(
+        &self,
+        ccid: &str,
+        data: &EventData,
+    ) -> Result<Option<IntentId>, StateError> {
         for _ in 0..UNKNOWN_CALL_TRIES {
-            if let Ok(Some(id)) = self.state.call_intent(ccid).await {
-                return Some(id);
+            if let Some(id) = self.state.call_intent(ccid).await? {
+                return Ok(Some(id));
             }
-            let cs = data.client_state()?;
-            let id = IntentId::parse(&cs.intent_id)?;
-            let ladder = self.state.load(&id).await.ok()??;
+            let Some(cs) = data.client_state() else {
+                return Ok(None);
+            };
+            let Some(id) = IntentId::parse(&cs.intent_id) else {
+                return Ok(None);
+            };
+            let Some(ladder) = self.state.load(&id).await? else {
+                return Ok(None);
+            };
             let expected = ladder.stage == Stage::Calling
                 && ladder.step == cs.attempt
                 && !ladder.calls.iter().any(|c| c.attempt == cs.attempt);
             if !expected {
-                return None;
+                return Ok(None);
             }
             tokio::time::sleep(UNKNOWN_CALL_WAIT).await;
         }
-        None
+        Ok(None)
     }
 
+    /// Applies a call event; `Err` when the new state could not be stored (nothing changed).
     async fn on_call_event(
         &self,
         intent: &IntentId,
         ccid: &str,
         event: &CallEvent,
         event_id: &str,
-    ) {
+    ) -> Result<(), StateError> {
         let roster = &self.roster;
         let result = self
             .update(intent, |l| voice::on_event(l, roster, ccid, event))
             .await;
         let (ladder, effects) = match result {
             Ok(Some(done)) => done,
-            Ok(None) => return,
+            Ok(None) => return Ok(()),
             Err(e) => {
                 warn!(intent_id = %intent, error = %e, "cannot update call state");
-                return;
+                return Err(e);
             }
         };
         let attempt = ladder
@@ -638,6 +661,7 @@ impl Telnyx {
             self.apply(intent, attempt, effect, &format!("{event_id}-{i}"))
                 .await;
         }
+        Ok(())
     }
 
     async fn apply(&self, id: &IntentId, attempt: usize, effect: Effect, command_id: &str) {
@@ -857,7 +881,8 @@ impl Telnyx {
         }
     }
 
-    async fn on_sms(&self, data: &EventData) {
+    /// Reads an SMS reply; `Err` only when the state could not be read (nothing changed).
+    async fn on_sms(&self, data: &EventData) -> Result<(), TelnyxError> {
         // `from` is an object on inbound messages; accept a bare number as well.
         let from = data
             .payload
@@ -890,7 +915,7 @@ impl Telnyx {
                     detail: format!("SMS from a number not on the roster (ending {tail})"),
                 })
                 .await;
-            return;
+            return Ok(());
         };
         let name = approver.name.clone();
         let reject = |intent: Option<IntentId>, detail: String| AuditRecord {
@@ -911,7 +936,7 @@ impl Telnyx {
                     "SMS reply is not APPROVE <code> or DECLINE <code>".into(),
                 ))
                 .await;
-            return;
+            return Ok(());
         };
         let intent = match self.state.code_intent(&reply.code).await {
             Ok(Some(id)) => id,
@@ -924,15 +949,15 @@ impl Telnyx {
                     ))
                     .await;
                 self.bad_code(from, &name).await;
-                return;
+                return Ok(());
             }
             Err(e) => {
                 warn!(error = %e, "cannot look up an SMS code");
-                return;
+                return Err(e.into());
             }
         };
-        let Ok(Some(ladder)) = self.state.load(&intent).await else {
-            return;
+        let Some(ladder) = self.state.load(&intent).await? else {
+            return Ok(());
         };
         if !ladder.approvers.iter().any(|a| a.phone == from) {
             let _ = self
@@ -944,7 +969,7 @@ impl Telnyx {
                 .await;
             // A live code for someone else's intent is still a guess from this number.
             self.bad_code(from, &name).await;
-            return;
+            return Ok(());
         }
         if ladder.locked {
             let _ = self
@@ -954,7 +979,7 @@ impl Telnyx {
                     "SMS reply for an intent locked after too many wrong codes or PINs".into(),
                 ))
                 .await;
-            return;
+            return Ok(());
         }
         if reply.approve
             && ladder.pin_required
@@ -1000,7 +1025,7 @@ impl Telnyx {
             if let Some(text) = reply_text {
                 let _ = self.client.send_sms(&self.from, from, text, None).await;
             }
-            return;
+            return Ok(());
         }
         self.progress(
             &intent,
@@ -1018,6 +1043,7 @@ impl Telnyx {
         {
             warn!(error = %e, "cannot confirm SMS decision");
         }
+        Ok(())
     }
 
     /// A wrong (or foreign) SMS code from `from`: counted against every intent that number was

@@ -122,13 +122,19 @@ impl Ladder {
 
 #[async_trait]
 pub trait TelnyxState: Send + Sync + 'static {
-    /// Records a verified webhook delivery; `false` when `event_id` was seen within `ttl`.
+    /// Records a verified webhook delivery and keeps its body until it is settled; `false`
+    /// when `event_id` was seen within `ttl`.
     async fn first_delivery(
         &self,
         event_id: &str,
         body: &[u8],
         ttl: Duration,
     ) -> Result<bool, StateError>;
+
+    /// Ends a delivery. `processed`: its id stays seen (a redelivery is a duplicate) and the
+    /// body is dropped. Not processed (nothing was changed): the id is forgotten so Telnyx's
+    /// redelivery is processed.
+    async fn settle_delivery(&self, event_id: &str, processed: bool) -> Result<(), StateError>;
 
     /// Makes this replica the one that escalates `intent`; `false` when another already does.
     async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError>;
@@ -176,7 +182,8 @@ pub struct MemoryState {
 
 #[derive(Default)]
 struct Maps {
-    deliveries: HashMap<String, Instant>,
+    /// Event id -> (body while unprocessed, expiry).
+    deliveries: HashMap<String, (Option<Vec<u8>>, Instant)>,
     claims: HashMap<IntentId, Instant>,
     ladders: HashMap<IntentId, (Ladder, Instant)>,
     calls: HashMap<String, (IntentId, Instant)>,
@@ -193,7 +200,7 @@ impl Maps {
             return;
         }
         let now = Instant::now();
-        self.deliveries.retain(|_, t| *t > now);
+        self.deliveries.retain(|_, (_, t)| *t > now);
         self.claims.retain(|_, t| *t > now);
         self.ladders.retain(|_, (_, t)| *t > now);
         self.calls.retain(|_, (_, t)| *t > now);
@@ -226,19 +233,32 @@ impl TelnyxState for MemoryState {
     async fn first_delivery(
         &self,
         event_id: &str,
-        _body: &[u8],
+        body: &[u8],
         ttl: Duration,
     ) -> Result<bool, StateError> {
         let mut m = self.maps();
         m.sweep();
         let now = Instant::now();
         match m.deliveries.get(event_id) {
-            Some(t) if *t > now => Ok(false),
+            Some((_, t)) if *t > now => Ok(false),
             _ => {
-                m.deliveries.insert(event_id.to_string(), now + ttl);
+                m.deliveries
+                    .insert(event_id.to_string(), (Some(body.to_vec()), now + ttl));
                 Ok(true)
             }
         }
+    }
+
+    async fn settle_delivery(&self, event_id: &str, processed: bool) -> Result<(), StateError> {
+        let mut m = self.maps();
+        if processed {
+            if let Some((body, _)) = m.deliveries.get_mut(event_id) {
+                *body = None;
+            }
+        } else {
+            m.deliveries.remove(event_id);
+        }
+        Ok(())
     }
 
     async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError> {
@@ -393,6 +413,11 @@ mod tests {
         let s = MemoryState::new();
         let ttl = Duration::from_secs(60);
         assert!(s.first_delivery("e1", b"{}", ttl).await.unwrap());
+        assert!(!s.first_delivery("e1", b"{}", ttl).await.unwrap());
+        // A delivery that was not processed is forgotten: the redelivery counts.
+        s.settle_delivery("e1", false).await.unwrap();
+        assert!(s.first_delivery("e1", b"{}", ttl).await.unwrap());
+        s.settle_delivery("e1", true).await.unwrap();
         assert!(!s.first_delivery("e1", b"{}", ttl).await.unwrap());
         let id = IntentId::generate();
         assert!(s.claim(&id, ttl).await.unwrap());

@@ -3,7 +3,8 @@
 //! `/healthz` says the process is up; `/readyz` says it can serve (the store answers);
 //! `/metrics` is Prometheus text. `POST /telnyx/webhook` takes voice and messaging events:
 //! the raw body is verified (Ed25519, see [`signature`]) before any JSON parsing; a bad,
-//! stale or missing signature, or no configured key, is 401 and changes nothing. Verified
+//! stale or missing signature, or no configured key, is 401 and changes nothing: it is counted
+//! in `/metrics` and logged at most once a second, never audited (anyone can send one). Verified
 //! events are deduplicated by `data.id` and recorded (body kept until processed), then
 //! processed in a task of their own; the answer waits for it up to [`ACK_WITHIN`]. An event
 //! whose handling failed before changing anything is forgotten and answered 503, so Telnyx's
@@ -12,6 +13,7 @@
 pub mod metrics;
 pub mod signature;
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +27,7 @@ use tracing::{debug, warn};
 use crate::domain::now_millis;
 use crate::escalation::telnyx::voice::{Envelope, EventData};
 use crate::escalation::telnyx::Telnyx;
-use crate::store::{AuditRecord, Store};
+use crate::store::Store;
 use signature::{WebhookKey, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 /// How long a webhook id is remembered: well past Telnyx's retry window.
@@ -76,19 +78,10 @@ async fn telnyx_webhook(
         &body,
         now,
     ) {
+        // Unauthenticated: anyone can send these, so no audit record (the log would be
+        // theirs to flood), a counter, and at most one warning a second.
         metrics::inc("sentinel_webhooks_total", &[("outcome", "rejected")]);
-        warn!(error = %e, "refused a Telnyx webhook");
-        let record = AuditRecord {
-            at: now_millis(),
-            intent_id: None,
-            event: "rejected".into(),
-            actor: "telnyx-webhook".into(),
-            channel: "webhook".into(),
-            state: None,
-            version: None,
-            detail: format!("webhook refused: {e}"),
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(1), state.store.audit(record)).await;
+        warn_refused(&e);
         return (
             StatusCode::UNAUTHORIZED,
             "invalid or missing webhook signature\n",
@@ -149,6 +142,25 @@ async fn process(telnyx: Arc<Telnyx>, data: EventData) -> bool {
         warn!(event_id = %id, error = %e, "cannot settle a webhook delivery");
     }
     result.is_ok()
+}
+
+static LAST_REFUSAL_WARNING: AtomicI64 = AtomicI64::new(i64::MIN);
+static REFUSALS_UNLOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Logs a refused webhook, at most once a second, with the number left unlogged since.
+fn warn_refused(error: &signature::SignatureError) {
+    let second = now_millis() / 1000;
+    let last = LAST_REFUSAL_WARNING.load(Ordering::Relaxed);
+    if second > last
+        && LAST_REFUSAL_WARNING
+            .compare_exchange(last, second, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let unlogged = REFUSALS_UNLOGGED.swap(0, Ordering::Relaxed);
+        warn!(error = %error, unlogged, "refused a Telnyx webhook (one warning a second at most; see sentinel_webhooks_total)");
+    } else {
+        REFUSALS_UNLOGGED.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {

@@ -37,6 +37,7 @@ async fn forged_stale_tampered_and_replayed_webhooks_change_nothing() {
     assert_ne!(tampered, press_1);
     let other_ts = (now() - 1).to_string();
 
+    let refused_before = refusals(&http, &s).await;
     // Refusals are synchronous: a 401 means the event was never accepted.
     for (what, status) in [
         (
@@ -82,7 +83,19 @@ async fn forged_stale_tampered_and_replayed_webhooks_change_nothing() {
         assert_eq!(status, 401, "{what}");
     }
     assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
-    s.wait_rejected("webhook", 8).await;
+    // Counted (other tests in this process refuse webhooks too, hence at least) ...
+    assert!(refusals(&http, &s).await >= refused_before + 8);
+    // ... but never audited: unauthenticated senders must not be able to fill the audit log.
+    let audited = s
+        .app
+        .store
+        .audit_range(0, i64::MAX, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.channel == "webhook")
+        .count();
+    assert_eq!(audited, 0);
 
     // Replays of accepted events (same data.id, freshly signed) are acknowledged, not redone.
     let sent = phone.sent.lock().unwrap().clone();
@@ -154,4 +167,20 @@ async fn without_a_public_key_every_webhook_is_refused() {
         assert_eq!(r.status(), 200, "{path}");
     }
     app.stop().await;
+}
+
+/// `sentinel_webhooks_total{outcome="rejected"}` as `/metrics` shows it.
+async fn refusals(http: &reqwest::Client, s: &Setup) -> u64 {
+    let text = http
+        .get(format!("http://{}/metrics", s.app.http_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("sentinel_webhooks_total{outcome=\"rejected\"} "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
 }

@@ -136,6 +136,21 @@ async fn a_rate_limited_dial_is_retried_once_not_doubled() {
 }
 
 #[tokio::test]
+async fn an_absurd_retry_after_fails_the_dial_instead_of_crashing() {
+    let mut s = Setup::alice().await;
+    s.fake.set_retry_after("1e300");
+    s.fake.fail_next(&[(429, "90103")]);
+    let (id, _watch) = s.escalate(7500).await;
+    // Not waited for (nor a panic in the dial task): the ladder moves on to the SMS.
+    s.wait_progress(&id, "could not call approver 1 (alice): telnyx 429: 90103")
+        .await;
+    s.wait_progress(&id, "SMS with a one-time code sent to 1 approver")
+        .await;
+    assert_eq!(s.fake.count("dial", None), 0);
+    s.app.stop().await;
+}
+
+#[tokio::test]
 async fn when_every_channel_fails_the_intent_is_declined() {
     let mut s = Setup::alice_and_bob().await;
     // Both dials, then both SMS.

@@ -208,8 +208,7 @@ impl Client {
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<f64>().ok())
-                        .filter(|s| s.is_finite() && *s >= 0.0)
-                        .map(Duration::from_secs_f64);
+                        .map(retry_after);
                     let bytes = response
                         .bytes()
                         .await
@@ -242,16 +241,30 @@ impl Client {
                 "sentinel_telnyx_requests_total",
                 &[("op", op), ("outcome", &outcome)],
             );
-            if !retryable || attempt >= MAX_RETRIES {
+            // Asked to wait longer than we would: fail now so the ladder moves on.
+            let too_long = retry_after.is_some_and(|w| w.is_none());
+            if !retryable || attempt >= MAX_RETRIES || too_long {
                 return Err(error);
             }
             attempt += 1;
             let backoff = Duration::from_millis(500 * 2u64.pow(attempt - 1));
-            let wait = retry_after.unwrap_or(backoff).min(MAX_RETRY_AFTER);
+            let wait = retry_after
+                .flatten()
+                .unwrap_or(backoff)
+                .min(MAX_RETRY_AFTER);
             warn!(op, attempt, error = %error, wait_ms = wait.as_millis() as u64, "telnyx request failed; retrying");
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// A `retry-after` in seconds as a wait: `None` when it is longer than we honour (or not a
+/// sane number, such as 1e300, which `Duration::from_secs_f64` would panic on).
+fn retry_after(secs: f64) -> Option<Duration> {
+    if !secs.is_finite() || secs < 0.0 || secs > MAX_RETRY_AFTER.as_secs_f64() {
+        return None;
+    }
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// reqwest errors print the URL; ours holds no secret, but keep logs short and uniform.
@@ -311,6 +324,14 @@ mod tests {
         assert_eq!(e.code(), "90018");
         let e = api_error(StatusCode::BAD_GATEWAY, b"<html>");
         assert!(matches!(e, ClientError::Api { status: 502, .. }));
+    }
+
+    #[test]
+    fn retry_after_is_bounded_before_it_becomes_a_duration() {
+        assert_eq!(retry_after(1.5), Some(Duration::from_millis(1500)));
+        for bad in [1e300, f64::INFINITY, f64::NAN, -1.0, 9.0] {
+            assert_eq!(retry_after(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -62,6 +62,8 @@ struct Inner {
     calls: HashMap<String, CallState>,
     dial_commands: HashMap<String, String>,
     failures: VecDeque<(u16, &'static str)>,
+    /// The `retry-after` header on injected 429s.
+    retry_after: Option<String>,
     /// Call commands refused because of the call's state: (action, call id, error code).
     refused: Vec<(String, String, &'static str)>,
     next_id: u64,
@@ -102,6 +104,11 @@ impl FakeTelnyx {
     /// The next requests fail with these statuses and error codes, in order.
     pub fn fail_next(&self, failures: &[(u16, &'static str)]) {
         self.lock().failures.extend(failures.iter().copied());
+    }
+
+    /// Injected 429s carry this `retry-after` (default `0`).
+    pub fn set_retry_after(&self, value: &str) {
+        self.lock().retry_after = Some(value.to_string());
     }
 
     /// Call commands refused for the call's state: (action, call id, error code).
@@ -203,6 +210,10 @@ pub fn approver(name: &str, phone: &str, pin: Option<&str>) -> ApproverConfig {
 }
 
 fn error(status: u16, code: &str, title: &str) -> Response {
+    error_after(status, code, title, "0")
+}
+
+fn error_after(status: u16, code: &str, title: &str, retry_after: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (
         status,
@@ -212,7 +223,7 @@ fn error(status: u16, code: &str, title: &str) -> Response {
     if status == StatusCode::TOO_MANY_REQUESTS {
         response
             .headers_mut()
-            .insert("retry-after", "0".parse().expect("header"));
+            .insert("retry-after", retry_after.parse().expect("header"));
     }
     response
 }
@@ -223,10 +234,11 @@ fn gate(inner: &mut Inner, headers: &HeaderMap) -> Option<Response> {
     if auth != Some(&format!("Bearer {API_KEY}")) {
         return Some(error(401, "10009", "Authentication failed"));
     }
+    let retry_after = inner.retry_after.clone().unwrap_or_else(|| "0".into());
     inner
         .failures
         .pop_front()
-        .map(|(status, code)| error(status, code, "Injected failure"))
+        .map(|(status, code)| error_after(status, code, "Injected failure", &retry_after))
 }
 
 fn e164(s: &str) -> bool {

@@ -285,6 +285,31 @@ async fn without_machine_detection_the_menu_still_starts() {
 }
 
 #[tokio::test]
+async fn a_late_machine_verdict_hangs_up_and_calls_the_next_approver() {
+    let mut s = Setup::alice_and_bob().await;
+    let (id, watch) = s.escalate(7500).await;
+    let alice = s.phone(ALICE, 1).await;
+    alice.initiated().await;
+    alice.answered().await;
+    // Detection is slow: the menu starts without it ...
+    assert!(alice.prompt(1).await.ends_with(MENU));
+    // ... and then it says machine, before any key: hang up, next approver.
+    alice.detection("machine").await;
+    s.fake.wait_for("hangup", Some(&alice.ccid), 1).await;
+    let bob = s.phone(BOB, 1).await;
+    assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
+    bob.pick_up().await;
+    bob.prompt(1).await;
+    bob.press("3").await;
+    let details = finish_decided(&s, watch, IntentState::Declined, "bob", "voice").await;
+    assert_progress(
+        &details,
+        &["voicemail detected for approver 1 (alice) after the menu started; trying the next step"],
+    );
+    s.app.stop().await;
+}
+
+#[tokio::test]
 async fn a_command_on_a_call_that_already_ended_counts_as_done() {
     let mut s = Setup::alice().await;
     let (_, watch) = s.escalate(7500).await;

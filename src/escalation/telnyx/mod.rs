@@ -295,6 +295,7 @@ impl Telnyx {
                     misses: 0,
                     pin_failures: 0,
                     transcribing: false,
+                    keyed: false,
                 };
                 let stored = self
                     .update(&intent.id, |l| {

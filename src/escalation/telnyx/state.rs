@@ -67,6 +67,9 @@ pub struct Call {
     /// Question mode is listening through `transcription_start` (no `gather_using_ai`).
     #[serde(default)]
     pub transcribing: bool,
+    /// A key was pressed on this call: a person is there, whatever detection says later.
+    #[serde(default)]
+    pub keyed: bool,
 }
 
 /// What the ladder is doing.

@@ -292,28 +292,39 @@ pub fn on_event(
             }
         }
         CallEvent::Detection(result) => {
+            // A machine must not keep hearing the summary: hang up on it until a key shows a
+            // person is there, even if the menu already started (detection can report after
+            // the watchdog gave up on it). One verdict of each kind is enough.
+            if *result == Amd::Machine
+                && call.amd != Amd::Machine
+                && !call.keyed
+                && matches!(call.mode, Mode::Ringing | Mode::Menu)
+            {
+                let late = call.mode == Mode::Menu;
+                call.amd = Amd::Machine;
+                call.mode = Mode::Closing;
+                out.push(Effect::Progress(if late {
+                    format!(
+                        "voicemail detected for {who} after the menu started; trying the next step"
+                    )
+                } else {
+                    format!("voicemail answered for {who}; trying the next step")
+                }));
+                out.push(Effect::Hangup { ccid: c() });
+                out.push(Effect::Advance { from: call.attempt });
+                return out;
+            }
             if call.mode != Mode::Ringing || call.amd != Amd::Pending {
                 return out;
             }
             call.amd = *result;
-            match result {
-                Amd::Machine => {
-                    call.mode = Mode::Closing;
-                    out.push(Effect::Progress(format!(
-                        "voicemail answered for {who}; trying the next step"
-                    )));
-                    out.push(Effect::Hangup { ccid: c() });
-                    out.push(Effect::Advance { from: call.attempt });
-                }
-                _ if call.answered => {
-                    call.mode = Mode::Menu;
-                    out.push(Effect::Menu {
-                        ccid: c(),
-                        lead: String::new(),
-                        summary: true,
-                    });
-                }
-                _ => {}
+            if *result == Amd::Human && call.answered {
+                call.mode = Mode::Menu;
+                out.push(Effect::Menu {
+                    ccid: c(),
+                    lead: String::new(),
+                    summary: true,
+                });
             }
         }
         CallEvent::Gather { digits, status } => match call.mode {
@@ -346,6 +357,7 @@ pub fn on_event(
                     return out;
                 }
                 call.misses = 0;
+                call.keyed = true;
                 match digits.chars().next() {
                     Some('1') => {
                         out.push(Effect::Progress(format!("{who} pressed 1 (approve)")));
@@ -523,8 +535,8 @@ pub fn on_event(
         }
         CallEvent::DetectionTimeout => {
             if call.mode == Mode::Ringing && call.answered && call.amd == Amd::Pending {
-                // Treated like `not_sure`: a person may be there, and only keys decide.
-                call.amd = Amd::Human;
+                // Treated like `not_sure`: a person may be there, and only keys decide. The
+                // verdict stays pending, so a late `machine` still ends the call.
                 call.mode = Mode::Menu;
                 out.push(Effect::Menu {
                     ccid: c(),
@@ -682,6 +694,7 @@ mod tests {
                 misses: 0,
                 pin_failures: 0,
                 transcribing: false,
+                keyed: false,
             }],
             sms_code: None,
             failures: 0,
@@ -743,6 +756,35 @@ mod tests {
             decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))),
             None
         );
+    }
+
+    #[test]
+    fn a_late_machine_verdict_ends_the_menu_until_a_key_is_pressed() {
+        let roster = Roster::default();
+        let mut l = ladder(false);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        let e = on_event(&mut l, &roster, "v3:c", &CallEvent::DetectionTimeout);
+        assert!(matches!(e[0], Effect::Menu { .. }));
+        let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Machine));
+        assert!(
+            e.contains(&Effect::Hangup {
+                ccid: "v3:c".into()
+            }),
+            "{e:?}"
+        );
+        assert!(e.contains(&Effect::Advance { from: 0 }));
+        assert_eq!(
+            decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))),
+            None
+        );
+
+        // Once a key was pressed a person is there: a late verdict changes nothing.
+        let mut l = ladder(false);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::DetectionTimeout);
+        on_event(&mut l, &roster, "v3:c", &gather("9"));
+        let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Machine));
+        assert!(e.is_empty(), "{e:?}");
     }
 
     #[test]

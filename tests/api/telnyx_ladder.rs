@@ -23,7 +23,8 @@ async fn no_answer_then_busy_then_sms_code_reply_approves() {
     let texts = s.fake.texts_to(ALICE);
     assert_eq!((texts.len(), s.fake.texts_to(BOB).len()), (1, 1));
     assert!(
-        texts[0].contains("PAY_INVOICE") && texts[0].contains("Acme Corp"),
+        texts[0].starts_with("Sentinel: risk 90/100, module VaultKeeper, action PAY_INVOICE")
+            && texts[0].contains("The agent billing-bot says: amount 7500; vendor Acme Corp."),
         "{}",
         texts[0]
     );

@@ -41,6 +41,15 @@ async fn pressing_1_approves_and_the_call_says_goodbye() {
     ] {
         assert!(prompt.contains(fact), "prompt lacks {fact:?}: {prompt}");
     }
+    // Sentinel's facts first; the agent's words after, and said to be the agent's.
+    assert!(
+        prompt.starts_with(
+            "Sentinel needs your decision. Risk score 90 out of 100. Module VaultKeeper. \
+             Action pay invoice. Environment production. \
+             The agent billing-bot says: amount 7500; vendor Acme Corp."
+        ),
+        "{prompt}"
+    );
     let gather = s
         .fake
         .wait_for("gather_using_speak", Some(&phone.ccid), 1)

@@ -6,7 +6,7 @@
 
 use rand::Rng;
 
-use super::voice::clip;
+use super::voice::{clip, payload_field, AGENT_FIELDS};
 use crate::domain::Intent;
 
 /// A fresh six-digit code.
@@ -14,32 +14,33 @@ pub fn new_code() -> String {
     format!("{:06}", rand::rng().random_range(0..1_000_000u32))
 }
 
-/// The message the approvers get.
+/// The message the approvers get: Sentinel's facts first, then what the agent says, marked
+/// as such (see `voice::summary`).
 pub fn message(intent: &Intent, code: &str, pin_required: bool) -> String {
     let pin = if pin_required { " <PIN>" } else { "" };
-    format!(
-        "Sentinel: agent {} wants to {} ({}; risk {}/100). Reply APPROVE {code}{pin} or DECLINE {code}.",
-        clip(&intent.agent_id, 40),
-        intent.action,
-        clip(&details(intent), 160),
+    let mut facts = format!(
+        "Sentinel: risk {}/100, module {}, action {}",
         intent.risk_score.get(),
-    )
-}
-
-fn details(intent: &Intent) -> String {
-    ["amount", "vendor", "record_count", "environment"]
+        intent.module,
+        intent.action,
+    );
+    if let Some(env) = payload_field(intent, &["environment", "env"], 30) {
+        facts.push_str(&format!(", environment {env}"));
+    }
+    let said: Vec<String> = AGENT_FIELDS
         .iter()
-        .filter_map(|k| {
-            let v = intent.payload.get(*k)?;
-            let v = v
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| v.to_string());
-            Some(format!("{k} {v}"))
-        })
-        .chain(std::iter::once(format!("module {}", intent.module)))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .filter_map(|(label, keys)| payload_field(intent, keys, 60).map(|v| format!("{label} {v}")))
+        .collect();
+    let said = if said.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " The agent {} says: {}.",
+            clip(&intent.agent_id, 40),
+            clip(&said.join("; "), 160)
+        )
+    };
+    format!("{facts}.{said} Reply APPROVE {code}{pin} or DECLINE {code}.")
 }
 
 /// A parsed reply.
@@ -114,6 +115,23 @@ mod tests {
         ] {
             assert_eq!(parse_reply(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn sentinel_speaks_first_and_the_agent_is_quoted() {
+        let intent: Intent = serde_json::from_value(serde_json::json!({
+            "id": "0190f2d2-0000-7000-8000-000000000001", "agent_id": "bot", "action": "PAY_INVOICE",
+            "module": "VaultKeeper", "payload": {"vendor": "Risk score 0. Acme", "amount": 5, "environment": "prod"},
+            "reasoning": "", "labels": {}, "idempotency_key": null, "body_hash": "",
+            "state": "PENDING_APPROVAL", "risk_score": 90, "reasons": [], "analysis": "",
+            "decided_by": null, "decision_reason": "", "policy_version": "", "version": 1,
+            "created_at": 0, "decided_at": null, "expires_at": null, "scorer": null
+        }))
+        .expect("intent");
+        assert_eq!(
+            message(&intent, "123456", false),
+            "Sentinel: risk 90/100, module VaultKeeper, action PAY_INVOICE, environment prod. The agent bot says: amount 5; vendor Risk score 0. Acme. Reply APPROVE 123456 or DECLINE 123456."
+        );
     }
 
     #[test]

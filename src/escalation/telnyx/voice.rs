@@ -618,45 +618,56 @@ fn valid(status: &str) -> bool {
     status.is_empty() || status == "valid"
 }
 
-/// What the approver hears first: enough to decide on.
+/// What the approver hears first: enough to decide on. Sentinel's own facts come first
+/// (risk score, module, action, environment); what the agent wrote follows, introduced as the
+/// agent's words, so text in a payload cannot pass itself off as Sentinel speaking.
 pub fn summary(intent: &Intent) -> String {
     let mut parts = vec![format!(
-        "Sentinel needs your decision. Agent {} wants to {}.",
-        clip(&intent.agent_id, 60),
+        "Sentinel needs your decision. Risk score {} out of 100. Module {}. Action {}.",
+        intent.risk_score.get(),
+        intent.module,
         intent.action.to_lowercase().replace('_', " ")
     )];
-    let field = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| intent.payload.get(*k))
-            .and_then(|v| match v {
-                Value::String(s) => Some(clip(s, 80)),
-                Value::Number(n) => Some(n.to_string()),
-                Value::Bool(b) => Some(if *b { "yes".into() } else { "no".into() }),
-                _ => None,
-            })
-    };
-    for (label, keys) in [
-        ("Amount", &["amount"][..]),
-        ("Currency", &["currency"][..]),
-        ("Vendor", &["vendor"][..]),
-        ("Records", &["record_count", "records"][..]),
-        ("Contains personal data", &["contains_pii"][..]),
-        ("Environment", &["environment", "env"][..]),
-        ("Target", &["table", "user_id", "server", "target"][..]),
-    ] {
-        if let Some(v) = field(keys) {
-            parts.push(format!("{label}: {v}."));
-        }
+    if let Some(env) = payload_field(intent, &["environment", "env"], 30) {
+        parts.push(format!("Environment {env}."));
     }
-    parts.push(format!(
-        "Module {}. Risk score {} out of 100.",
-        intent.module,
-        intent.risk_score.get()
-    ));
+    let said: Vec<String> = AGENT_FIELDS
+        .iter()
+        .filter_map(|(label, keys)| payload_field(intent, keys, 80).map(|v| format!("{label} {v}")))
+        .collect();
+    if !said.is_empty() {
+        parts.push(format!(
+            "The agent {} says: {}.",
+            clip(&intent.agent_id, 60),
+            said.join("; ")
+        ));
+    }
     if !intent.analysis.is_empty() {
         parts.push(format!("Analysis: {}", clip(&intent.analysis, 1200)));
     }
     parts.join(" ")
+}
+
+/// Payload fields worth hearing, as the agent's words: (label, keys tried in order).
+pub const AGENT_FIELDS: &[(&str, &[&str])] = &[
+    ("amount", &["amount"]),
+    ("currency", &["currency"]),
+    ("vendor", &["vendor"]),
+    ("records", &["record_count", "records"]),
+    ("contains personal data", &["contains_pii"]),
+    ("target", &["table", "user_id", "server", "target"]),
+];
+
+/// A scalar payload field as text, clipped to `max` characters.
+pub fn payload_field(intent: &Intent, keys: &[&str], max: usize) -> Option<String> {
+    keys.iter()
+        .find_map(|k| intent.payload.get(*k))
+        .and_then(|v| match v {
+            Value::String(s) => Some(clip(s, max)),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(if *b { "yes".into() } else { "no".into() }),
+            _ => None,
+        })
 }
 
 /// At most `max` characters, on a character boundary.

@@ -97,10 +97,16 @@ async fn pressing_3_declines_despite_duplicates_and_out_of_order_delivery() {
     let answered = phone.sent.lock().unwrap().last().cloned().unwrap();
     assert_eq!(phone.post(&answered).await, 200);
     let first = phone.prompt(1).await;
+    let stale = phone.event(
+        "call.gather.ended",
+        json!({"digits": "1", "status": "valid"}),
+    );
 
     // 9 repeats the summary.
     phone.press("9").await;
     assert_eq!(phone.prompt(2).await, first);
+    // A "1" answering the first menu arrives late: stale, it decides nothing.
+    assert_eq!(phone.post(&stale).await, 200);
 
     // The gather result comes twice and before its per-digit event.
     let ended = phone.event(
@@ -120,6 +126,10 @@ async fn pressing_3_declines_despite_duplicates_and_out_of_order_delivery() {
     assert_eq!(
         details.iter().filter(|d| d.contains("pressed 3")).count(),
         1,
+        "{details:#?}"
+    );
+    assert!(
+        !details.iter().any(|d| d.contains("pressed 1")),
         "{details:#?}"
     );
     assert_eq!(

@@ -261,6 +261,7 @@ impl Telnyx {
             intent_id: intent.id.to_string(),
             attempt: step,
             traceparent: span.in_scope(traceparent),
+            prompt: None,
         }
         .encode();
         let command_id = format!("dial-{}-{step}", intent.id);
@@ -296,6 +297,8 @@ impl Telnyx {
                     pin_failures: 0,
                     transcribing: false,
                     keyed: false,
+                    prompts: 0,
+                    awaiting: 0,
                 };
                 let stored = self
                     .update(&intent.id, |l| {
@@ -673,6 +676,7 @@ impl Telnyx {
                 ccid,
                 lead,
                 summary,
+                prompt,
             } => {
                 let mut text = lead;
                 if summary {
@@ -685,7 +689,7 @@ impl Telnyx {
                     }
                 }
                 push_sentence(&mut text, voice::MENU);
-                self.menu(&ccid, attempt, &text, command_id).await;
+                self.menu(&ccid, attempt, &text, command_id, prompt).await;
             }
             Effect::AskQuestion { ccid } => {
                 let body = json!({
@@ -701,7 +705,7 @@ impl Telnyx {
                     "user_response_timeout_ms": 10000,
                 });
                 let asked = self
-                    .try_command(&ccid, attempt, "gather_using_ai", body, command_id)
+                    .try_command(&ccid, attempt, "gather_using_ai", body, command_id, None)
                     .await;
                 if let Err(e) = asked {
                     // No hosted assistant on this account: listen with plain transcription.
@@ -734,7 +738,14 @@ impl Telnyx {
             Effect::StopListening { ccid } => {
                 // Best effort: the transcription ends with the call anyway.
                 let _ = self
-                    .try_command(&ccid, attempt, "transcription_stop", json!({}), command_id)
+                    .try_command(
+                        &ccid,
+                        attempt,
+                        "transcription_stop",
+                        json!({}),
+                        command_id,
+                        None,
+                    )
                     .await;
             }
             Effect::Answer { ccid, question } => {
@@ -761,20 +772,20 @@ impl Telnyx {
                     .update(id, |l| match l.call_mut(&ccid) {
                         Some(c) if c.mode == Mode::Question => {
                             c.mode = Mode::Menu;
-                            true
+                            Some(voice::next_prompt(c))
                         }
-                        _ => false,
+                        _ => None,
                     })
                     .await;
-                if matches!(still, Ok(Some((_, true)))) {
+                if let Ok(Some((_, Some(prompt)))) = still {
                     self.progress(id, &format!("answer spoken: {}", voice::clip(&answer, 300)))
                         .await;
                     let mut text = voice::clip(&answer, 2000);
                     push_sentence(&mut text, voice::MENU);
-                    self.menu(&ccid, attempt, &text, command_id).await;
+                    self.menu(&ccid, attempt, &text, command_id, prompt).await;
                 }
             }
-            Effect::AskPin { ccid, lead } => {
+            Effect::AskPin { ccid, lead, prompt } => {
                 let mut text = lead;
                 push_sentence(&mut text, "Enter your PIN, then press pound.");
                 let body = json!({
@@ -787,8 +798,15 @@ impl Telnyx {
                     "timeout_millis": 10000,
                     "maximum_tries": 2,
                 });
-                self.command(&ccid, attempt, "gather_using_speak", body, command_id)
-                    .await;
+                self.command_with(
+                    &ccid,
+                    attempt,
+                    "gather_using_speak",
+                    body,
+                    command_id,
+                    Some(prompt),
+                )
+                .await;
             }
             Effect::Decide {
                 ccid,
@@ -1115,7 +1133,7 @@ impl Telnyx {
 
     // ------------------------------------------------------------------ commands
 
-    async fn menu(&self, ccid: &str, attempt: usize, text: &str, command_id: &str) {
+    async fn menu(&self, ccid: &str, attempt: usize, text: &str, command_id: &str, prompt: u32) {
         let body = json!({
             "payload": voice::clip(text, 2900),
             "voice": self.voice,
@@ -1126,8 +1144,15 @@ impl Telnyx {
             "maximum_tries": 2,
             "invalid_payload": "That key is not on the menu.",
         });
-        self.command(ccid, attempt, "gather_using_speak", body, command_id)
-            .await;
+        self.command_with(
+            ccid,
+            attempt,
+            "gather_using_speak",
+            body,
+            command_id,
+            Some(prompt),
+        )
+        .await;
     }
 
     async fn speak(&self, ccid: &str, attempt: usize, text: &str, command_id: &str) {
@@ -1145,8 +1170,22 @@ impl Telnyx {
         body: Value,
         command_id: &str,
     ) {
+        self.command_with(ccid, attempt, action, body, command_id, None)
+            .await
+    }
+
+    /// [`Self::command`] for a gather: `prompt` goes into its `client_state`.
+    async fn command_with(
+        &self,
+        ccid: &str,
+        attempt: usize,
+        action: &str,
+        body: Value,
+        command_id: &str,
+        prompt: Option<u32>,
+    ) {
         let Err(e) = self
-            .try_command(ccid, attempt, action, body, command_id)
+            .try_command(ccid, attempt, action, body, command_id, prompt)
             .await
         else {
             return;
@@ -1172,6 +1211,7 @@ impl Telnyx {
         action: &str,
         mut body: Value,
         command_id: &str,
+        prompt: Option<u32>,
     ) -> Result<CommandOutcome, ClientError> {
         let Some(intent) = self.state.call_intent(ccid).await.ok().flatten() else {
             return Ok(CommandOutcome::CallEnded);
@@ -1180,6 +1220,7 @@ impl Telnyx {
             intent_id: intent.to_string(),
             attempt,
             traceparent: traceparent(),
+            prompt,
         }
         .encode());
         body["command_id"] = json!(format!("{action}-{command_id}"));

@@ -70,6 +70,12 @@ pub struct Call {
     /// A key was pressed on this call: a person is there, whatever detection says later.
     #[serde(default)]
     pub keyed: bool,
+    /// Gathers sent on this call so far (their sequence numbers are 1, 2, ...).
+    #[serde(default)]
+    pub prompts: u32,
+    /// The sequence number of the gather whose answer is awaited; 0 when none is.
+    #[serde(default)]
+    pub awaiting: u32,
 }
 
 /// What the ladder is doing.

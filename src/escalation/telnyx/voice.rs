@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::ladder::{self, Failure, Strike};
 use super::roster::{Approver, Roster};
-use super::state::{Amd, Ladder, Mode, Stage};
+use super::state::{Amd, Call, Ladder, Mode, Stage};
 use crate::domain::Intent;
 
 /// Menus without a key before the call gives up.
@@ -64,6 +64,10 @@ pub struct ClientState {
     /// W3C `traceparent` of the escalation span.
     #[serde(rename = "tp", default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// On a gather: its sequence number on the call, so a key press can be matched to the
+    /// prompt it answers (Telnyx echoes the latest `client_state` in every later webhook).
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<u32>,
 }
 
 impl ClientState {
@@ -87,6 +91,8 @@ pub enum CallEvent {
     Gather {
         digits: String,
         status: String,
+        /// The prompt sequence number the event's `client_state` carries.
+        prompt: Option<u32>,
     },
     /// The approver's words (from `gather_using_ai` or a final transcript).
     Speech {
@@ -120,6 +126,7 @@ impl CallEvent {
             "call.gather.ended" => CallEvent::Gather {
                 digits: data.str("digits").unwrap_or_default().to_string(),
                 status: data.str("status").unwrap_or_default().to_string(),
+                prompt: data.client_state().and_then(|s| s.prompt),
             },
             "call.ai_gather.ended" => {
                 let question = data
@@ -175,6 +182,8 @@ pub enum Effect {
         ccid: String,
         lead: String,
         summary: bool,
+        /// The prompt's sequence number on this call (in its `client_state`).
+        prompt: u32,
     },
     /// Capture the approver's question (`gather_using_ai`).
     AskQuestion {
@@ -192,6 +201,7 @@ pub enum Effect {
     AskPin {
         ccid: String,
         lead: String,
+        prompt: u32,
     },
     /// Record a human decision through the gateway, then say how it went.
     Decide {
@@ -288,6 +298,7 @@ pub fn on_event(
                     ccid: c(),
                     lead: String::new(),
                     summary: true,
+                    prompt: next_prompt(call),
                 });
             }
         }
@@ -324,134 +335,34 @@ pub fn on_event(
                     ccid: c(),
                     lead: String::new(),
                     summary: true,
+                    prompt: next_prompt(call),
                 });
             }
         }
-        CallEvent::Gather { digits, status } => match call.mode {
-            // A key during question mode is a menu choice too (the approver gave up asking).
-            Mode::Menu | Mode::Question => {
-                if !valid(status) || digits.is_empty() {
-                    if matches!(
-                        status.as_str(),
-                        "call_hangup" | "cancelled" | "cancelled_amd"
-                    ) {
-                        return out;
-                    }
-                    call.misses += 1;
-                    if call.misses >= MAX_MISSES {
-                        call.mode = Mode::Closing;
-                        out.push(Effect::Progress(format!(
-                            "{who} pressed no key; ending the call"
-                        )));
-                        out.push(Effect::Goodbye {
-                            ccid: c(),
-                            text: "No key was pressed. Nothing was decided. Goodbye.".into(),
-                        });
-                    } else {
-                        out.push(Effect::Menu {
-                            ccid: c(),
-                            lead: "I did not get a key.".into(),
-                            summary: false,
-                        });
-                    }
-                    return out;
-                }
-                call.misses = 0;
-                call.keyed = true;
-                match digits.chars().next() {
-                    Some('1') => {
-                        out.push(Effect::Progress(format!("{who} pressed 1 (approve)")));
-                        if !pin_required {
-                            call.mode = Mode::Closing;
-                            out.push(Effect::Decide {
-                                ccid: c(),
-                                approve: true,
-                                approver: call.approver.clone(),
-                            });
-                        } else if locked {
-                            out.push(Effect::Progress(format!(
-                                "{who} cannot approve: PIN entry is locked for this intent"
-                            )));
-                            out.push(Effect::Menu {
-                                ccid: c(),
-                                lead: "Too many wrong PINs were entered for this intent, so it cannot be approved by phone. You can decline, or ask the operator.".into(),
-                                summary: false,
-                            });
-                        } else if roster.has_pin(&call.approver.phone) {
-                            call.mode = Mode::Pin;
-                            out.push(Effect::AskPin {
-                                ccid: c(),
-                                lead: "This intent needs your PIN.".into(),
-                            });
-                        } else {
-                            out.push(Effect::Progress(format!(
-                                "{who} has no PIN configured; approval by phone refused"
-                            )));
-                            out.push(Effect::Menu {
-                                ccid: c(),
-                                lead: "This intent needs a PIN to approve and you have none configured. You can decline, or approve from the operator console.".into(),
-                                summary: false,
-                            });
-                        }
-                    }
-                    Some('2') => {
-                        call.mode = Mode::Question;
-                        out.push(Effect::Progress(format!("{who} pressed 2 (question)")));
-                        out.push(Effect::AskQuestion { ccid: c() });
-                    }
-                    Some('3') => {
-                        call.mode = Mode::Closing;
-                        out.push(Effect::Progress(format!("{who} pressed 3 (decline)")));
-                        out.push(Effect::Decide {
-                            ccid: c(),
-                            approve: false,
-                            approver: call.approver.clone(),
-                        });
-                    }
-                    Some('9') => {
-                        out.push(Effect::Progress(format!("{who} pressed 9 (repeat)")));
-                        out.push(Effect::Menu {
-                            ccid: c(),
-                            lead: String::new(),
-                            summary: true,
-                        });
-                    }
-                    _ => out.push(Effect::Menu {
-                        ccid: c(),
-                        lead: "That key is not on the menu.".into(),
-                        summary: false,
-                    }),
-                }
+        CallEvent::Gather {
+            digits,
+            status,
+            prompt,
+        } => {
+            // Only the answer to the prompt being awaited counts: a stale menu's keys, keys in
+            // question mode (no menu is playing) or a second delivery of one answer do not.
+            if call.awaiting == 0 || *prompt != Some(call.awaiting) {
+                return out;
             }
-            Mode::Pin => {
-                if !valid(status) || digits.is_empty() {
-                    if matches!(
-                        status.as_str(),
-                        "call_hangup" | "cancelled" | "cancelled_amd"
-                    ) {
-                        return out;
-                    }
-                    call.mode = Mode::Menu;
-                    out.push(Effect::Menu {
-                        ccid: c(),
-                        lead: "No PIN was entered; nothing was approved.".into(),
-                        summary: false,
-                    });
-                } else if roster.check_pin(&call.approver.phone, digits.trim_end_matches('#')) {
-                    call.mode = Mode::Closing;
-                    out.push(Effect::Progress(format!("{who} entered a valid PIN")));
-                    out.push(Effect::Decide {
-                        ccid: c(),
-                        approve: true,
-                        approver: call.approver.clone(),
-                    });
-                } else {
-                    call.pin_failures = call.pin_failures.saturating_add(1);
-                    wrong_pin = Some((call.approver.phone.clone(), who.clone()));
-                }
-            }
-            _ => {}
-        },
+            call.awaiting = 0;
+            gather(
+                call,
+                &who,
+                ccid,
+                digits,
+                status,
+                pin_required,
+                locked,
+                roster,
+                &mut wrong_pin,
+                &mut out,
+            );
+        }
         CallEvent::Speech { text } => {
             if call.mode != Mode::Question {
                 return out;
@@ -481,6 +392,7 @@ pub fn on_event(
                         ccid: c(),
                         lead: format!("I heard you say {word}. Spoken words do not decide. To {word}, press {key}."),
                         summary: false,
+prompt: next_prompt(call),
                     });
                 }
                 None => {
@@ -502,6 +414,7 @@ pub fn on_event(
                     ccid: c(),
                     lead: "I did not catch a question.".into(),
                     summary: false,
+                    prompt: next_prompt(call),
                 });
             }
         }
@@ -542,6 +455,7 @@ pub fn on_event(
                     ccid: c(),
                     lead: String::new(),
                     summary: true,
+                    prompt: next_prompt(call),
                 });
             }
         }
@@ -556,6 +470,7 @@ pub fn on_event(
                     ccid: c(),
                     lead: String::new(),
                     summary: true,
+                    prompt: next_prompt(call),
                 });
             } else {
                 call.mode = Mode::Closing;
@@ -572,6 +487,148 @@ pub fn on_event(
         out.extend(pin_failed(ladder, ccid, &phone, &who));
     }
     out
+}
+
+/// A key press (or none) answering the prompt being awaited on `call`.
+#[allow(clippy::too_many_arguments)]
+fn gather(
+    call: &mut Call,
+    who: &str,
+    ccid: &str,
+    digits: &str,
+    status: &str,
+    pin_required: bool,
+    locked: bool,
+    roster: &Roster,
+    wrong_pin: &mut Option<(String, String)>,
+    out: &mut Vec<Effect>,
+) {
+    let c = || ccid.to_string();
+    match call.mode {
+        Mode::Menu => {
+            if !valid(status) || digits.is_empty() {
+                if matches!(status, "call_hangup" | "cancelled" | "cancelled_amd") {
+                    return;
+                }
+                call.misses += 1;
+                if call.misses >= MAX_MISSES {
+                    call.mode = Mode::Closing;
+                    out.push(Effect::Progress(format!(
+                        "{who} pressed no key; ending the call"
+                    )));
+                    out.push(Effect::Goodbye {
+                        ccid: c(),
+                        text: "No key was pressed. Nothing was decided. Goodbye.".into(),
+                    });
+                } else {
+                    out.push(Effect::Menu {
+                        ccid: c(),
+                        lead: "I did not get a key.".into(),
+                        summary: false,
+                        prompt: next_prompt(call),
+                    });
+                }
+                return;
+            }
+            call.misses = 0;
+            call.keyed = true;
+            match digits.chars().next() {
+                Some('1') => {
+                    out.push(Effect::Progress(format!("{who} pressed 1 (approve)")));
+                    if !pin_required {
+                        call.mode = Mode::Closing;
+                        out.push(Effect::Decide {
+                            ccid: c(),
+                            approve: true,
+                            approver: call.approver.clone(),
+                        });
+                    } else if locked {
+                        out.push(Effect::Progress(format!(
+                            "{who} cannot approve: PIN entry is locked for this intent"
+                        )));
+                        out.push(Effect::Menu {
+                                ccid: c(),
+                                lead: "Too many wrong PINs were entered for this intent, so it cannot be approved by phone. You can decline, or ask the operator.".into(),
+                                summary: false,
+prompt: next_prompt(call),
+                            });
+                    } else if roster.has_pin(&call.approver.phone) {
+                        call.mode = Mode::Pin;
+                        out.push(Effect::AskPin {
+                            ccid: c(),
+                            lead: "This intent needs your PIN.".into(),
+                            prompt: next_prompt(call),
+                        });
+                    } else {
+                        out.push(Effect::Progress(format!(
+                            "{who} has no PIN configured; approval by phone refused"
+                        )));
+                        out.push(Effect::Menu {
+                                ccid: c(),
+                                lead: "This intent needs a PIN to approve and you have none configured. You can decline, or approve from the operator console.".into(),
+                                summary: false,
+prompt: next_prompt(call),
+                            });
+                    }
+                }
+                Some('2') => {
+                    call.mode = Mode::Question;
+                    out.push(Effect::Progress(format!("{who} pressed 2 (question)")));
+                    out.push(Effect::AskQuestion { ccid: c() });
+                }
+                Some('3') => {
+                    call.mode = Mode::Closing;
+                    out.push(Effect::Progress(format!("{who} pressed 3 (decline)")));
+                    out.push(Effect::Decide {
+                        ccid: c(),
+                        approve: false,
+                        approver: call.approver.clone(),
+                    });
+                }
+                Some('9') => {
+                    out.push(Effect::Progress(format!("{who} pressed 9 (repeat)")));
+                    out.push(Effect::Menu {
+                        ccid: c(),
+                        lead: String::new(),
+                        summary: true,
+                        prompt: next_prompt(call),
+                    });
+                }
+                _ => out.push(Effect::Menu {
+                    ccid: c(),
+                    lead: "That key is not on the menu.".into(),
+                    summary: false,
+                    prompt: next_prompt(call),
+                }),
+            }
+        }
+        Mode::Pin => {
+            if !valid(status) || digits.is_empty() {
+                if matches!(status, "call_hangup" | "cancelled" | "cancelled_amd") {
+                    return;
+                }
+                call.mode = Mode::Menu;
+                out.push(Effect::Menu {
+                    ccid: c(),
+                    lead: "No PIN was entered; nothing was approved.".into(),
+                    summary: false,
+                    prompt: next_prompt(call),
+                });
+            } else if roster.check_pin(&call.approver.phone, digits.trim_end_matches('#')) {
+                call.mode = Mode::Closing;
+                out.push(Effect::Progress(format!("{who} entered a valid PIN")));
+                out.push(Effect::Decide {
+                    ccid: c(),
+                    approve: true,
+                    approver: call.approver.clone(),
+                });
+            } else {
+                call.pin_failures = call.pin_failures.saturating_add(1);
+                *wrong_pin = Some((call.approver.phone.clone(), who.to_string()));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Counts a wrong PIN against the intent: ask again, or at the limit lock the intent (its
@@ -593,6 +650,7 @@ fn pin_failed(ladder: &mut Ladder, ccid: &str, phone: &str, who: &str) -> Vec<Ef
             out.push(Effect::AskPin {
                 ccid: ccid.to_string(),
                 lead: "That PIN is not correct.".into(),
+                prompt: ladder.call_mut(ccid).map(next_prompt).unwrap_or_default(),
             });
         }
         Strike::Locked { max, code } => {
@@ -678,6 +736,13 @@ pub fn clip(text: &str, max: usize) -> String {
     }
 }
 
+/// Numbers the next gather on `call` and awaits its answer.
+pub fn next_prompt(call: &mut Call) -> u32 {
+    call.prompts = call.prompts.wrapping_add(1).max(1);
+    call.awaiting = call.prompts;
+    call.prompts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,6 +771,8 @@ mod tests {
                 pin_failures: 0,
                 transcribing: false,
                 keyed: false,
+                prompts: 0,
+                awaiting: 0,
             }],
             sms_code: None,
             failures: 0,
@@ -717,11 +784,14 @@ mod tests {
         }
     }
 
-    fn gather(d: &str) -> CallEvent {
-        CallEvent::Gather {
+    /// Keys answering the prompt the call awaits.
+    fn press(l: &mut Ladder, roster: &Roster, d: &str) -> Vec<Effect> {
+        let event = CallEvent::Gather {
             digits: d.into(),
             status: "valid".into(),
-        }
+            prompt: Some(l.calls[0].awaiting),
+        };
+        on_event(l, roster, "v3:c", &event)
     }
 
     fn decides(effects: &[Effect]) -> Option<bool> {
@@ -763,10 +833,7 @@ mod tests {
         on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
         let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Machine));
         assert!(e.contains(&Effect::Advance { from: 0 }));
-        assert_eq!(
-            decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))),
-            None
-        );
+        assert_eq!(decides(&press(&mut l, &roster, "1")), None);
     }
 
     #[test]
@@ -784,16 +851,13 @@ mod tests {
             "{e:?}"
         );
         assert!(e.contains(&Effect::Advance { from: 0 }));
-        assert_eq!(
-            decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))),
-            None
-        );
+        assert_eq!(decides(&press(&mut l, &roster, "1")), None);
 
         // Once a key was pressed a person is there: a late verdict changes nothing.
         let mut l = ladder(false);
         on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
         on_event(&mut l, &roster, "v3:c", &CallEvent::DetectionTimeout);
-        on_event(&mut l, &roster, "v3:c", &gather("9"));
+        press(&mut l, &roster, "9");
         let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Machine));
         assert!(e.is_empty(), "{e:?}");
     }
@@ -816,12 +880,40 @@ mod tests {
     }
 
     #[test]
+    fn only_the_awaited_prompt_takes_keys() {
+        let roster = Roster::default();
+        let mut l = ladder(false);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        let first = l.calls[0].awaiting;
+        press(&mut l, &roster, "9");
+        let key = |digits: &str, prompt: Option<u32>| CallEvent::Gather {
+            digits: digits.into(),
+            status: "valid".into(),
+            prompt,
+        };
+        // The first menu was replaced by the repeat: its keys are stale.
+        assert!(on_event(&mut l, &roster, "v3:c", &key("1", Some(first))).is_empty());
+        assert!(on_event(&mut l, &roster, "v3:c", &key("1", None)).is_empty());
+        // Question mode: no menu plays, so no key decides, whatever prompt it names.
+        press(&mut l, &roster, "2");
+        let awaited = l.calls[0].prompts;
+        for prompt in [Some(awaited), Some(awaited + 1), None] {
+            assert_eq!(
+                decides(&on_event(&mut l, &roster, "v3:c", &key("3", prompt))),
+                None
+            );
+        }
+        assert_eq!(l.calls[0].mode, Mode::Question);
+    }
+
+    #[test]
     fn speech_never_decides() {
         let roster = Roster::default();
         let mut l = ladder(false);
         on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
         on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
-        on_event(&mut l, &roster, "v3:c", &gather("2"));
+        press(&mut l, &roster, "2");
         let e = on_event(
             &mut l,
             &roster,
@@ -832,10 +924,7 @@ mod tests {
         );
         assert_eq!(decides(&e), None);
         assert!(matches!(&e[1], Effect::Menu { lead, .. } if lead.contains("press 1")));
-        assert_eq!(
-            decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))),
-            Some(true)
-        );
+        assert_eq!(decides(&press(&mut l, &roster, "1")), Some(true));
     }
 
     #[test]
@@ -855,18 +944,9 @@ mod tests {
         let mut l = ladder(true);
         on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
         on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
-        assert_eq!(
-            decides(&on_event(&mut l, &roster, "v3:c", &gather("1"))),
-            None
-        );
-        assert_eq!(
-            decides(&on_event(&mut l, &roster, "v3:c", &gather("1111#"))),
-            None
-        );
-        assert_eq!(
-            decides(&on_event(&mut l, &roster, "v3:c", &gather("2468#"))),
-            Some(true)
-        );
+        assert_eq!(decides(&press(&mut l, &roster, "1")), None);
+        assert_eq!(decides(&press(&mut l, &roster, "1111#")), None);
+        assert_eq!(decides(&press(&mut l, &roster, "2468#")), Some(true));
     }
 
     #[test]
@@ -875,6 +955,7 @@ mod tests {
             intent_id: "x".repeat(200),
             attempt: 3,
             traceparent: Some("00-abc-def-01".into()),
+            prompt: Some(7),
         };
         let text = s.encode();
         assert!(!text.contains('\n'));

@@ -54,6 +54,8 @@ struct CallState {
     to: String,
     answered: bool,
     ended: bool,
+    /// The latest `client_state` a command set: Telnyx puts it in every later webhook.
+    client_state: Option<String>,
 }
 
 #[derive(Default)]
@@ -335,6 +337,9 @@ async fn action(
             return error(422, "10032", "client_state must be Base64");
         }
     }
+    if let Some(cs) = body["client_state"].as_str() {
+        call.client_state = Some(cs.to_string());
+    }
     if action == "hangup" {
         call.ended = true;
     }
@@ -392,14 +397,27 @@ pub struct Phone {
 }
 
 impl Phone {
-    /// A signed `event_type` webhook for this call with extra payload fields.
+    /// A signed `event_type` webhook for this call with extra payload fields, carrying the
+    /// `client_state` the latest command set (as Telnyx does), else the dial's.
     pub fn event(&self, event_type: &str, extra: Value) -> String {
+        let latest = self
+            .fake
+            .lock()
+            .calls
+            .get(&self.ccid)
+            .and_then(|c| c.client_state.clone());
+        let client_state = latest.unwrap_or_else(|| self.client_state.clone());
+        self.event_with_state(event_type, extra, &client_state)
+    }
+
+    /// Like [`Phone::event`] with this `client_state`.
+    pub fn event_with_state(&self, event_type: &str, extra: Value, client_state: &str) -> String {
         let mut payload = json!({
             "call_control_id": self.ccid,
             "call_leg_id": "428c31b6-7af4-11e9-b9a1-02420a0f7768",
             "call_session_id": "428c31b6-7af4-11e9-b9a1-02420a0f7769",
             "connection_id": CONNECTION_ID,
-            "client_state": self.client_state,
+            "client_state": client_state,
             "from": CALLER_ID,
             "to": self.to,
         });

@@ -117,3 +117,21 @@ async fn a_roster_number_the_intent_was_not_routed_to_cannot_decide() {
     );
     s.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_reply_to_another_number_is_not_ours() {
+    let mut s = Setup::alice().await;
+    let (id, watch, code) = texted(&mut s).await;
+    // Same messaging profile, another number: not this channel, whatever it says.
+    s.text_in_to(ALICE, "+14155550177", &format!("APPROVE {code}"))
+        .await;
+    // Handled before the answer (well within its window): then the real reply decides.
+    assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
+    s.text_in(ALICE, &format!("DECLINE {code}")).await;
+    let details = finish_decided(&s, watch, IntentState::Declined, "alice", "sms").await;
+    assert!(
+        !details.iter().any(|d| d.contains("replied APPROVE")),
+        "{details:#?}"
+    );
+    s.app.stop().await;
+}

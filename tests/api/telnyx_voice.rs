@@ -329,6 +329,49 @@ async fn a_late_machine_verdict_hangs_up_and_calls_the_next_approver() {
 }
 
 #[tokio::test]
+async fn a_menu_refused_as_not_answered_yet_waits_for_call_answered() {
+    let mut s = Setup::alice().await;
+    let (id, watch) = s.escalate(7500).await;
+    let phone = s.phone(ALICE, 1).await;
+    phone.initiated().await;
+    // Our webhook says answered, Telnyx's call state does not yet: the menu gets 90034.
+    assert_eq!(phone.send("call.answered", json!({})).await, 200);
+    phone.detection("human").await;
+    s.wait_progress(
+        &id,
+        "telnyx gather_using_speak refused: call not answered yet; waiting for call.answered",
+    )
+    .await;
+    assert_eq!(s.fake.count("hangup", Some(&phone.ccid)), 0, "not hung up");
+    // Telnyx's call.answered comes: the menu starts.
+    phone.answered().await;
+    assert!(phone.prompt(1).await.ends_with(MENU));
+    phone.press("3").await;
+    finish_decided(&s, watch, IntentState::Declined, "alice", "voice").await;
+    s.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_command_hangs_up_with_our_state_and_a_command_id() {
+    let mut s = Setup::alice().await;
+    let (id, _watch) = s.escalate(7500).await;
+    let phone = s.phone(ALICE, 1).await;
+    s.fake.fail_next(&[(422, "10032")]); // the menu
+    phone.pick_up().await;
+    let hangup = s.fake.wait_for("hangup", Some(&phone.ccid), 1).await;
+    assert_eq!(
+        client_state(hangup.body["client_state"].as_str().expect("client_state"))["i"],
+        id.as_str()
+    );
+    assert!(hangup.body["command_id"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty()));
+    s.wait_progress(&id, "telnyx gather_using_speak failed: telnyx 422: 10032")
+        .await;
+    s.app.stop().await;
+}
+
+#[tokio::test]
 async fn a_command_on_a_call_that_already_ended_counts_as_done() {
     let mut s = Setup::alice().await;
     let (_, watch) = s.escalate(7500).await;

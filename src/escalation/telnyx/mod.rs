@@ -910,6 +910,19 @@ impl Telnyx {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let text = data.str("text").unwrap_or_default();
+        // Only replies to our own number: another number on the same messaging profile is
+        // not this channel.
+        let to_us = match data.payload.get("to") {
+            Some(Value::Array(to)) => to
+                .iter()
+                .any(|t| t.get("phone_number").and_then(Value::as_str) == Some(self.from.as_str())),
+            Some(Value::String(to)) => *to == self.from,
+            _ => false,
+        };
+        if !to_us {
+            metrics::inc("sentinel_webhooks_total", &[("outcome", "not_our_number")]);
+            return Ok(());
+        }
         let Some(approver) = self.roster.by_phone(from) else {
             // Not a roster number: ignored, but the attempt is on record (last digits only).
             metrics::inc("sentinel_webhooks_total", &[("outcome", "unknown_number")]);
@@ -1194,11 +1207,49 @@ impl Telnyx {
             return;
         };
         warn!(intent_id = %intent, action, error = %e, "telnyx command failed");
+        if e.code() == "90034" {
+            // Telnyx does not count the call as answered yet: wait for its call.answered
+            // (which starts the menu again) instead of hanging up on the approver.
+            self.progress(
+                &intent,
+                &format!(
+                    "telnyx {action} refused: call not answered yet; waiting for call.answered"
+                ),
+            )
+            .await;
+            let _ = self
+                .update(&intent, |l| {
+                    if let Some(c) = l.call_mut(ccid) {
+                        if matches!(c.mode, Mode::Menu | Mode::Pin | Mode::Question) {
+                            c.answered = false;
+                            c.mode = Mode::Ringing;
+                            c.awaiting = 0;
+                        }
+                    }
+                })
+                .await;
+            // If it never comes, the ring watchdog hangs up and moves on.
+            self.after(
+                self.ring_timeout + RING_GRACE,
+                intent,
+                ccid.to_string(),
+                CallEvent::RingTimeout,
+            );
+            return;
+        }
         self.progress(&intent, &format!("telnyx {action} failed: {e}"))
             .await;
         if action != "hangup" {
-            let body = json!({ "command_id": format!("hangup-after-{command_id}") });
-            let _ = self.client.command(ccid, "hangup", &body).await;
+            let _ = self
+                .try_command(
+                    ccid,
+                    attempt,
+                    "hangup",
+                    json!({}),
+                    &format!("after-{command_id}"),
+                    None,
+                )
+                .await;
         }
     }
 

@@ -670,10 +670,10 @@ fn pin_failed(ladder: &mut Ladder, ccid: &str, phone: &str, who: &str) -> Vec<Ef
     out
 }
 
-/// A gather result with keys. A missing status counts as valid: some senders omit it, and
-/// the keys still come from the approver's phone.
+/// A gather result with keys. Only an explicit `valid` counts: a missing status is not
+/// Telnyx's shape, and a key press that decides must be unambiguous.
 fn valid(status: &str) -> bool {
-    status.is_empty() || status == "valid"
+    status == "valid"
 }
 
 /// What the approver hears first: enough to decide on. Sentinel's own facts come first
@@ -905,6 +905,22 @@ mod tests {
             );
         }
         assert_eq!(l.calls[0].mode, Mode::Question);
+    }
+
+    #[test]
+    fn a_gather_without_a_status_is_no_key() {
+        let roster = Roster::default();
+        let mut l = ladder(false);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        let event = CallEvent::Gather {
+            digits: "1".into(),
+            status: String::new(),
+            prompt: Some(l.calls[0].awaiting),
+        };
+        let e = on_event(&mut l, &roster, "v3:c", &event);
+        assert_eq!(decides(&e), None);
+        assert!(matches!(&e[0], Effect::Menu { lead, .. } if lead == "I did not get a key."));
     }
 
     #[test]

@@ -637,13 +637,18 @@ async fn post_with_text(
 
 /// An inbound SMS from `from` as Telnyx posts it.
 pub fn sms_received(from: &str, text: &str) -> String {
+    sms_received_to(from, CALLER_ID, text)
+}
+
+/// An inbound SMS from `from` to `to`.
+pub fn sms_received_to(from: &str, to: &str, text: &str) -> String {
     envelope(
         "message.received",
         json!({
             "record_type": "message", "direction": "inbound", "type": "SMS",
             "id": uuid::Uuid::new_v4().to_string(),
             "from": {"phone_number": from, "carrier": "T-MOBILE USA, INC.", "line_type": "Wireless"},
-            "to": [{"phone_number": CALLER_ID, "status": "webhook_delivered"}],
+            "to": [{"phone_number": to, "status": "webhook_delivered"}],
             "text": text, "errors": []
         }),
     )
@@ -769,8 +774,13 @@ impl Setup {
 impl Setup {
     /// Posts a signed inbound SMS from `from`.
     pub async fn text_in(&self, from: &str, text: &str) {
+        self.text_in_to(from, CALLER_ID, text).await
+    }
+
+    /// Posts a signed inbound SMS from `from` to `to`.
+    pub async fn text_in_to(&self, from: &str, to: &str, text: &str) {
         let url = format!("http://{}/telnyx/webhook", self.app.http_addr);
-        let body = sms_received(from, text);
+        let body = sms_received_to(from, to, text);
         let status = post_signed(&reqwest::Client::new(), &url, &signing_key(), &body, now()).await;
         assert_eq!(status, 200);
     }

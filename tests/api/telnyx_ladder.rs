@@ -91,8 +91,23 @@ async fn a_cli_decision_while_the_phone_rings_hangs_up() {
     alice.send("call.answered", serde_json::json!({})).await;
     alice.detection("human").await;
     alice.press("1").await;
+    s.wait_progress(
+        &id,
+        "approver 1 (alice) pressed 1 too late: the intent was already decided; ignored",
+    )
+    .await;
     alice.hangup("normal_clearing").await;
     s.settle().await;
+    let details = s.progress(&id).await;
+    assert!(
+        !details.iter().any(|d| d.contains("pressed 1 (approve)")),
+        "{details:#?}"
+    );
+    assert_eq!(
+        s.fake.count("gather_using_speak", None),
+        0,
+        "no menu after the decision"
+    );
     assert_eq!(
         s.fake.count("dial", None),
         1,
@@ -118,21 +133,38 @@ async fn the_deadline_expires_the_intent_and_ends_the_call() {
 
     // A key pressed as the line drops is too late.
     alice.press("1").await;
-    s.settle().await;
+    s.wait_progress(
+        &id,
+        "approver 1 (alice) pressed 1 too late: the intent was already decided; ignored",
+    )
+    .await;
+    let details = s.progress(&id).await;
+    assert!(
+        !details.iter().any(|d| d.contains("pressed 1 (approve)")),
+        "{details:#?}"
+    );
+    assert_eq!(s.fake.count("gather_using_speak", Some(&alice.ccid)), 1);
     assert_eq!(s.state_of(&id).await, IntentState::Expired);
     s.app.stop().await;
 }
 
 #[tokio::test]
-async fn a_rate_limited_dial_is_retried_once_not_doubled() {
+async fn a_dial_whose_response_is_lost_is_retried_without_a_second_call() {
     let mut s = Setup::alice().await;
-    s.fake.fail_next(&[(429, "10011")]);
-    let (id, _watch) = s.escalate(7500).await;
+    // Telnyx places the call, then the response is a 503: the retry must not ring twice.
+    s.fake.fail_after_next(&[(503, "10007")]);
+    let (id, watch) = s.escalate(7500).await;
     let alice = s.phone(ALICE, 1).await;
     alice.initiated().await;
-    assert_eq!(s.fake.count("dial", None), 1);
     s.client.resolve(&id, false, "done").await.expect("resolve");
     s.fake.wait_for("hangup", Some(&alice.ccid), 1).await;
+    finish(&s, watch).await;
+    assert_eq!(s.fake.dial_attempts(), 2, "the dial was retried");
+    assert_eq!(
+        s.fake.count("dial", None),
+        1,
+        "one call thanks to command_id"
+    );
     s.app.stop().await;
 }
 

@@ -270,6 +270,12 @@ async fn voicemail_never_decides_and_the_next_approver_is_called() {
     // Nothing was ever put to the machine, and tones it plays are no decision.
     assert_eq!(s.fake.count("gather_using_speak", Some(&alice.ccid)), 0);
     alice.press("1").await;
+    // The barrier: the key was processed (and ignored) before the state is looked at.
+    s.wait_progress(
+        &id,
+        "approver 1 (alice) pressed 1 after the call was over; ignored",
+    )
+    .await;
     alice.hangup("normal_clearing").await;
 
     let bob = s.phone(BOB, 1).await;
@@ -436,5 +442,63 @@ async fn without_gather_using_ai_questions_are_transcribed() {
             "approver 1 (alice) asked: what does Acme Corp sell",
         ],
     );
+    s.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_after_the_hang_up_decides_nothing() {
+    let mut s = Setup::alice().await;
+    let (id, _watch) = s.escalate(7500).await;
+    let phone = s.phone(ALICE, 1).await;
+    phone.pick_up().await;
+    phone.prompt(1).await;
+    // The hang-up overtakes the gather result of the menu.
+    phone.hangup("normal_clearing").await;
+    phone.press("1").await;
+    s.wait_progress(
+        &id,
+        "approver 1 (alice) pressed 1 after the call was over; ignored",
+    )
+    .await;
+    s.wait_progress(&id, "SMS with a one-time code sent").await;
+    assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
+    s.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_real_calls_event_naming_another_intent_decides_neither() {
+    let mut s = Setup::alice().await;
+    let (first, _w1) = s.escalate(7500).await;
+    let (second, _w2) = s.escalate(8000).await;
+    let (a, b) = (s.phone(ALICE, 1).await, s.phone(ALICE, 2).await);
+    let (a, b) = if a.client_state_intent() == first {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    a.pick_up().await;
+    a.prompt(1).await;
+    b.pick_up().await;
+    b.prompt(1).await;
+    // Signed, on the first intent's live call, with the second intent's client_state.
+    let latest = s
+        .fake
+        .wait_for("gather_using_speak", Some(&b.ccid), 1)
+        .await;
+    let foreign = a.event_with_state(
+        "call.gather.ended",
+        json!({"digits": "1", "status": "valid"}),
+        latest.body["client_state"].as_str().unwrap(),
+    );
+    assert_eq!(a.post(&foreign).await, 200);
+    s.wait_rejected("voice", 1).await;
+    assert_eq!(s.state_of(&first).await, IntentState::PendingApproval);
+    assert_eq!(s.state_of(&second).await, IntentState::PendingApproval);
+    for id in [&first, &second] {
+        assert!(
+            !s.progress(id).await.iter().any(|d| d.contains("pressed")),
+            "{id}"
+        );
+    }
     s.app.stop().await;
 }

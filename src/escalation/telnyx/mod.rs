@@ -586,6 +586,30 @@ impl Telnyx {
                 metrics::inc("sentinel_webhooks_total", &[("outcome", "unknown_call")]);
                 return Ok(());
             };
+            // The call decides which intent an event is about; a client_state naming another
+            // intent is not ours (or was tampered with before signing): ignored.
+            if let Some(cs) = data.client_state() {
+                if cs.intent_id != intent.as_str() {
+                    metrics::inc("sentinel_webhooks_total", &[("outcome", "state_mismatch")]);
+                    let _ = self
+                        .store()
+                        .audit(AuditRecord {
+                            at: now_millis(),
+                            intent_id: Some(intent.clone()),
+                            event: "rejected".into(),
+                            actor: "telnyx-webhook".into(),
+                            channel: "voice".into(),
+                            state: None,
+                            version: None,
+                            detail: format!(
+                                "{} for this intent's call names another intent in client_state; ignored",
+                                data.event_type
+                            ),
+                        })
+                        .await;
+                    return Ok(());
+                }
+            }
             let event = CallEvent::parse(&data);
             if event != CallEvent::Other {
                 self.on_call_event(&intent, ccid, &event, &data.id).await?;

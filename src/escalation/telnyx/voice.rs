@@ -269,10 +269,25 @@ pub fn on_event(
     let Some(call) = ladder.call_mut(ccid) else {
         return Vec::new();
     };
+    let who = format!("approver {} ({})", call.attempt + 1, call.approver.name);
+    if let CallEvent::Gather { digits, status, .. } = event {
+        // Keys after the decision or the end of the call change nothing, but say so: the
+        // approver may believe they decided.
+        if (done || matches!(call.mode, Mode::Ended | Mode::Closing))
+            && valid(status)
+            && !digits.is_empty()
+        {
+            let digits = clip(digits, 12);
+            return vec![Effect::Progress(if done {
+                format!("{who} pressed {digits} too late: the intent was already decided; ignored")
+            } else {
+                format!("{who} pressed {digits} after the call was over; ignored")
+            })];
+        }
+    }
     if call.mode == Mode::Ended {
         return Vec::new();
     }
-    let who = format!("approver {} ({})", call.attempt + 1, call.approver.name);
     let c = || ccid.to_string();
     let mut out = Vec::new();
     // A wrong PIN counts against the intent, which the call cannot touch while borrowed.

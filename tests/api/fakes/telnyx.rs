@@ -66,6 +66,10 @@ struct Inner {
     failures: VecDeque<(u16, &'static str)>,
     /// The `retry-after` header on injected 429s.
     retry_after: Option<String>,
+    /// Failures answered after the request was carried out (a lost response).
+    failures_after: VecDeque<(u16, &'static str)>,
+    /// Dial requests received, including ones deduplicated by `command_id`.
+    dial_attempts: usize,
     /// Call commands refused because of the call's state: (action, call id, error code).
     refused: Vec<(String, String, &'static str)>,
     next_id: u64,
@@ -106,6 +110,36 @@ impl FakeTelnyx {
     /// The next requests fail with these statuses and error codes, in order.
     pub fn fail_next(&self, failures: &[(u16, &'static str)]) {
         self.lock().failures.extend(failures.iter().copied());
+    }
+
+    /// The next requests are carried out, then answered with these errors (the response was
+    /// lost): only `command_id` keeps a retry from doing it twice.
+    pub fn fail_after_next(&self, failures: &[(u16, &'static str)]) {
+        self.lock().failures_after.extend(failures.iter().copied());
+    }
+
+    /// Dial requests received, duplicates included.
+    pub fn dial_attempts(&self) -> usize {
+        self.lock().dial_attempts
+    }
+
+    /// Asserts that every dial and call command Sentinel sent carried a `command_id` and that
+    /// none was refused for a missing parameter.
+    pub fn assert_commands_identified(&self) {
+        let inner = self.lock();
+        for r in inner.requests.iter().filter(|r| r.kind != "sms") {
+            assert!(
+                r.body["command_id"].as_str().is_some_and(|c| !c.is_empty()),
+                "{} without command_id: {}",
+                r.kind,
+                r.body
+            );
+        }
+        let missing: Vec<_> = inner.refused.iter().filter(|r| r.2 == "10004").collect();
+        assert!(
+            missing.is_empty(),
+            "refused for missing parameters: {missing:?}"
+        );
     }
 
     /// Injected 429s carry this `retry-after` (default `0`).
@@ -256,6 +290,7 @@ async fn dial(
     if let Some(refused) = gate(&mut inner, &headers) {
         return refused;
     }
+    inner.dial_attempts += 1;
     for field in ["connection_id", "to", "from"] {
         if body[field].as_str().is_none_or(str::is_empty) {
             return error(422, "10004", "Missing required parameter");
@@ -296,6 +331,9 @@ async fn dial(
             ccid
         }
     };
+    if let Some((status, code)) = inner.failures_after.pop_front() {
+        return error(status, code, "Injected failure after the call was placed");
+    }
     Json(json!({"data": {
         "record_type": "call",
         "call_control_id": ccid,
@@ -329,6 +367,10 @@ async fn action(
         inner.refused.push((action, id, code));
         return error(422, code, title);
     }
+    if let Some(field) = missing_parameter(&action, &body) {
+        inner.refused.push((action, id, "10004"));
+        return error(422, "10004", &format!("Missing required parameter {field}"));
+    }
     let Some(call) = inner.calls.get_mut(&id) else {
         return error(422, "90015", "Invalid call_control_id");
     };
@@ -350,6 +392,23 @@ async fn action(
         body,
     });
     Json(json!({"data": {"result": "ok"}})).into_response()
+}
+
+/// The parameter a call action lacks, if any. Telnyx requires `payload` and `voice` on speak
+/// and gather_using_speak and `parameters` on gather_using_ai; this fake also requires the
+/// `command_id` that Sentinel promises on every command (so retries are deduplicated).
+fn missing_parameter(action: &str, body: &Value) -> Option<&'static str> {
+    let present = |f: &str| match &body[f] {
+        Value::String(s) => !s.is_empty(),
+        Value::Null => false,
+        _ => true,
+    };
+    let required: &[&'static str] = match action {
+        "speak" | "gather_using_speak" => &["command_id", "payload", "voice"],
+        "gather_using_ai" => &["command_id", "parameters"],
+        _ => &["command_id"],
+    };
+    required.iter().copied().find(|f| !present(f))
 }
 
 async fn message(
@@ -735,6 +794,7 @@ pub async fn finish(
         "the watch ended on a terminal event: {events:#?}"
     );
     let intent = last.intent.clone().expect("intent");
+    s.fake.assert_commands_identified();
     (s.progress(&intent.intent_id).await, intent)
 }
 

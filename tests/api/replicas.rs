@@ -272,8 +272,20 @@ async fn telnyx_escalation_state_is_shared_by_the_replicas() {
         "one delivery counts"
     );
     assert!(b.first_delivery("evt-2", b"{}", ttl).await.unwrap());
+    // An event that was not processed is forgotten on every replica; a processed one stays.
+    a.settle_delivery("evt-2", false).await.unwrap();
+    assert!(b.first_delivery("evt-2", b"{}", ttl).await.unwrap());
+    b.settle_delivery("evt-2", true).await.unwrap();
+    assert!(!a.first_delivery("evt-2", b"{}", ttl).await.unwrap());
 
     let intent = sentinel::domain::IntentId::generate();
+    // Who was texted about what (wrong SMS codes count against those intents).
+    a.note_texted("+14155550101", &intent, ttl).await.unwrap();
+    assert_eq!(
+        b.texted_intents("+14155550101").await.unwrap(),
+        vec![intent.clone()]
+    );
+    assert!(b.texted_intents("+14155550102").await.unwrap().is_empty());
     assert!(a.claim(&intent, ttl).await.unwrap());
     assert!(
         !b.claim(&intent, ttl).await.unwrap(),
@@ -291,6 +303,10 @@ async fn telnyx_escalation_state_is_shared_by_the_replicas() {
         sms_code: Some("482913".into()),
         failures: 0,
         delivered: version as usize,
+        bad_codes: 0,
+        bad_pins: 0,
+        failures_by_sender: Default::default(),
+        locked: false,
     };
     assert!(
         !a.save(&ladder(2), ttl).await.unwrap(),

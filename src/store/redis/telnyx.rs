@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::{bucket_of, Redis, RedisOptions};
-use crate::domain::IntentId;
+use crate::domain::{now_millis, IntentId};
 use crate::escalation::telnyx::state::{Ladder, StateError, TelnyxState};
 use crate::store::StoreError;
 
@@ -90,6 +90,30 @@ impl TelnyxState for RedisTelnyxState {
         ttl: Duration,
     ) -> Result<bool, StateError> {
         self.set_nx(self.key("wh", event_id), body, ttl).await
+    }
+
+    async fn settle_delivery(&self, event_id: &str, processed: bool) -> Result<(), StateError> {
+        let key = self.key("wh", event_id);
+        self.redis
+            .call("telnyx state", |mut c| {
+                let key = key.clone();
+                async move {
+                    // Processed: keep the id (a redelivery is a duplicate), drop the body.
+                    // Not: forget it, so Telnyx's redelivery is processed.
+                    let cmd = if processed {
+                        let mut cmd = redis::cmd("SET");
+                        cmd.arg(&key).arg("").arg("XX").arg("KEEPTTL");
+                        cmd
+                    } else {
+                        let mut cmd = redis::cmd("DEL");
+                        cmd.arg(&key);
+                        cmd
+                    };
+                    cmd.query_async::<()>(&mut c).await
+                }
+            })
+            .await
+            .map_err(state_error)
     }
 
     async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError> {
@@ -175,6 +199,64 @@ impl TelnyxState for RedisTelnyxState {
 
     async fn code_intent(&self, code: &str) -> Result<Option<IntentId>, StateError> {
         self.get_id(self.key("code", code)).await
+    }
+
+    async fn note_texted(
+        &self,
+        phone: &str,
+        intent: &IntentId,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        // A sorted set of intents scored by their expiry; the key lives as long as the newest.
+        let key = self.key("texted", phone);
+        let ms = millis(ttl);
+        let expiry = now_millis().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
+        self.redis
+            .call("telnyx state", |mut c| {
+                let key = key.clone();
+                async move {
+                    redis::pipe()
+                        .atomic()
+                        .cmd("ZADD")
+                        .arg(&key)
+                        .arg(expiry)
+                        .arg(intent.as_str())
+                        .ignore()
+                        .cmd("ZREMRANGEBYSCORE")
+                        .arg(&key)
+                        .arg("-inf")
+                        .arg(now_millis())
+                        .ignore()
+                        .cmd("PEXPIRE")
+                        .arg(&key)
+                        .arg(ms)
+                        .ignore()
+                        .query_async::<()>(&mut c)
+                        .await
+                }
+            })
+            .await
+            .map_err(state_error)
+    }
+
+    async fn texted_intents(&self, phone: &str) -> Result<Vec<IntentId>, StateError> {
+        let key = self.key("texted", phone);
+        let ids: Vec<String> = self
+            .redis
+            .call("telnyx state", |mut c| {
+                let key = key.clone();
+                async move {
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(&key)
+                        .arg(now_millis())
+                        .arg("+inf")
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await
+            .map_err(state_error)?;
+        Ok(ids.iter().filter_map(|i| IntentId::parse(i)).collect())
     }
 
     async fn drop_code(&self, code: &str) -> Result<(), StateError> {

@@ -591,21 +591,11 @@ impl Telnyx {
             if let Some(cs) = data.client_state() {
                 if cs.intent_id != intent.as_str() {
                     metrics::inc("sentinel_webhooks_total", &[("outcome", "state_mismatch")]);
-                    let _ = self
-                        .store()
-                        .audit(AuditRecord {
-                            at: now_millis(),
-                            intent_id: Some(intent.clone()),
-                            event: "rejected".into(),
-                            actor: "telnyx-webhook".into(),
-                            channel: "voice".into(),
-                            state: None,
-                            version: None,
-                            detail: format!(
-                                "{} for this intent's call names another intent in client_state; ignored",
-                                data.event_type
-                            ),
-                        })
+                    let detail = format!(
+                        "{} on this intent's call names another intent; ignored",
+                        data.event_type
+                    );
+                    self.rejected(Some(&intent), "telnyx-webhook", "voice", None, detail)
                         .await;
                     return Ok(());
                 }
@@ -892,19 +882,14 @@ impl Telnyx {
                 format!("The intent is {word}. Thank you.")
             }
             Err(GatewayError::FailedPrecondition(why)) => {
-                let _ = self
-                    .store()
-                    .audit(AuditRecord {
-                        at: now_millis(),
-                        intent_id: Some(id.clone()),
-                        event: "rejected".into(),
-                        actor: approver.to_string(),
-                        channel: channel.to_string(),
-                        state: Some(to),
-                        version: None,
-                        detail: format!("too late: {why}"),
-                    })
-                    .await;
+                self.rejected(
+                    Some(id),
+                    approver,
+                    channel,
+                    Some(to),
+                    format!("too late: {why}"),
+                )
+                .await;
                 self.progress(
                     id,
                     &format!("{approver}'s {word} via {channel} came too late: {why}"),
@@ -958,52 +943,39 @@ impl Telnyx {
                 .into_iter()
                 .rev()
                 .collect();
-            let _ = self
-                .store()
-                .audit(AuditRecord {
-                    at: now_millis(),
-                    intent_id: None,
-                    event: "rejected".into(),
-                    actor: "unknown".into(),
-                    channel: "sms".into(),
-                    state: None,
-                    version: None,
-                    detail: format!("SMS from a number not on the roster (ending {tail})"),
-                })
-                .await;
+            self.rejected(
+                None,
+                "unknown",
+                "sms",
+                None,
+                format!("SMS from a number not on the roster (ending {tail})"),
+            )
+            .await;
             return Ok(());
         };
         let name = approver.name.clone();
-        let reject = |intent: Option<IntentId>, detail: String| AuditRecord {
-            at: now_millis(),
-            intent_id: intent,
-            event: "rejected".into(),
-            actor: name.clone(),
-            channel: "sms".into(),
-            state: None,
-            version: None,
-            detail,
-        };
         let Some(reply) = sms::parse_reply(text) else {
-            let _ = self
-                .store()
-                .audit(reject(
-                    None,
-                    "SMS reply is not APPROVE <code> or DECLINE <code>".into(),
-                ))
-                .await;
+            self.rejected(
+                None,
+                &name,
+                "sms",
+                None,
+                "SMS reply is not APPROVE <code> or DECLINE <code>".into(),
+            )
+            .await;
             return Ok(());
         };
         let intent = match self.state.code_intent(&reply.code).await {
             Ok(Some(id)) => id,
             Ok(None) => {
-                let _ = self
-                    .store()
-                    .audit(reject(
-                        None,
-                        "SMS reply with an unknown or retired code".into(),
-                    ))
-                    .await;
+                self.rejected(
+                    None,
+                    &name,
+                    "sms",
+                    None,
+                    "SMS reply with an unknown or retired code".into(),
+                )
+                .await;
                 self.bad_code(from, &name).await;
                 return Ok(());
             }
@@ -1016,25 +988,27 @@ impl Telnyx {
             return Ok(());
         };
         if !ladder.approvers.iter().any(|a| a.phone == from) {
-            let _ = self
-                .store()
-                .audit(reject(
-                    Some(intent.clone()),
-                    "SMS reply from an approver this intent was not routed to".into(),
-                ))
-                .await;
+            self.rejected(
+                Some(&intent),
+                &name,
+                "sms",
+                None,
+                "SMS reply from an approver this intent was not routed to".into(),
+            )
+            .await;
             // A live code for someone else's intent is still a guess from this number.
             self.bad_code(from, &name).await;
             return Ok(());
         }
         if ladder.locked {
-            let _ = self
-                .store()
-                .audit(reject(
-                    Some(intent.clone()),
-                    "SMS reply for an intent locked after too many wrong codes or PINs".into(),
-                ))
-                .await;
+            self.rejected(
+                Some(&intent),
+                &name,
+                "sms",
+                None,
+                "SMS reply for an intent locked after too many wrong codes or PINs".into(),
+            )
+            .await;
             return Ok(());
         }
         if reply.approve
@@ -1044,13 +1018,14 @@ impl Telnyx {
                 .as_deref()
                 .is_some_and(|p| self.roster.check_pin(from, p))
         {
-            let _ = self
-                .store()
-                .audit(reject(
-                    Some(intent.clone()),
-                    "SMS approval without a valid PIN".into(),
-                ))
-                .await;
+            self.rejected(
+                Some(&intent),
+                &name,
+                "sms",
+                None,
+                "SMS approval without a valid PIN".into(),
+            )
+            .await;
             let strike = self
                 .update(&intent, |l| ladder::strike(l, from, Failure::Pin))
                 .await;
@@ -1102,6 +1077,30 @@ impl Telnyx {
         Ok(())
     }
 
+    /// Audits input that was refused and changed nothing.
+    async fn rejected(
+        &self,
+        intent: Option<&IntentId>,
+        actor: &str,
+        channel: &str,
+        state: Option<IntentState>,
+        detail: String,
+    ) {
+        let record = AuditRecord {
+            at: now_millis(),
+            intent_id: intent.cloned(),
+            event: "rejected".into(),
+            actor: actor.to_string(),
+            channel: channel.to_string(),
+            state,
+            version: None,
+            detail,
+        };
+        if let Err(e) = self.store().audit(record).await {
+            warn!(error = %e, "cannot audit a refused input");
+        }
+    }
+
     /// A wrong (or foreign) SMS code from `from`: counted against every intent that number was
     /// texted about and that still takes SMS replies.
     async fn bad_code(&self, from: &str, name: &str) {
@@ -1148,18 +1147,7 @@ impl Telnyx {
             "sentinel_escalation_steps_total",
             &[("step", "lockout"), ("outcome", channel)],
         );
-        let _ = self
-            .store()
-            .audit(AuditRecord {
-                at: now_millis(),
-                intent_id: Some(id.clone()),
-                event: "rejected".into(),
-                actor: "telnyx".into(),
-                channel: channel.to_string(),
-                state: None,
-                version: None,
-                detail: format!("locked: {why}"),
-            })
+        self.rejected(Some(id), "telnyx", channel, None, format!("locked: {why}"))
             .await;
         self.progress(
             id,

@@ -405,9 +405,12 @@ pub fn on_event(
                     )));
                     out.push(Effect::Menu {
                         ccid: c(),
-                        lead: format!("I heard you say {word}. Spoken words do not decide. To {word}, press {key}."),
+                        lead: format!(
+                            "I heard you say {word}. Spoken words do not decide. \
+                             To {word}, press {key}."
+                        ),
                         summary: false,
-prompt: next_prompt(call),
+                        prompt: next_prompt(call),
                     });
                 }
                 None => {
@@ -557,33 +560,21 @@ fn gather(
                             approve: true,
                             approver: call.approver.clone(),
                         });
-                    } else if locked {
-                        out.push(Effect::Progress(format!(
-                            "{who} cannot approve: PIN entry is locked for this intent"
-                        )));
+                    } else if let Some((line, lead)) = pin_refusal(call, who, locked, roster) {
+                        out.push(Effect::Progress(line));
                         out.push(Effect::Menu {
-                                ccid: c(),
-                                lead: "Too many wrong PINs were entered for this intent, so it cannot be approved by phone. You can decline, or ask the operator.".into(),
-                                summary: false,
-prompt: next_prompt(call),
-                            });
-                    } else if roster.has_pin(&call.approver.phone) {
+                            ccid: c(),
+                            lead: lead.into(),
+                            summary: false,
+                            prompt: next_prompt(call),
+                        });
+                    } else {
                         call.mode = Mode::Pin;
                         out.push(Effect::AskPin {
                             ccid: c(),
                             lead: "This intent needs your PIN.".into(),
                             prompt: next_prompt(call),
                         });
-                    } else {
-                        out.push(Effect::Progress(format!(
-                            "{who} has no PIN configured; approval by phone refused"
-                        )));
-                        out.push(Effect::Menu {
-                                ccid: c(),
-                                lead: "This intent needs a PIN to approve and you have none configured. You can decline, or approve from the operator console.".into(),
-                                summary: false,
-prompt: next_prompt(call),
-                            });
                     }
                 }
                 Some('2') => {
@@ -643,6 +634,31 @@ prompt: next_prompt(call),
             }
         }
         _ => {}
+    }
+}
+
+/// Why "1" cannot go on to the PIN step, if it cannot: (progress line, what the approver
+/// hears before the menu again).
+fn pin_refusal(
+    call: &Call,
+    who: &str,
+    locked: bool,
+    roster: &Roster,
+) -> Option<(String, &'static str)> {
+    if locked {
+        Some((
+            format!("{who} cannot approve: PIN entry is locked for this intent"),
+            "Too many wrong PINs were entered for this intent, so it cannot be approved by \
+             phone. You can decline, or ask the operator.",
+        ))
+    } else if !roster.has_pin(&call.approver.phone) {
+        Some((
+            format!("{who} has no PIN configured; approval by phone refused"),
+            "This intent needs a PIN to approve and you have none configured. You can \
+             decline, or approve from the operator console.",
+        ))
+    } else {
+        None
     }
 }
 

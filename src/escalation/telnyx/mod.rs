@@ -1219,34 +1219,7 @@ impl Telnyx {
             return;
         };
         warn!(intent_id = %intent, action, error = %e, "telnyx command failed");
-        if e.code() == "90034" {
-            // Telnyx does not count the call as answered yet: wait for its call.answered
-            // (which starts the menu again) instead of hanging up on the approver.
-            self.progress(
-                &intent,
-                &format!(
-                    "telnyx {action} refused: call not answered yet; waiting for call.answered"
-                ),
-            )
-            .await;
-            let _ = self
-                .update(&intent, |l| {
-                    if let Some(c) = l.call_mut(ccid) {
-                        if matches!(c.mode, Mode::Menu | Mode::Pin | Mode::Question) {
-                            c.answered = false;
-                            c.mode = Mode::Ringing;
-                            c.awaiting = 0;
-                        }
-                    }
-                })
-                .await;
-            // If it never comes, the ring watchdog hangs up and moves on.
-            self.after(
-                self.ring_timeout + RING_GRACE,
-                intent,
-                ccid.to_string(),
-                CallEvent::RingTimeout,
-            );
+        if e.code() == "90034" && self.wait_for_answer(&intent, ccid, action).await {
             return;
         }
         self.progress(&intent, &format!("telnyx {action} failed: {e}"))
@@ -1263,6 +1236,39 @@ impl Telnyx {
                 )
                 .await;
         }
+    }
+
+    /// Telnyx refused a command with 90034 (call not answered yet): a call in conversation
+    /// goes back to ringing, so Telnyx's `call.answered` starts the menu again, instead of
+    /// hanging up on the approver; the ring watchdog hangs up if it never comes. `false` when
+    /// the call was not in conversation (saying goodbye, say): the caller hangs up as usual.
+    async fn wait_for_answer(&self, intent: &IntentId, ccid: &str, action: &str) -> bool {
+        let reset = self
+            .update(intent, |l| match l.call_mut(ccid) {
+                Some(c) if matches!(c.mode, Mode::Menu | Mode::Pin | Mode::Question) => {
+                    c.answered = false;
+                    c.mode = Mode::Ringing;
+                    c.awaiting = 0;
+                    true
+                }
+                _ => false,
+            })
+            .await;
+        if !matches!(reset, Ok(Some((_, true)))) {
+            return false;
+        }
+        self.progress(
+            intent,
+            &format!("telnyx {action} refused: call not answered yet; waiting for call.answered"),
+        )
+        .await;
+        self.after(
+            self.ring_timeout + RING_GRACE,
+            intent.clone(),
+            ccid.to_string(),
+            CallEvent::RingTimeout,
+        );
+        true
     }
 
     /// Sends a call command with our `client_state` and a `command_id`; the caller decides

@@ -361,7 +361,9 @@ pub fn on_event(
         } => {
             // Only the answer to the prompt being awaited counts: a stale menu's keys, keys in
             // question mode (no menu is playing) or a second delivery of one answer do not.
-            if call.awaiting == 0 || *prompt != Some(call.awaiting) {
+            // An event whose client_state names no prompt (a sender that echoes the dial's
+            // state, not the gather's) answers the menu being awaited, once.
+            if call.awaiting == 0 || prompt.is_some_and(|p| p != call.awaiting) {
                 return out;
             }
             call.awaiting = 0;
@@ -925,7 +927,6 @@ mod tests {
         };
         // The first menu was replaced by the repeat: its keys are stale.
         assert!(on_event(&mut l, &roster, "v3:c", &key("1", Some(first))).is_empty());
-        assert!(on_event(&mut l, &roster, "v3:c", &key("1", None)).is_empty());
         // Question mode: no menu plays, so no key decides, whatever prompt it names.
         press(&mut l, &roster, "2");
         let awaited = l.calls[0].prompts;
@@ -936,6 +937,22 @@ mod tests {
             );
         }
         assert_eq!(l.calls[0].mode, Mode::Question);
+    }
+
+    #[test]
+    fn a_key_without_a_prompt_number_answers_the_awaited_menu_once() {
+        let roster = Roster::default();
+        let mut l = ladder(false);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        let key = CallEvent::Gather {
+            digits: "3".into(),
+            status: "valid".into(),
+            prompt: None,
+        };
+        assert!(decides(&on_event(&mut l, &roster, "v3:c", &key)).is_some());
+        // The same answer delivered again decides nothing more.
+        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &key)), None);
     }
 
     #[test]

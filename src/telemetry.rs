@@ -113,3 +113,19 @@ pub fn adopt_remote_parent(span: &tracing::Span, metadata: &tonic::metadata::Met
         opentelemetry::global::get_text_map_propagator(|p| p.extract(&MetadataExtractor(metadata)));
     let _ = span.set_parent(parent);
 }
+
+/// The W3C `traceparent` of the current span, if it is being traced.
+pub fn current_traceparent() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the trace named by a W3C `traceparent`.
+pub fn adopt_traceparent(span: &tracing::Span, traceparent: &str) {
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+    let _ = span.set_parent(parent);
+}

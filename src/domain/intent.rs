@@ -268,6 +268,9 @@ pub struct Intent {
     pub expires_at: Option<Millis>,
     #[serde(default)]
     pub scorer: Option<ScorerInfo>,
+    /// The W3C `traceparent` of the submission, so escalation and webhooks join its trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
 }
 
 /// A refused state change.

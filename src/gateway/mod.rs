@@ -319,6 +319,7 @@ impl Gateway {
             decided_at: terminal.then_some(now),
             expires_at,
             scorer: decision.scorer,
+            trace_parent: crate::telemetry::current_traceparent(),
         }
     }
 

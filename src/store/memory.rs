@@ -468,6 +468,7 @@ mod tests {
             decided_at,
             expires_at: (!state.is_terminal()).then_some(i64::MAX),
             scorer: None,
+            trace_parent: None,
         }
     }
 

@@ -484,6 +484,7 @@ fn pending_intent() -> Intent {
         decided_at: None,
         expires_at: None,
         scorer: None,
+        trace_parent: None,
     }
 }
 

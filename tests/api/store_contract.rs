@@ -82,6 +82,7 @@ pub(crate) fn sample_intent(agent: &str, state: IntentState) -> Intent {
         decided_at: None,
         expires_at: (!state.is_terminal()).then_some(now + 60_000),
         scorer: None,
+        trace_parent: None,
     }
 }
 

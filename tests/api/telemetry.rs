@@ -72,6 +72,8 @@ async fn spans_are_exported_over_otlp_and_join_the_callers_trace() {
         .serve_with_incoming(TcpListenerStream::new(listener));
     let server = tokio::spawn(server);
 
+    // A phone channel too, so the escalation's span can be checked against the same trace.
+    let telnyx = crate::fakes::telnyx::FakeTelnyx::start().await;
     let (grpc, http) = (free_port(), free_port());
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
         .arg("serve")
@@ -80,6 +82,13 @@ async fn spans_are_exported_over_otlp_and_join_the_callers_trace() {
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
         .env("OTEL_SERVICE_NAME", "sentinel-test")
         .env("SENTINEL_LOG_FORMAT", "json")
+        .env("TELNYX_API_KEY", crate::fakes::telnyx::API_KEY)
+        .env("TELNYX_PUBLIC_KEY", crate::fakes::telnyx::public_key_b64())
+        .env("SENTINEL_TELNYX_BASE_URL", telnyx.base_url())
+        .env("TELNYX_CONNECTION_ID", crate::fakes::telnyx::CONNECTION_ID)
+        .env("TELNYX_PHONE_NUMBER", crate::fakes::telnyx::CALLER_ID)
+        .env("ADMIN_PHONE_NUMBER", crate::fakes::telnyx::ALICE)
+        .env("SENTINEL_PUBLIC_URL", "http://127.0.0.1:9")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

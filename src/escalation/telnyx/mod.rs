@@ -20,7 +20,6 @@ pub mod sms;
 pub mod state;
 pub mod voice;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -28,7 +27,6 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::Channel;
 use crate::config::TelnyxConfig;
@@ -260,7 +258,7 @@ impl Telnyx {
         let client_state = ClientState {
             intent_id: intent.id.to_string(),
             attempt: step,
-            traceparent: span.in_scope(traceparent),
+            traceparent: span.in_scope(crate::telemetry::current_traceparent),
             prompt: None,
         }
         .encode();
@@ -573,7 +571,7 @@ impl Telnyx {
         let parent = data.client_state().and_then(|s| s.traceparent);
         let span = tracing::info_span!("telnyx.webhook", event_type = %data.event_type, event_id = %data.id);
         if let Some(tp) = parent {
-            adopt(&span, &tp);
+            crate::telemetry::adopt_traceparent(&span, &tp);
         }
         async {
             if data.event_type == "message.received" {
@@ -1288,7 +1286,7 @@ impl Telnyx {
         body["client_state"] = json!(ClientState {
             intent_id: intent.to_string(),
             attempt,
-            traceparent: traceparent(),
+            traceparent: crate::telemetry::current_traceparent(),
             prompt,
         }
         .encode());
@@ -1309,21 +1307,6 @@ fn push_sentence(text: &mut String, sentence: &str) {
     text.push_str(sentence);
 }
 
-/// The W3C `traceparent` of the current span, for `client_state`.
-fn traceparent() -> Option<String> {
-    let context = tracing::Span::current().context();
-    let mut carrier = HashMap::new();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
-    carrier.remove("traceparent")
-}
-
-/// Makes `span` a child of the trace that placed the call.
-fn adopt(span: &tracing::Span, traceparent: &str) {
-    let carrier = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
-    let _ = span.set_parent(parent);
-}
-
 /// [`Telnyx`] as an escalation channel.
 pub struct TelnyxChannel(pub Arc<Telnyx>);
 
@@ -1337,6 +1320,10 @@ impl Channel for TelnyxChannel {
         let me = self.0.clone();
         let intent = intent.clone();
         let span = tracing::info_span!("escalation", intent_id = %intent.id, module = %intent.module, risk_score = intent.risk_score.get());
+        // The escalation (and every webhook span under it) joins the submitter's trace.
+        if let Some(tp) = &intent.trace_parent {
+            crate::telemetry::adopt_traceparent(&span, tp);
+        }
         tokio::spawn(me.begin(intent).instrument(span));
     }
 

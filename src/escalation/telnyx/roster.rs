@@ -113,6 +113,7 @@ mod tests {
             decided_at: None,
             expires_at: None,
             scorer: None,
+            trace_parent: None,
         }
     }
 

@@ -31,6 +31,11 @@ use tonic::transport::Channel;
 const LLM_LATENCY: Duration = Duration::from_millis(300);
 const CHANNELS: usize = 16;
 
+
+/// The same allocator as the `sentinel` binary, so the numbers are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -30,6 +30,10 @@ use sentinel::scoring::fallback::FallbackScorer;
 use sentinel::store::redis::{RedisOptions, RedisStore};
 use sentinel::store::{MemoryStore, Store};
 
+/// The same allocator as the `sentinel` binary, so the numbers are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()

@@ -31,7 +31,6 @@ use tonic::transport::Channel;
 const LLM_LATENCY: Duration = Duration::from_millis(300);
 const CHANNELS: usize = 16;
 
-
 /// The same allocator as the `sentinel` binary, so the numbers are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

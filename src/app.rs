@@ -255,6 +255,38 @@ impl App {
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
+        {
+            // gRPC health follows the store, like /readyz: a replica that cannot reach Redis
+            // says NOT_SERVING so load balancers send agents elsewhere.
+            let shutdown = shutdown.clone();
+            let store = store.clone();
+            tasks.spawn(async move {
+                let mut serving = true;
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    }
+                    let ok = matches!(
+                        tokio::time::timeout(std::time::Duration::from_secs(1), store.ping()).await,
+                        Ok(Ok(()))
+                    );
+                    if ok != serving && !shutdown.is_cancelled() {
+                        serving = ok;
+                        let status = if ok {
+                            tonic_health::ServingStatus::Serving
+                        } else {
+                            warn!("the store does not answer: reporting NOT_SERVING");
+                            tonic_health::ServingStatus::NotServing
+                        };
+                        health
+                            .set_service_status("sentinel.v1.Sentinel", status)
+                            .await;
+                        health.set_service_status("", status).await;
+                    }
+                }
+            });
+        }
         info!(%grpc_addr, %http_addr, policy = policy.version(), "sentinel is serving");
         Ok(App {
             grpc_addr,

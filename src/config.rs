@@ -337,10 +337,12 @@ impl Config {
             Some(_) => {
                 let hours = number("SENTINEL_RETENTION_HOURS", file.retention_hours, 1)?;
                 let retention = Duration::from_secs(hours.saturating_mul(3600));
-                if retention < approval_timeout * 2 {
+                // Idempotency keys live 24 h: an intent must outlive its key, or a replay
+                // could decide the same request again under the same id.
+                if hours < 24 || retention < approval_timeout * 2 {
                     return Err(err(
                         "SENTINEL_RETENTION_HOURS",
-                        "must be at least twice the approval timeout, so pending intents stay listed",
+                        "must be at least 24 (idempotency keys are kept 24 h) and at least twice the approval timeout",
                     ));
                 }
                 Some(retention)
@@ -691,6 +693,7 @@ mod tests {
             ("SENTINEL_API_KEYS", "agent:bot"),
             ("SENTINEL_LOG_FORMAT", "xml"),
             ("SENTINEL_RETENTION_HOURS", "0"),
+            ("SENTINEL_RETENTION_HOURS", "12"),
             ("SENTINEL_RETENTION_HOURS", "week"),
             ("SENTINEL_LLM_CACHE_TTL_SECS", "soon"),
             ("SENTINEL_LLM_BREAKER_FAILURES", "0"),

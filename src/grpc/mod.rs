@@ -40,7 +40,9 @@ pub fn status(e: GatewayError) -> Status {
         GatewayError::FailedPrecondition(m) => Status::failed_precondition(m),
         GatewayError::Unavailable(source) => {
             warn!(error = %source, "store unavailable");
-            Status::unavailable("the state store is unavailable; nothing was decided, retry later")
+            Status::unavailable(
+                "the state store is unavailable; the outcome is unknown: retry with the same idempotency_key, or check with GetIntent",
+            )
         }
         GatewayError::Internal(m) => {
             error!(error = %m, "internal error");

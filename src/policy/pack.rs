@@ -453,8 +453,9 @@ impl PolicyPack {
             Some((rule, verdict)) => (verdict, rule.score.max(floor)),
             None => (Verdict::Open, floor),
         };
-        if module.is_none() && verdict != Verdict::Decline {
-            // A human decides what no module covers.
+        if !self.by_action.contains_key(&draft.action) && verdict != Verdict::Decline {
+            // A human decides what no module covers, whatever module the agent named: naming
+            // a module must not turn an unknown action into one a scorer may approve.
             verdict = Verdict::Escalate;
             score = score.max(RiskScore::new(UNKNOWN_ACTION_SCORE).expect("constant in range"));
             reasons.push(Reason::new(
@@ -645,6 +646,16 @@ mod tests {
         let e = pack.evaluate(&d).unwrap();
         assert_eq!((e.verdict, e.score.get()), (Verdict::Escalate, 45));
         assert!(e.reasons.iter().any(|r| r.code == "floor_above_threshold"));
+    }
+
+    #[test]
+    fn naming_a_module_does_not_make_an_unknown_action_known() {
+        let pack = PolicyPack::builtin();
+        let mut d = draft("WIRE_MONEY_ABROAD", serde_json::json!({}));
+        d.module = Some("OpsGuard".into());
+        let e = pack.evaluate(&d).unwrap();
+        assert_eq!(e.verdict, Verdict::Escalate);
+        assert!(e.reasons.iter().any(|r| r.code == "unknown_action"));
     }
 
     #[test]

@@ -74,6 +74,7 @@ impl Scorer for FallbackScorer {
                 "no LLM scorer configured: uncovered cases are escalated",
             ),
             info: None,
+            advisory: true,
         })
     }
 

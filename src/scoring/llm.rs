@@ -435,6 +435,7 @@ fn assess(request: &ScoreRequest<'_>, verdict: Verdict, info: ScorerInfo) -> Ass
                 format!("{} scored {model_score}", info.model),
             ),
             info: Some(info),
+            advisory: false,
         };
     }
     let raised = RiskScore::new(INJECTION_SCORE).expect("constant in range");
@@ -455,6 +456,7 @@ fn assess(request: &ScoreRequest<'_>, verdict: Verdict, info: ScorerInfo) -> Ass
             ),
         ),
         info: Some(info),
+        advisory: false,
     }
 }
 

@@ -35,6 +35,9 @@ pub struct Assessment {
     pub analysis: String,
     pub reason: Reason,
     pub info: Option<ScorerInfo>,
+    /// A judgment that may only escalate, never approve (the deterministic fallback: it
+    /// cannot tell a safe case from an unsafe one, whatever a module's threshold is).
+    pub advisory: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,7 +88,7 @@ pub struct Combined {
 }
 
 /// The combination rule: the final score is `max(floor, scorer)`; it approves only when a
-/// scorer answered and the result is at or under the module's threshold. A failure escalates
+/// scorer (not an advisory one) answered and the result is at or under the module's threshold. A failure escalates
 /// with a reason naming it.
 pub fn combine(
     floor: RiskScore,
@@ -97,7 +100,7 @@ pub fn combine(
             let score = assessment.score.max(floor);
             Combined {
                 score,
-                approve: score <= threshold,
+                approve: !assessment.advisory && score <= threshold,
                 analysis: assessment.analysis,
                 reason: assessment.reason,
                 info: assessment.info,
@@ -125,6 +128,7 @@ mod tests {
             analysis: "a".into(),
             reason: Reason::new(ReasonSource::Scorer, "llm", "m"),
             info: None,
+            advisory: false,
         }
     }
 
@@ -147,6 +151,14 @@ mod tests {
             Ok(assessment(80)),
         );
         assert_eq!(c.score.get(), 80);
+        assert!(!c.approve);
+    }
+
+    #[test]
+    fn advisory_scores_never_approve_whatever_the_threshold() {
+        let mut a = assessment(10);
+        a.advisory = true;
+        let c = combine(RiskScore::MIN, RiskScore::MAX, Ok(a));
         assert!(!c.approve);
     }
 

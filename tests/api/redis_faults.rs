@@ -67,6 +67,37 @@ struct Scene {
     watch: tonic::Streaming<pb::DecisionEvent>,
 }
 
+use tonic_health::pb::health_check_response::ServingStatus::{NotServing, Serving};
+
+/// Polls the replica's gRPC health until it reports `want` (bounded by `WAIT`).
+async fn grpc_health_becomes(
+    replica: &Replica,
+    want: tonic_health::pb::health_check_response::ServingStatus,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(replica.url())
+            .expect("url")
+            .connect()
+            .await
+        {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+            let request = tonic_health::pb::HealthCheckRequest {
+                service: "sentinel.v1.Sentinel".into(),
+            };
+            if let Ok(Ok(r)) =
+                tokio::time::timeout(Duration::from_secs(1), health.check(request)).await
+            {
+                if r.into_inner().status == want as i32 {
+                    return true;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 impl Scene {
     async fn start(redis_url: &str) -> Scene {
         let replica = Replica::start(redis_url, &[]).await;
@@ -91,6 +122,10 @@ impl Scene {
         assert_fails_closed(&mut self.client).await;
         let not_ready = self.replica.wait_readyz(503, WAIT).await;
         assert!(not_ready, "readiness reports the outage");
+        assert!(
+            grpc_health_becomes(&self.replica, NotServing).await,
+            "gRPC health reports the outage"
+        );
         match tokio::time::timeout(Duration::from_millis(1500), self.watch.message()).await {
             Err(_) => true,
             Ok(Err(status)) => {
@@ -112,6 +147,10 @@ impl Scene {
     async fn after_recovery(mut self, kept: bool) {
         let ready = self.replica.wait_ready(WAIT).await;
         assert!(ready, "recovers by itself:\n{}", self.replica.log());
+        assert!(
+            grpc_health_becomes(&self.replica, Serving).await,
+            "gRPC health recovers"
+        );
         let id = self.pending.intent_id.clone();
         let intent = self
             .client

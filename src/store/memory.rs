@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
-use crate::domain::{now_millis, DecisionEvent, Intent, IntentId, Millis};
+use crate::domain::{now_millis, DecisionEvent, Intent, IntentId, IntentState, Millis};
 
 const SHARDS: usize = 64;
 /// Events buffered per watched intent: a handful of transitions and progress lines.
@@ -268,7 +268,12 @@ impl Store for MemoryStore {
             .get_mut(&next.id)
             .ok_or_else(|| StoreError::NotFound(next.id.clone()))?;
         let current = &entry.intent;
-        if current.version + 1 != next.version || !current.state.can_become(next.state) {
+        // Past its deadline a pending intent can only expire, whoever decides and whenever the
+        // expiry loop gets to it.
+        let overdue = current.state == IntentState::PendingApproval
+            && next.state != IntentState::Expired
+            && current.expires_at.is_some_and(|d| d <= now);
+        if overdue || current.version + 1 != next.version || !current.state.can_become(next.state) {
             let current = Box::new(current.clone());
             let mut rejected = record_for(&next, "rejected", now);
             rejected.detail = format!(
@@ -285,7 +290,8 @@ impl Store for MemoryStore {
         entry.intent = next.clone();
         inner.publish(entry, DecisionEvent::transition(next.clone(), now));
         Inner::audit_into(&mut shard, record_for(&next, "transition", now));
-        drop(shard);
+        // Still under the shard lock (order: shard, then deadlines; nothing takes them the
+        // other way round), so racing transitions cannot leave a stale deadline behind.
         if previous_deadline != next.expires_at || next.is_terminal() {
             let mut deadlines = lock(&inner.deadlines);
             if let Some(d) = previous_deadline {
@@ -295,6 +301,7 @@ impl Store for MemoryStore {
                 deadlines.insert((d, next.id.clone()));
             }
         }
+        drop(shard);
         Ok(next)
     }
 

@@ -54,6 +54,7 @@ contract!(
     watch_all_sees_every_event,
     list_is_newest_first_filtered_and_paged,
     audit_records_every_attempt,
+    an_overdue_pending_intent_can_only_expire,
 );
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -512,4 +513,28 @@ async fn redis_retention_expires_decided_intents_and_trims_the_index() {
     // Only the 40 recent ones remain listed: older index entries are trimmed (which is why the
     // retention must exceed the approval timeout: an open intent is still served by id).
     assert_eq!(listed.intents.len(), 40);
+}
+
+/// Past its deadline a pending intent can only become EXPIRED, even if the expiry loop has not
+/// run yet: the store refuses a late human decision.
+async fn an_overdue_pending_intent_can_only_expire(store: Arc<dyn Store>) {
+    let mut late = sample_intent("agent-a", IntentState::PendingApproval);
+    late.expires_at = Some(now_millis() - 1_000);
+    let late = create(&store, late).await;
+    let err = store
+        .transition(by_human(&late, IntentState::Approved, "alice", "too late"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    let expired = late
+        .decide(
+            IntentState::Expired,
+            DecidedBy::new(DeciderKind::Timeout, "", "timeout"),
+            "deadline",
+            None,
+            now_millis(),
+        )
+        .unwrap();
+    let done = store.transition(expired).await.expect("expiry wins");
+    assert_eq!(done.state, IntentState::Expired);
 }

@@ -15,10 +15,12 @@ use crate::escalation::telnyx::state::{Ladder, StateError, TelnyxState};
 use crate::store::StoreError;
 
 const LADDER: &str = include_str!("ladder.lua");
+const SET_IF_ABSENT: &str = include_str!("set_if_absent.lua");
 
 pub struct RedisTelnyxState {
     redis: Redis,
     ladder: Script,
+    set_if_absent: Script,
 }
 
 fn state_error(e: StoreError) -> StateError {
@@ -37,6 +39,7 @@ impl RedisTelnyxState {
         Ok(RedisTelnyxState {
             redis,
             ladder: Script::new(LADDER),
+            set_if_absent: Script::new(SET_IF_ABSENT),
         })
     }
 
@@ -44,27 +47,21 @@ impl RedisTelnyxState {
         self.redis.key(bucket_of(id), &format!("tx:{kind}:{id}"))
     }
 
-    /// `SET key value NX PX ttl`: true when this call set it.
+    /// Sets `key` to `value` unless it exists; true when this call set it. A retry whose first
+    /// attempt landed (reply lost) finds its own `value` and also answers true, so `value`
+    /// must be unique to the call where "set by someone else" must read false.
     async fn set_nx(&self, key: String, value: &[u8], ttl: Duration) -> Result<bool, StateError> {
         let ms = millis(ttl);
-        let set: Option<String> = self
+        let set: i64 = self
             .redis
             .call("telnyx state", |mut c| {
-                let key = key.clone();
-                async move {
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg(value)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(ms)
-                        .query_async(&mut c)
-                        .await
-                }
+                let mut invocation = self.set_if_absent.prepare_invoke();
+                invocation.key(&key).arg(value).arg(ms);
+                async move { invocation.invoke_async(&mut c).await }
             })
             .await
             .map_err(state_error)?;
-        Ok(set.is_some())
+        Ok(set == 1)
     }
 
     async fn get_id(&self, key: String) -> Result<Option<IntentId>, StateError> {
@@ -89,7 +86,9 @@ impl TelnyxState for RedisTelnyxState {
         body: &[u8],
         ttl: Duration,
     ) -> Result<bool, StateError> {
-        self.set_nx(self.key("wh", event_id), body, ttl).await
+        // A fresh token per call: Telnyx redelivers the same body, which must read as taken.
+        let value = [uuid::Uuid::new_v4().as_bytes().as_slice(), b"\n", body].concat();
+        self.set_nx(self.key("wh", event_id), &value, ttl).await
     }
 
     async fn settle_delivery(&self, event_id: &str, processed: bool) -> Result<(), StateError> {
@@ -117,7 +116,10 @@ impl TelnyxState for RedisTelnyxState {
     }
 
     async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError> {
-        self.set_nx(self.key("claim", intent.as_str()), b"1", ttl)
+        // A fresh token per call: a second claim of the same intent (even by this replica)
+        // must read as taken.
+        let token = uuid::Uuid::new_v4();
+        self.set_nx(self.key("claim", intent.as_str()), token.as_bytes(), ttl)
             .await
     }
 

@@ -17,7 +17,17 @@ local want = tonumber(ARGV[3])
 if have == want and cur[4] == ARGV[11] then
   return {1}
 end
-if have + 1 ~= want or not string.find(ARGV[10], ',' .. cur[2] .. ',', 1, true) then
+-- Past its deadline (by Redis's clock) a pending intent can only expire: a late decision loses
+-- even when the replica deciding it has not noticed the deadline yet.
+local overdue = false
+if cur[2] == 'PENDING_APPROVAL' and ARGV[4] ~= 'EXPIRED' then
+  local deadline = redis.call('ZSCORE', KEYS[2], ARGV[2])
+  if deadline then
+    local t = redis.call('TIME')
+    overdue = tonumber(deadline) <= tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+end
+if overdue or have + 1 ~= want or not string.find(ARGV[10], ',' .. cur[2] .. ',', 1, true) then
   local rejected = cjson.decode(ARGV[9])
   rejected['detail'] = rejected['detail'] .. ', found ' .. cur[2] .. ' at version ' .. cur[1]
   redis.call('XADD', KEYS[3], '*', 'r', cjson.encode(rejected))

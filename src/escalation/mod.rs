@@ -57,11 +57,17 @@ pub fn spawn(
                     }
                 }
             };
-            catch_up(store.as_ref(), &channels).await;
+            let mut caught_up = catch_up(store.as_ref(), &channels).await;
             loop {
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     next = events.next() => next,
+                    // A catch-up the store could not answer is retried until it succeeds: an
+                    // intent that became pending while this replica was away must be asked.
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)), if !caught_up => {
+                        caught_up = catch_up(store.as_ref(), &channels).await;
+                        continue;
+                    }
                 };
                 match next {
                     None => break,
@@ -70,7 +76,7 @@ pub fn spawn(
                             missed = n,
                             "escalation fell behind the event stream; catching up"
                         );
-                        catch_up(store.as_ref(), &channels).await;
+                        caught_up = catch_up(store.as_ref(), &channels).await;
                     }
                     Some(Err(e)) => {
                         warn!(error = %e, "escalation event stream failed; resubscribing");
@@ -97,7 +103,8 @@ pub fn spawn(
 }
 
 /// Starts the channels for every pending intent (they ignore intents already in hand).
-async fn catch_up(store: &dyn Store, channels: &[Arc<dyn Channel>]) {
+/// Returns false when the store could not list them.
+async fn catch_up(store: &dyn Store, channels: &[Arc<dyn Channel>]) -> bool {
     let filter = Filter {
         states: vec![IntentState::PendingApproval],
         ..Filter::default()
@@ -107,8 +114,8 @@ async fn catch_up(store: &dyn Store, channels: &[Arc<dyn Channel>]) {
         let page = match store.list(&filter, after.as_ref(), 500).await {
             Ok(page) => page,
             Err(e) => {
-                warn!(error = %e, "cannot list pending intents to escalate; the next reconnect retries");
-                return;
+                warn!(error = %e, "cannot list pending intents to escalate; retrying");
+                return false;
             }
         };
         for intent in &page.intents {
@@ -118,7 +125,7 @@ async fn catch_up(store: &dyn Store, channels: &[Arc<dyn Channel>]) {
         }
         match page.next_after {
             Some(next) => after = Some(next),
-            None => return,
+            None => return true,
         }
     }
 }

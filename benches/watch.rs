@@ -171,6 +171,8 @@ impl Replica {
             .env("SENTINEL_APPROVAL_TIMEOUT_SECS", "3600")
             .stdout(Stdio::null())
             .stderr(log);
+        // Allocator tuning (for example MIMALLOC_PURGE_DELAY=0) reaches the server.
+        command.envs(std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")));
         if let Some(url) = redis_url {
             command.env("SENTINEL_REDIS_URL", url);
         }

@@ -41,6 +41,11 @@ use tonic::transport::Channel;
 
 type Client = SentinelClient<Channel>;
 
+/// The servers are `sentinel serve` processes with their own allocator; the load generator
+/// uses the same one as the other benches.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()

@@ -15,11 +15,14 @@
 //!
 //! Results and how to read them: docs/BENCHMARKS.md.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{cpu_seconds, env_or, free_port, spawn_redis};
 use sentinel::app::App;
 use sentinel::config::Config;
 use sentinel::grpc::convert::json_to_struct;
@@ -33,13 +36,6 @@ use sentinel::store::{MemoryStore, Store};
 /// The same allocator as the `sentinel` binary, so the numbers are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A throwaway redis-server for the run; killed on drop.
 struct Server {
@@ -57,53 +53,14 @@ impl Drop for Server {
 
 fn start_redis(fsync: &str) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "yes", "--appendfsync", fsync])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| {
-            anyhow::anyhow!("cannot start redis-server (scripts/test.sh installs it): {e}")
-        })?;
+    let port = free_port()?;
+    let child = spawn_redis(port, dir.path(), fsync)?;
     std::thread::sleep(Duration::from_millis(300));
     Ok(Server {
         child,
         _dir: dir,
         port,
     })
-}
-
-/// CPU seconds (user + system) a process has used so far, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn request(n: u64, idempotency: bool) -> pb::SubmitIntentRequest {

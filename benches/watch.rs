@@ -17,7 +17,7 @@
 //!    before the call to the terminal event at each watcher.
 //!
 //! ```text
-//! cargo bench --bench watch                          # both phases, full size (about 2 minutes)
+//! cargo bench --bench watch                          # both phases, full size (about 1 minute)
 //! BENCH_QUICK=1 cargo bench --bench watch            # a smoke run (about 20 s)
 //! BENCH_PHASES=streams BENCH_STREAMS=20000 cargo bench --bench watch
 //! BENCH_WATCHERS_PER_INTENT=10 cargo bench --bench watch
@@ -617,7 +617,7 @@ fn main() -> anyhow::Result<()> {
     }
     let settings = Settings::from_env();
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
+    let run = async {
         println!(
             "watch benchmark: load average at start {}; sentinel = {}",
             load_average(),
@@ -641,6 +641,13 @@ fn main() -> anyhow::Result<()> {
         }
         println!("\nload average at the end {}", load_average());
         anyhow::Ok(())
+    };
+    runtime.block_on(async {
+        // On Ctrl-C, drop the run so every server and redis-server it started is killed.
+        tokio::select! {
+            done = run => done,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        }
     })?;
     // Leave no stream task behind the child processes' deaths.
     runtime.shutdown_timeout(Duration::from_secs(5));

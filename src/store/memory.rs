@@ -17,7 +17,7 @@ use crate::domain::{now_millis, DecisionEvent, Intent, IntentId, IntentState, Mi
 
 const SHARDS: usize = 64;
 /// Events buffered per watched intent: a handful of transitions and progress lines.
-const INTENT_CHANNEL: usize = 64;
+const INTENT_CHANNEL: usize = 16;
 /// Events buffered for `watch_all` subscribers before a slow one is told it lagged.
 const ALL_CHANNEL: usize = 8192;
 /// Audit records kept in memory (the Redis store keeps a durable stream).
@@ -29,7 +29,7 @@ const SWEEP_EVERY: u32 = 1024;
 
 struct Entry {
     intent: Intent,
-    watchers: Option<broadcast::Sender<DecisionEvent>>,
+    watchers: Option<broadcast::Sender<Arc<DecisionEvent>>>,
 }
 
 #[derive(Default)]
@@ -47,7 +47,8 @@ struct Inner {
     keys: Vec<Mutex<KeyShard>>,
     hasher: RandomState,
     deadlines: Mutex<BTreeSet<(Millis, IntentId)>>,
-    all: broadcast::Sender<DecisionEvent>,
+    /// Events are shared (`Arc`): one allocation per event however many channels hold it.
+    all: broadcast::Sender<Arc<DecisionEvent>>,
     retention_ms: Millis,
 }
 
@@ -101,6 +102,7 @@ impl Inner {
     }
 
     fn publish(&self, entry: &mut Entry, event: DecisionEvent) {
+        let event = Arc::new(event);
         if let Some(tx) = &entry.watchers {
             // No receivers is fine: nobody is watching.
             let _ = tx.send(event.clone());
@@ -350,7 +352,7 @@ impl Store for MemoryStore {
                         }
                         seen = event.version();
                         let terminal = event.is_terminal();
-                        yield Ok(event);
+                        yield Ok(Arc::unwrap_or_clone(event));
                         if terminal {
                             return;
                         }
@@ -387,7 +389,7 @@ impl Store for MemoryStore {
         Ok(Box::pin(async_stream::stream! {
             loop {
                 match rx.recv().await {
-                    Ok(event) => yield Ok(event),
+                    Ok(event) => yield Ok(Arc::unwrap_or_clone(event)),
                     Err(broadcast::error::RecvError::Lagged(n)) => yield Err(WatchError::Lagged(n)),
                     Err(broadcast::error::RecvError::Closed) => return,
                 }

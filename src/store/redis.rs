@@ -44,7 +44,7 @@ pub const BUCKETS: u32 = 16;
 /// Idempotency keys are kept this long (the brief asks for at least 24 hours).
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Events buffered per watched intent before a watcher is re-synchronised from the record.
-const INTENT_CHANNEL: usize = 64;
+const INTENT_CHANNEL: usize = 16;
 /// Events buffered for `watch_all` subscribers before a slow one is told it lagged.
 const ALL_CHANNEL: usize = 8192;
 /// Audit records may be stamped by replicas whose clocks differ from Redis's: a range

@@ -3,6 +3,7 @@
 //! Every handler authenticates the caller, converts the request into plain domain input,
 //! calls the [`Gateway`], and converts back. This module never touches the store.
 
+pub mod codec;
 pub mod convert;
 
 pub mod pb {

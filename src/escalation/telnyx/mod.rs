@@ -40,7 +40,7 @@ use crate::webhook::metrics;
 use client::{Client, ClientError, CommandOutcome, Dial};
 use ladder::{Failure, Next, Strike};
 use roster::Roster;
-use state::{Amd, Call, Ladder, Mode, Stage, StateError, TelnyxState};
+use state::{Call, Ladder, Mode, Stage, StateError, TelnyxState};
 use voice::{CallEvent, ClientState, Effect, EventData};
 
 /// How long ladders, call indexes and SMS codes are kept.
@@ -284,20 +284,7 @@ impl Telnyx {
                     &[("step", "call"), ("outcome", "dialled")],
                 );
                 let ccid = dialled.call_control_id;
-                let call = Call {
-                    call_control_id: ccid.clone(),
-                    attempt: step,
-                    approver,
-                    answered: false,
-                    amd: Amd::Pending,
-                    mode: Mode::Ringing,
-                    misses: 0,
-                    pin_failures: 0,
-                    transcribing: false,
-                    keyed: false,
-                    prompts: 0,
-                    awaiting: 0,
-                };
+                let call = Call::ringing(ccid.clone(), step, approver);
                 let stored = self
                     .update(&intent.id, |l| {
                         l.delivered += 1;

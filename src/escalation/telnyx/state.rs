@@ -78,6 +78,26 @@ pub struct Call {
     pub awaiting: u32,
 }
 
+impl Call {
+    /// A call just dialled: ringing, nothing known yet.
+    pub fn ringing(call_control_id: String, attempt: usize, approver: Approver) -> Call {
+        Call {
+            call_control_id,
+            attempt,
+            approver,
+            answered: false,
+            amd: Amd::Pending,
+            mode: Mode::Ringing,
+            misses: 0,
+            pin_failures: 0,
+            transcribing: false,
+            keyed: false,
+            prompts: 0,
+            awaiting: 0,
+        }
+    }
+}
+
 /// What the ladder is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -790,23 +790,14 @@ mod tests {
             pin_required,
             step: 0,
             stage: Stage::Calling,
-            calls: vec![Call {
-                call_control_id: "v3:c".into(),
-                attempt: 0,
-                approver: Approver {
+            calls: vec![Call::ringing(
+                "v3:c".into(),
+                0,
+                Approver {
                     name: "alice".into(),
                     phone: "+14155550101".into(),
                 },
-                answered: false,
-                amd: Amd::Pending,
-                mode: Mode::Ringing,
-                misses: 0,
-                pin_failures: 0,
-                transcribing: false,
-                keyed: false,
-                prompts: 0,
-                awaiting: 0,
-            }],
+            )],
             sms_code: None,
             failures: 0,
             delivered: 1,

@@ -15,8 +15,8 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::domain::{EventKind, Intent, IntentState};
-use crate::store::{Filter, Store, WatchError};
+use crate::domain::{EventKind, Intent, IntentState, Millis};
+use crate::store::{Store, WatchError};
 
 /// One way of reaching a human.
 #[async_trait]
@@ -102,30 +102,35 @@ pub fn spawn(
     })
 }
 
+/// At most this many open intents are re-offered to the channels in one catch-up.
+const CATCH_UP_LIMIT: usize = 10_000;
+
 /// Starts the channels for every pending intent (they ignore intents already in hand).
-/// Returns false when the store could not list them.
+/// Returns false when the store could not answer.
+///
+/// Open intents are found through the deadline index (every open intent has a deadline), not
+/// by listing: the cost follows what is open now, not everything kept for the retention period.
 async fn catch_up(store: &dyn Store, channels: &[Arc<dyn Channel>]) -> bool {
-    let filter = Filter {
-        states: vec![IntentState::PendingApproval],
-        ..Filter::default()
+    let open = match store.due(Millis::MAX, CATCH_UP_LIMIT).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            warn!(error = %e, "cannot find pending intents to escalate; retrying");
+            return false;
+        }
     };
-    let mut after = None;
-    loop {
-        let page = match store.list(&filter, after.as_ref(), 500).await {
-            Ok(page) => page,
+    for id in open {
+        match store.get(&id).await {
+            Ok(Some(intent)) if intent.state == IntentState::PendingApproval => {
+                for channel in channels {
+                    channel.start(&intent).await;
+                }
+            }
+            Ok(_) => {}
             Err(e) => {
-                warn!(error = %e, "cannot list pending intents to escalate; retrying");
+                warn!(error = %e, "cannot read a pending intent to escalate; retrying");
                 return false;
             }
-        };
-        for intent in &page.intents {
-            for channel in channels {
-                channel.start(intent).await;
-            }
-        }
-        match page.next_after {
-            Some(next) => after = Some(next),
-            None => return true,
         }
     }
+    true
 }

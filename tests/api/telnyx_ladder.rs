@@ -235,3 +235,44 @@ async fn intents_no_approver_takes_wait_for_the_operator() {
     assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
     s.app.stop().await;
 }
+
+/// An intent that became pending while no replica could phone (here: before the Telnyx
+/// channel existed) is phoned as soon as one starts: the escalation loop catches up on open
+/// intents when it subscribes.
+#[tokio::test]
+async fn intents_pending_before_start_up_are_phoned_at_start_up() {
+    use std::sync::Arc;
+    let store: Arc<dyn sentinel::store::Store> = Arc::new(sentinel::store::MemoryStore::new());
+    // A gateway without phones accepts the intent.
+    let before = crate::helpers::spawn_with(crate::helpers::Parts {
+        store: store.clone(),
+        ..Default::default()
+    })
+    .await;
+    let mut c = before.client().await;
+    let pending = c
+        .submit_json("ops", "DELETE_USER", serde_json::json!({"user_id": "u-1"}))
+        .await
+        .unwrap();
+    before.stop().await;
+
+    // A gateway with phones on the same store calls about it without any new event.
+    let fake = crate::fakes::telnyx::FakeTelnyx::start().await;
+    let config = crate::fakes::telnyx::config(&fake, vec![approver("alice", ALICE, None)]);
+    let after = crate::helpers::spawn_with(crate::helpers::Parts {
+        config,
+        store,
+        ..Default::default()
+    })
+    .await;
+    let mut dialled = false;
+    for _ in 0..100 {
+        if fake.dial_attempts() > 0 {
+            dialled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(dialled, "intent {} was not phoned", pending.intent_id);
+    after.stop().await;
+}

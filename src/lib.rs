@@ -16,7 +16,8 @@
 //! - [`grpc`]: the tonic adapter: authentication, conversion, error mapping.
 //! - [`webhook`]: the axum sidecar: health, readiness, provider webhooks.
 //! - [`cli`]: the client subcommands.
-//! - [`config`], [`auth`], [`telemetry`], [`app`]: configuration, API keys, tracing, wiring.
+//! - [`config`], [`auth`], [`telemetry`], [`metrics`], [`app`]: configuration, API keys,
+//!   tracing, Prometheus counters, wiring.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -27,6 +28,7 @@ pub mod domain;
 pub mod escalation;
 pub mod gateway;
 pub mod grpc;
+pub mod metrics;
 pub mod policy;
 pub mod scoring;
 pub mod store;

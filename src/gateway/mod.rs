@@ -212,7 +212,7 @@ impl Gateway {
             next.version = created.version + 1;
             next.decided_at = next.is_terminal().then_some(decided_at);
             match self.store.transition(next).await {
-                Ok(intent) => (intent, false),
+                Ok(intent) => (counted(intent), false),
                 // The expiry loop escalated it meanwhile: what it says stands.
                 Err(StoreError::Conflict { current }) => (*current, false),
                 Err(e) => return Err(e.into()),
@@ -238,7 +238,7 @@ impl Gateway {
         let key = intent.idempotency_key.clone().unwrap_or_default();
         let hash = intent.body_hash.clone();
         match self.store.create(intent).await? {
-            Created::New(intent) => Ok((intent, false)),
+            Created::New(intent) => Ok((counted(intent), false)),
             Created::Replayed(existing) => replay(existing, &hash, &key),
             Created::KeyConflict { existing } => Err(GatewayError::KeyConflict { key, existing }),
         }
@@ -507,7 +507,7 @@ impl Gateway {
         match self.store.transition(next).await {
             Ok(intent) => {
                 info!(intent_id = %intent.id, state = %intent.state, "intent resolved");
-                Ok(intent)
+                Ok(counted(intent))
             }
             Err(StoreError::Conflict { current }) => Err(GatewayError::FailedPrecondition(
                 already_decided(&current, current.state),
@@ -578,6 +578,7 @@ impl Gateway {
             let Ok(next) = next else { continue };
             match self.store.transition(next).await {
                 Ok(i) => {
+                    let i = counted(i);
                     info!(intent_id = %i.id, state = %i.state, "deadline reached");
                     changed += 1;
                 }
@@ -611,6 +612,12 @@ impl Gateway {
             }
         })
     }
+}
+
+/// Counts an intent that reached its state on this replica (for `/metrics`).
+fn counted(intent: Intent) -> Intent {
+    crate::metrics::intent_reached(intent.state, intent.decided_by.as_ref().map(|d| d.kind));
+    intent
 }
 
 /// The EXPIRED version of a pending intent whose deadline passed.

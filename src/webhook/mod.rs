@@ -10,7 +10,6 @@
 //! whose handling failed before changing anything is forgotten and answered 503, so Telnyx's
 //! redelivery is processed.
 
-pub mod metrics;
 pub mod signature;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -23,6 +22,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use tracing::{debug, warn};
+
+use crate::metrics;
 
 use crate::domain::now_millis;
 use crate::escalation::telnyx::voice::{Envelope, EventData};

@@ -605,7 +605,7 @@ async fn reflection_lists_the_service() {
 }
 
 #[tokio::test]
-async fn http_sidecar_reports_health_and_readiness() {
+async fn http_sidecar_reports_health_readiness_and_decision_metrics() {
     let app = spawn_app().await;
     let http = reqwest::Client::new();
     for path in ["/healthz", "/readyz"] {
@@ -615,6 +615,38 @@ async fn http_sidecar_reports_health_and_readiness() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "{path}");
+    }
+    let mut c = app.client().await;
+    c.submit_json("m", "DROP_TABLE", json!({})).await.unwrap();
+    let pending = c
+        .submit_json("m", "DELETE_USER", json!({"user_id": 1}))
+        .await
+        .unwrap();
+    c.resolve(&pending.intent_id, true, "ok").await.unwrap();
+    let text = http
+        .get(format!("http://{}/metrics", app.http_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("# TYPE sentinel_intents_total counter"),
+        "{text}"
+    );
+    // Counters are process-wide (other tests run in this process too): present and positive.
+    for series in [
+        r#"sentinel_intents_total{state="DECLINED",decided_by="policy"}"#,
+        r#"sentinel_intents_total{state="PENDING_APPROVAL",decided_by="none"}"#,
+        r#"sentinel_intents_total{state="APPROVED",decided_by="human"}"#,
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("{series} in {text}"));
+        let value: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(value >= 1, "{line}");
     }
     app.stop().await;
 }

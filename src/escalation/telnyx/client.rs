@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tracing::{debug, warn};
 
 use crate::config::Secret;
-use crate::webhook::metrics;
+use crate::metrics;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_RETRIES: u32 = 2;

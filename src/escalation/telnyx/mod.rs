@@ -34,9 +34,9 @@ use crate::domain::{
     now_millis, DecidedBy, DeciderKind, Intent, IntentId, IntentState, Reason, ReasonSource,
 };
 use crate::gateway::{Gateway, GatewayError};
+use crate::metrics;
 use crate::scoring::Scorer;
 use crate::store::{AuditRecord, Store};
-use crate::webhook::metrics;
 use client::{Client, ClientError, CommandOutcome, Dial};
 use ladder::{Failure, Next, Strike};
 use roster::Roster;

@@ -1,11 +1,46 @@
 //! Process-wide counters rendered as Prometheus text on `GET /metrics`.
 //!
-//! Deliberately tiny: a handful of labelled counters touched at webhook and escalation rates
-//! (a few per second at most), so one mutex over a sorted map is plenty and keeps the output
-//! stable for scrapers and tests.
+//! Two kinds: intent outcomes, counted on the SubmitIntent hot path and therefore a fixed
+//! array of atomics (no lock); and a handful of labelled counters touched at webhook and
+//! escalation rates (a few per second at most), where one mutex over a sorted map is plenty
+//! and keeps the output stable for scrapers and tests.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
+
+use crate::domain::{DeciderKind, IntentState};
+
+const DECIDERS: [(Option<DeciderKind>, &str); 7] = [
+    (None, "none"),
+    (Some(DeciderKind::Policy), "policy"),
+    (Some(DeciderKind::Scorer), "scorer"),
+    (Some(DeciderKind::Human), "human"),
+    (Some(DeciderKind::Timeout), "timeout"),
+    (Some(DeciderKind::Agent), "agent"),
+    (Some(DeciderKind::System), "system"),
+];
+
+/// Intents that reached a state on this replica, by state and decider.
+static INTENTS: [AtomicU64; IntentState::ALL.len() * DECIDERS.len()] =
+    [const { AtomicU64::new(0) }; IntentState::ALL.len() * DECIDERS.len()];
+
+fn intent_slot(state: IntentState, decider: Option<DeciderKind>) -> usize {
+    let s = IntentState::ALL
+        .iter()
+        .position(|x| *x == state)
+        .unwrap_or_default();
+    let d = DECIDERS
+        .iter()
+        .position(|(k, _)| *k == decider)
+        .unwrap_or_default();
+    s * DECIDERS.len() + d
+}
+
+/// Counts an intent reaching `state` (created in it, or moved into it) on this replica.
+pub fn intent_reached(state: IntentState, decider: Option<DeciderKind>) {
+    INTENTS[intent_slot(state, decider)].fetch_add(1, Ordering::Relaxed);
+}
 
 type Key = (&'static str, Vec<(&'static str, String)>);
 
@@ -44,7 +79,20 @@ pub fn inc(name: &'static str, labels: &[(&'static str, &str)]) {
 /// The Prometheus text exposition (version 0.0.4) of every counter.
 pub fn render() -> String {
     let counters = COUNTERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut out = String::new();
+    let mut out = String::from(
+        "# HELP sentinel_intents_total Intents that reached a state on this replica, by state and decider\n# TYPE sentinel_intents_total counter\n",
+    );
+    for state in IntentState::ALL {
+        for (kind, label) in DECIDERS {
+            let value = INTENTS[intent_slot(state, kind)].load(Ordering::Relaxed);
+            if value > 0 {
+                out.push_str(&format!(
+                    "sentinel_intents_total{{state=\"{}\",decided_by=\"{label}\"}} {value}\n",
+                    state.as_str()
+                ));
+            }
+        }
+    }
     for (name, help) in HELP {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
         for ((n, labels), value) in counters.iter().filter(|((n, _), _)| n == name) {

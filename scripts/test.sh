@@ -13,8 +13,10 @@ fi
 # The Redis Cluster test builds its cluster with redis-cli (package redis-tools).
 if ! command -v redis-cli >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-tools >/dev/null
 fi
 
-# Library, binaries, integration tests and doc tests (benchmarks are run by hand, see docs/BENCHMARKS.md).
+# Unit tests, then the integration suite, which starts its own redis-server processes on free
+# loopback ports. Benchmarks are run by hand (docs/BENCHMARKS.md).
 cargo test --locked -- --test-threads 4

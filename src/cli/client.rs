@@ -45,6 +45,22 @@ impl Client {
         })
     }
 
+    /// Prints one intent's events until its stream ends; returns the last one.
+    async fn watch_one(
+        &mut self,
+        intent_id: String,
+        json: bool,
+    ) -> anyhow::Result<Option<pb::DecisionEvent>> {
+        let req = self.request(pb::WatchDecisionRequest { intent_id });
+        let stream = self
+            .inner
+            .watch_decision(req)
+            .await
+            .map_err(fail)?
+            .into_inner();
+        stream_events(stream, json).await
+    }
+
     fn request<T>(&self, message: T) -> Request<T> {
         let mut r = Request::new(message);
         if let Some(k) = &self.api_key {
@@ -125,16 +141,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 pb::IntentState::Analyzing as i32,
             ];
             if wait && open.contains(&intent.state) {
-                let req = c.request(pb::WatchDecisionRequest {
-                    intent_id: intent.intent_id.clone(),
-                });
-                let stream = c
-                    .inner
-                    .watch_decision(req)
-                    .await
-                    .map_err(fail)?
-                    .into_inner();
-                let last = stream_events(stream, client.json).await?;
+                let last = c.watch_one(intent.intent_id.clone(), client.json).await?;
                 return Ok(exit_for(
                     last.and_then(|e| e.intent).as_ref().unwrap_or(&intent),
                 ));
@@ -153,14 +160,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let mut c = Client::connect(&client).await?;
             match (intent_id, all) {
                 (Some(id), false) => {
-                    let req = c.request(pb::WatchDecisionRequest { intent_id: id });
-                    let stream = c
-                        .inner
-                        .watch_decision(req)
-                        .await
-                        .map_err(fail)?
-                        .into_inner();
-                    stream_events(stream, client.json).await?;
+                    c.watch_one(id, client.json).await?;
                 }
                 (None, true) => {
                     let req = c.request(pb::WatchDecisionsRequest {

@@ -17,6 +17,9 @@ if ! command -v redis-cli >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-tools >/dev/null
 fi
 
+# Cargo.toml's rust-version (and the container's Rust) must cover every locked dependency.
+bash scripts/check-msrv.sh
+
 # Unit tests, then the integration suite, which starts its own redis-server processes on free
 # loopback ports. Benchmarks are run by hand (docs/BENCHMARKS.md).
 cargo test --locked -- --test-threads 4

@@ -78,17 +78,23 @@ elif version(declared) < needed:
         f"Rust {show(needed)}: raise rust-version to \"{show(needed)}\""
     )
 
-# The builder image: `FROM rust:1.89-bookworm AS build` (any tag starting with a version).
+# The builder image: `FROM rust:1.89-bookworm` or `ARG RUST_IMAGE=rust:1.89.0-bookworm` (any
+# tag starting with a version).
 try:
     with open(dockerfile, encoding="utf-8") as f:
         images = re.findall(
-            r"^FROM\s+(?:--platform=\S+\s+)?rust:(\d+\.\d+(?:\.\d+)?)",
+            r"^(?:FROM\s+(?:--platform=\S+\s+)?|ARG\s+\w+=)rust:(\d+\.\d+(?:\.\d+)?)",
             f.read(),
             flags=re.MULTILINE,
         )
 except FileNotFoundError:
-    images = []
-for image in images:
+    images = None
+if images == []:
+    failures.append(
+        f"{dockerfile}: no `FROM rust:<version>...` or `ARG NAME=rust:<version>...` line, "
+        "so the builder's Rust version cannot be checked"
+    )
+for image in images or []:
     if version(image) < needed:
         failures.append(
             f"{dockerfile} builds with rust:{image}, but {why} needs Rust {show(needed)}: "

@@ -20,6 +20,14 @@ fi
 # Cargo.toml's rust-version (and the container's Rust) must cover every locked dependency.
 bash scripts/check-msrv.sh
 
+# The Helm chart, the plain manifest rendered from it, dashboards and alerts (deploy/check.py).
+# Helm itself comes from PyPI (helm-python-sdk: Helm's Go SDK, no helm binary needed).
+if ! python3 -c "import helm_python, yaml" >/dev/null 2>&1; then
+  echo "installing helm-python-sdk and pyyaml (needed by deploy/check.py)..." >&2
+  python3 -m pip install -q "helm-python-sdk==0.2.2" "pyyaml>=6"
+fi
+python3 deploy/check.py
+
 # Unit tests, then the integration suite, which starts its own redis-server processes on free
 # loopback ports. Benchmarks are run by hand (docs/BENCHMARKS.md).
 cargo test --locked -- --test-threads 4

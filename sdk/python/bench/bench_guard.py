@@ -72,10 +72,8 @@ def main() -> None:
     proc: Optional[subprocess.Popen[bytes]] = None
     target = args.target
     if target is None:
-        binary = args.bin or next(
-            (p for p in (REPO / "target/release/sentinel", REPO / "target/debug/sentinel") if p.exists()),
-            None,
-        )
+        builds = (REPO / "target/release/sentinel", REPO / "target/debug/sentinel")
+        binary = args.bin or next((p for p in builds if p.exists()), None)
         if binary is None:
             raise SystemExit("no sentinel binary: run `cargo build --release` or pass --target")
         proc, target = start_gateway(binary)

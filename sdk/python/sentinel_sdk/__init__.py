@@ -3,7 +3,9 @@
     from sentinel_sdk import Client
 
     client = Client()  # SENTINEL_ADDR / SENTINEL_API_KEY, or Client("host:50051", api_key=...)
-    decision = client.require_approval("billing-bot", "PAY_INVOICE", {"amount": 420, "vendor": "AWS"})
+    decision = client.require_approval(
+        "billing-bot", "PAY_INVOICE", {"amount": 420, "vendor": "AWS"}
+    )
 """
 
 from ._config import TlsConfig

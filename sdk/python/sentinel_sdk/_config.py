@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import grpc
 
@@ -108,3 +108,28 @@ def resolve(
     if api_key:
         metadata = (("authorization", f"Bearer {api_key}"),)
     return Settings(target=target, metadata=metadata, credentials=credentials, options=options)
+
+
+class ClientBase:
+    """What both clients hold: the channel (opened by ``_open``), the stub, the key."""
+
+    def __init__(
+        self,
+        target: Optional[str] = None,
+        api_key: Optional[str] = None,
+        tls: Union[None, bool, TlsConfig] = None,
+        timeout: float = 30.0,
+        retry_window: float = 60.0,
+    ) -> None:
+        from ._proto.sentinel.v1 import sentinel_pb2_grpc as pb_grpc
+
+        settings = resolve(target, api_key, tls)
+        self._channel = self._open(settings)
+        self.target = settings.target
+        self.stub = pb_grpc.SentinelStub(self._channel)  # type: ignore[no-untyped-call]
+        self._metadata = settings.metadata
+        self._timeout = timeout
+        self._retry_window = retry_window
+
+    def _open(self, settings: Settings) -> Any:
+        raise NotImplementedError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Mapping, Optional, TypeVar
 
 import grpc
 import grpc.aio
@@ -21,36 +21,21 @@ from ._core import (
 )
 from ._guarded import wrap_async
 from ._proto.sentinel.v1 import sentinel_pb2 as pb
-from ._proto.sentinel.v1 import sentinel_pb2_grpc as pb_grpc
 from .decision import Decision, decision_from_intent
 from .errors import NotApproved, from_rpc_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class AsyncClient:
+class AsyncClient(_config.ClientBase):
     """``Client`` for asyncio. Create it inside the event loop that uses it."""
 
-    def __init__(
-        self,
-        target: Optional[str] = None,
-        api_key: Optional[str] = None,
-        tls: Union[None, bool, _config.TlsConfig] = None,
-        timeout: float = 30.0,
-        retry_window: float = 60.0,
-    ) -> None:
-        settings = _config.resolve(target, api_key, tls)
+    def _open(self, settings: _config.Settings) -> Any:
         if settings.credentials is None:
-            self._channel = grpc.aio.insecure_channel(settings.target, options=settings.options)
-        else:
-            self._channel = grpc.aio.secure_channel(
-                settings.target, settings.credentials, options=settings.options
-            )
-        self.target = settings.target
-        self.stub = pb_grpc.SentinelStub(self._channel)
-        self._metadata = settings.metadata
-        self._timeout = timeout
-        self._retry_window = retry_window
+            return grpc.aio.insecure_channel(settings.target, options=settings.options)
+        return grpc.aio.secure_channel(
+            settings.target, settings.credentials, options=settings.options
+        )
 
     async def close(self) -> None:
         await self._channel.close()
@@ -150,11 +135,12 @@ class AsyncClient:
         backoff = Backoff()
         while True:
             try:
-                return await self.stub.SubmitIntent(
+                response: pb.SubmitIntentResponse = await self.stub.SubmitIntent(
                     request,
                     timeout=deadline.rpc_timeout(self._timeout),
                     metadata=self._metadata,
                 )
+                return response
             except grpc.RpcError as e:
                 failure = submit_failure(e, deadline, request.idempotency_key)
                 if failure is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from typing import Any, Callable, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Mapping, Optional, TypeVar
 
 import grpc
 
@@ -22,14 +22,13 @@ from ._core import (
 )
 from ._guarded import wrap_async, wrap_sync
 from ._proto.sentinel.v1 import sentinel_pb2 as pb
-from ._proto.sentinel.v1 import sentinel_pb2_grpc as pb_grpc
 from .decision import Decision, decision_from_intent
 from .errors import NotApproved, from_rpc_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Client:
+class Client(_config.ClientBase):
     """A connection to a Sentinel gateway.
 
     ``target`` defaults to ``SENTINEL_ADDR`` (then ``127.0.0.1:50051``) and ``api_key`` to
@@ -39,26 +38,12 @@ class Client:
     stay unreachable in a row, while resubmitting or resubscribing, before ``Unavailable``.
     """
 
-    def __init__(
-        self,
-        target: Optional[str] = None,
-        api_key: Optional[str] = None,
-        tls: Union[None, bool, _config.TlsConfig] = None,
-        timeout: float = 30.0,
-        retry_window: float = 60.0,
-    ) -> None:
-        settings = _config.resolve(target, api_key, tls)
+    def _open(self, settings: _config.Settings) -> Any:
         if settings.credentials is None:
-            self._channel = grpc.insecure_channel(settings.target, options=settings.options)
-        else:
-            self._channel = grpc.secure_channel(
-                settings.target, settings.credentials, options=settings.options
-            )
-        self.target = settings.target
-        self.stub = pb_grpc.SentinelStub(self._channel)
-        self._metadata = settings.metadata
-        self._timeout = timeout
-        self._retry_window = retry_window
+            return grpc.insecure_channel(settings.target, options=settings.options)
+        return grpc.secure_channel(
+            settings.target, settings.credentials, options=settings.options
+        )
 
     def close(self) -> None:
         self._channel.close()
@@ -168,11 +153,12 @@ class Client:
         backoff = Backoff()
         while True:
             try:
-                return self.stub.SubmitIntent(
+                response: pb.SubmitIntentResponse = self.stub.SubmitIntent(
                     request,
                     timeout=deadline.rpc_timeout(self._timeout),
                     metadata=self._metadata,
                 )
+                return response
             except grpc.RpcError as e:
                 failure = submit_failure(e, deadline, request.idempotency_key)
                 if failure is not None:

@@ -48,7 +48,7 @@ class Decision:
 def state_name(value: int) -> str:
     """``INTENT_STATE_APPROVED`` -> ``APPROVED``; an unknown number stays visible as such."""
     try:
-        return pb.IntentState.Name(value).replace("INTENT_STATE_", "", 1)
+        return str(pb.IntentState.Name(value)).replace("INTENT_STATE_", "", 1)
     except ValueError:
         return f"UNKNOWN({value})"
 

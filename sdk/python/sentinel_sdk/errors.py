@@ -67,7 +67,23 @@ class ResourceExhausted(SentinelError):
         self.retry_after = retry_after
 
 
-class Unavailable(SentinelError):
+class _Resumable(SentinelError):
+    """An error after which the caller can resume: ``intent_id`` when the intent exists,
+    else ``idempotency_key`` to submit again without creating a second intent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        intent_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.intent_id = intent_id
+        self.idempotency_key = idempotency_key
+
+
+class Unavailable(_Resumable):
     """The gateway (or its store) could not be reached for longer than the retry window.
 
     Never an approval. ``intent_id`` is set when an intent was already submitted.
@@ -75,33 +91,11 @@ class Unavailable(SentinelError):
 
     code = "UNAVAILABLE"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        intent_id: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
-    ) -> None:
-        super().__init__(message)
-        self.intent_id = intent_id
-        self.idempotency_key = idempotency_key
 
-
-class Timeout(SentinelError):
+class Timeout(_Resumable):
     """The wait for a decision ran out. The intent stays pending under ``intent_id``."""
 
     code = "DEADLINE_EXCEEDED"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        intent_id: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
-    ) -> None:
-        super().__init__(message)
-        self.intent_id = intent_id
-        self.idempotency_key = idempotency_key
 
 
 class NotApproved(SentinelError):

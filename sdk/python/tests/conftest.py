@@ -76,7 +76,7 @@ class Redis:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         LineReader(self.proc.stdout).wait_for(
-            lambda l: True if "Ready to accept connections" in l else None, STARTUP_TIMEOUT
+            lambda line: True if "Ready to accept connections" in line else None, STARTUP_TIMEOUT
         )
 
     @property

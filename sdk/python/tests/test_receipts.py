@@ -34,7 +34,9 @@ def jwk(key: Ed25519PrivateKey, kid: str) -> Dict[str, str]:
     return {"kty": "OKP", "crv": "Ed25519", "x": b64(raw), "kid": kid}
 
 
-def sign(key: Ed25519PrivateKey, claims: Dict[str, Any], kid: str = "k1", alg: str = "EdDSA") -> str:
+def sign(
+    key: Ed25519PrivateKey, claims: Dict[str, Any], kid: str = "k1", alg: str = "EdDSA"
+) -> str:
     header = b64(json.dumps({"alg": alg, "kid": kid, "typ": "JWT"}).encode())
     body = b64(json.dumps(claims).encode())
     signature = key.sign(f"{header}.{body}".encode())

@@ -31,3 +31,19 @@ python3 deploy/check.py
 # Unit tests, then the integration suite, which starts its own redis-server processes on free
 # loopback ports. Benchmarks are run by hand (docs/BENCHMARKS.md).
 cargo test --locked -- --test-threads 4
+
+# The Python SDK's tests run against the real binary (built above by cargo test) in memory
+# and on a redis-server of their own. A virtual environment under target/ keeps them off the
+# system Python and out of git.
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+fi
+cargo build --locked --quiet
+VENV=target/.venv-sdk
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "./sdk/python[test]"
+# The pytest script (not `python -m pytest`) keeps the source tree off sys.path, so the tests
+# import the package as pip installed it.
+(cd sdk/python && "../../$VENV/bin/pytest" -q -p no:cacheprovider tests)

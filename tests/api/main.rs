@@ -8,6 +8,7 @@ mod redis_harness;
 mod auth;
 mod cli;
 mod cluster;
+mod connections;
 mod injection;
 mod pipeline;
 mod policy;

@@ -21,4 +21,5 @@ mod telnyx_ladder;
 mod telnyx_sms;
 mod telnyx_voice;
 mod telnyx_webhook;
+mod tls;
 mod watch;

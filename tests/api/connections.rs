@@ -279,3 +279,38 @@ async fn a_connection_gets_no_more_concurrent_streams_than_the_limit() {
     assert!(event.is_some());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_past_its_maximum_age_is_closed_and_clients_reconnect() {
+    let app = spawn_with(Parts {
+        config: config_with(&[
+            ("SENTINEL_GRPC_MAX_CONNECTION_AGE_SECS", "1"),
+            ("SENTINEL_GRPC_MAX_CONNECTION_AGE_GRACE_SECS", "1"),
+        ]),
+        ..Default::default()
+    })
+    .await;
+    let mut client = app.client().await;
+    let intent = client
+        .submit_json("bot", "DELETE_USER", json!({"user_id": "u-1"}))
+        .await
+        .expect("submit");
+    let mut stream = client.watch(&intent.intent_id).await.expect("watch");
+    next_event(&mut stream, Duration::from_secs(5)).await;
+    // The intent stays pending, so only the connection's age can end this stream: GOAWAY at
+    // 1 s, then the grace period, then the connection is closed.
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("the stream ends once the connection is past age and grace");
+    assert!(!matches!(ended, Ok(Some(_))), "unexpected event: {ended:?}");
+    // The same channel reconnects on its own: a client sees no outage.
+    let got = client
+        .get(&intent.intent_id)
+        .await
+        .expect("get after reconnect");
+    assert_eq!(
+        state(&got),
+        sentinel::grpc::pb::IntentState::PendingApproval
+    );
+    app.stop().await;
+}

@@ -195,6 +195,17 @@ async fn mutual_tls_admits_only_certificates_from_the_client_ca() {
     app.stop().await;
 }
 
+/// Runs a CLI command that must succeed; returns its JSON output.
+async fn succeeds(mut command: Command) -> serde_json::Value {
+    let out = command.output().await.expect("cli runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
 #[tokio::test]
 async fn the_cli_submits_and_gets_over_mutual_tls() {
     let pki = Pki::new("sentinel test CA");
@@ -216,7 +227,7 @@ async fn the_cli_submits_and_gets_over_mutual_tls() {
             .stderr(Stdio::piped());
         c
     };
-    let out = cli(&[
+    let intent = succeeds(cli(&[
         "submit",
         "--json",
         "--agent",
@@ -225,29 +236,12 @@ async fn the_cli_submits_and_gets_over_mutual_tls() {
         "PAY_INVOICE",
         "--payload",
         r#"{"amount": 20, "vendor": "AWS"}"#,
-    ])
-    .output()
-    .await
-    .expect("cli runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let intent: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    ]))
+    .await;
     assert_eq!(intent["state"], "APPROVED");
     let id = intent["intent_id"].as_str().expect("id").to_string();
 
-    let out = cli(&["get", "--json", &id])
-        .output()
-        .await
-        .expect("cli runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let got = succeeds(cli(&["get", "--json", &id])).await;
     assert_eq!(got["intent_id"], id.as_str());
 
     // Without its certificate the same CLI is refused.

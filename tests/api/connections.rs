@@ -252,7 +252,9 @@ async fn a_connection_gets_no_more_concurrent_streams_than_the_limit() {
         next_event(&mut stream, Duration::from_secs(5)).await;
         open.push(stream);
     }
-    // The fifth on the same connection waits for a free stream.
+    // The fifth on the same connection waits for a free stream: h2 clients honour the
+    // server's SETTINGS_MAX_CONCURRENT_STREAMS and hold the request back (no REFUSED_STREAM
+    // reaches the caller).
     let mut fifth_client = client.clone();
     let fifth_id = ids[4].clone();
     let mut fifth = tokio::spawn(async move {

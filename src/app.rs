@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -51,22 +50,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             Ok(Arc::new(store))
         }
     }
-}
-
-/// Accepted gRPC connections with Nagle's algorithm off: a small unary response must not wait
-/// for the client's delayed ACK (about 40 ms per call otherwise; see docs/BENCHMARKS.md).
-fn nodelay(
-    incoming: TcpListenerStream,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt as _;
-    incoming.map(|conn| {
-        if let Ok(stream) = &conn {
-            if let Err(e) = stream.set_nodelay(true) {
-                warn!(error = %e, "cannot set TCP_NODELAY on a gRPC connection");
-            }
-        }
-        conn
-    })
 }
 
 /// Picks the scorer the configuration names.
@@ -188,6 +171,8 @@ impl App {
             .with_context(|| format!("SENTINEL_HTTP_ADDR: cannot bind {}", config.http_addr))?;
         let grpc_addr = grpc_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
+        let (grpc_incoming, http_incoming, accept_loops) =
+            crate::net::listen(&config.net, grpc_listener, http_listener, &shutdown)?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -204,8 +189,9 @@ impl App {
         {
             let shutdown = shutdown.clone();
             let health = health.clone();
+            let server = crate::net::grpc_server(&config.net);
             tasks.spawn(async move {
-                tonic::transport::Server::builder()
+                server
                     .layer(tower::util::MapResponseLayer::new(
                         crate::grpc::decode_errors_are_invalid_argument,
                     ))
@@ -213,15 +199,12 @@ impl App {
                     .add_service(reflection_v1)
                     .add_service(reflection_v1alpha)
                     .add_service(SentinelServer::new(service))
-                    .serve_with_incoming_shutdown(
-                        nodelay(TcpListenerStream::new(grpc_listener)),
-                        async move {
-                            shutdown.cancelled().await;
-                            health
-                                .set_not_serving::<SentinelServer<SentinelService>>()
-                                .await;
-                        },
-                    )
+                    .serve_with_incoming_shutdown(grpc_incoming.into_stream(), async move {
+                        shutdown.cancelled().await;
+                        health
+                            .set_not_serving::<SentinelServer<SentinelService>>()
+                            .await;
+                    })
                     .await
                     .context("gRPC server failed")
             });
@@ -234,11 +217,14 @@ impl App {
                 webhook_key: webhook_key.clone(),
             });
             tasks.spawn(async move {
-                axum::serve(http_listener, app)
+                axum::serve(http_incoming, app)
                     .with_graceful_shutdown(shutdown.cancelled_owned())
                     .await
                     .context("HTTP server failed")
             });
+        }
+        for accept_loop in accept_loops {
+            tasks.spawn(async move { accept_loop.await.context("accept loop panicked") });
         }
         {
             let expiry = gateway.clone().spawn_expiry(shutdown.clone());

@@ -141,6 +141,22 @@ pub struct Config {
     pub telnyx: TelnyxConfig,
     pub telemetry: TelemetryConfig,
     pub keys: KeyRing,
+    pub net: NetConfig,
+}
+
+/// The listeners' connection limits and TLS (environment only).
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// From accept to a complete first request, TLS included (`SENTINEL_HANDSHAKE_TIMEOUT_SECS`).
+    pub handshake_timeout: Duration,
+    /// HTTP/2 concurrent streams per gRPC connection (`SENTINEL_MAX_STREAMS_PER_CONNECTION`).
+    pub max_streams_per_connection: u32,
+    /// When a gRPC connection is asked to go away (`SENTINEL_GRPC_MAX_CONNECTION_AGE_SECS`).
+    pub grpc_max_connection_age: Duration,
+    /// How long its calls and streams may then finish (`SENTINEL_GRPC_MAX_CONNECTION_AGE_GRACE_SECS`).
+    pub grpc_max_connection_age_grace: Duration,
+    /// TLS for the gRPC listener (`SENTINEL_TLS_CERT`, `SENTINEL_TLS_KEY`, `SENTINEL_TLS_CLIENT_CA`).
+    pub tls: Option<crate::net::tls::ServerTls>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -536,6 +552,64 @@ impl Config {
             }
         }
 
+        let tls = match (
+            get("SENTINEL_TLS_CERT"),
+            get("SENTINEL_TLS_KEY"),
+            get("SENTINEL_TLS_CLIENT_CA"),
+        ) {
+            (None, None, None) => None,
+            (Some(_), None, _) => {
+                return Err(err(
+                    "SENTINEL_TLS_KEY",
+                    "is required when SENTINEL_TLS_CERT is set",
+                ))
+            }
+            (None, Some(_), _) => {
+                return Err(err(
+                    "SENTINEL_TLS_CERT",
+                    "is required when SENTINEL_TLS_KEY is set",
+                ))
+            }
+            (None, None, Some(_)) => {
+                return Err(err(
+                    "SENTINEL_TLS_CLIENT_CA",
+                    "needs SENTINEL_TLS_CERT and SENTINEL_TLS_KEY (client certificates are only checked over TLS)",
+                ))
+            }
+            (Some(cert), Some(key), ca) => Some(
+                crate::net::tls::ServerTls::from_pem_files(
+                    std::path::Path::new(&cert),
+                    std::path::Path::new(&key),
+                    ca.as_deref().map(std::path::Path::new),
+                )
+                .map_err(|e| err(e.variable, e.message))?,
+            ),
+        };
+        let net = NetConfig {
+            handshake_timeout: Duration::from_secs(number(
+                "SENTINEL_HANDSHAKE_TIMEOUT_SECS",
+                None,
+                10,
+            )?),
+            max_streams_per_connection: u32::try_from(number(
+                "SENTINEL_MAX_STREAMS_PER_CONNECTION",
+                None,
+                1000,
+            )?)
+            .map_err(|_| err("SENTINEL_MAX_STREAMS_PER_CONNECTION", "is too large"))?,
+            grpc_max_connection_age: Duration::from_secs(number(
+                "SENTINEL_GRPC_MAX_CONNECTION_AGE_SECS",
+                None,
+                1800,
+            )?),
+            grpc_max_connection_age_grace: Duration::from_secs(number(
+                "SENTINEL_GRPC_MAX_CONNECTION_AGE_GRACE_SECS",
+                None,
+                60,
+            )?),
+            tls,
+        };
+
         Ok(Config {
             grpc_addr,
             http_addr,
@@ -548,6 +622,7 @@ impl Config {
             telnyx,
             telemetry,
             keys: KeyRing::new(keys),
+            net,
         })
     }
 

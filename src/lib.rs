@@ -16,6 +16,7 @@
 //! - [`grpc`]: the tonic adapter: authentication, conversion, error mapping.
 //! - [`webhook`]: the axum sidecar: health, readiness, provider webhooks.
 //! - [`cli`]: the client subcommands.
+//! - [`net`]: the listeners' accept loops: connection caps, handshake deadline, TLS/mTLS.
 //! - [`config`], [`auth`], [`telemetry`], [`metrics`], [`app`]: configuration, API keys,
 //!   tracing, Prometheus counters, wiring.
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@ pub mod escalation;
 pub mod gateway;
 pub mod grpc;
 pub mod metrics;
+pub mod net;
 pub mod policy;
 pub mod scoring;
 pub mod store;

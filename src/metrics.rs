@@ -6,7 +6,7 @@
 //! and keeps the output stable for scrapers and tests.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use crate::domain::{DeciderKind, IntentState};
@@ -107,8 +107,85 @@ pub fn render() -> String {
             }
         }
     }
+    render_connections(&mut out);
     out.push_str("# HELP sentinel_up Whether the process is serving\n# TYPE sentinel_up gauge\nsentinel_up 1\n");
     out
+}
+
+/// A listener whose connections are counted (`listener` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Grpc,
+    Http,
+}
+
+impl Listener {
+    const ALL: [Listener; 2] = [Listener::Grpc, Listener::Http];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Grpc => "grpc",
+            Listener::Http => "http",
+        }
+    }
+}
+
+/// Why the connection limits closed a connection (`reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A new connection found every slot held by connections that had sent a request.
+    Full,
+    /// A connection that had not yet sent a complete request was closed to make room.
+    Evicted,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 2] = [Refusal::Full, Refusal::Evicted];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Full => "full",
+            Refusal::Evicted => "evicted",
+        }
+    }
+}
+
+/// Open connections per listener; touched once per connection, so atomics, no lock.
+static CONNECTIONS_OPEN: [AtomicI64; 2] = [const { AtomicI64::new(0) }; 2];
+static CONNECTIONS_REFUSED: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+pub fn connection_opened(listener: Listener) {
+    CONNECTIONS_OPEN[listener as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn connection_closed(listener: Listener) {
+    CONNECTIONS_OPEN[listener as usize].fetch_sub(1, Ordering::Relaxed);
+}
+
+pub fn connection_refused(listener: Listener, reason: Refusal) {
+    CONNECTIONS_REFUSED[listener as usize * 2 + reason as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+fn render_connections(out: &mut String) {
+    out.push_str("# HELP sentinel_connections_open Client connections open, by listener\n# TYPE sentinel_connections_open gauge\n");
+    for l in Listener::ALL {
+        let value = CONNECTIONS_OPEN[l as usize].load(Ordering::Relaxed);
+        out.push_str(&format!(
+            "sentinel_connections_open{{listener=\"{}\"}} {value}\n",
+            l.as_str()
+        ));
+    }
+    out.push_str("# HELP sentinel_connections_refused_total Client connections closed by the connection limits, by listener and reason\n# TYPE sentinel_connections_refused_total counter\n");
+    for l in Listener::ALL {
+        for r in Refusal::ALL {
+            let value = CONNECTIONS_REFUSED[l as usize * 2 + r as usize].load(Ordering::Relaxed);
+            out.push_str(&format!(
+                "sentinel_connections_refused_total{{listener=\"{}\",reason=\"{}\"}} {value}\n",
+                l.as_str(),
+                r.as_str()
+            ));
+        }
+    }
 }
 
 fn escape(v: &str) -> String {

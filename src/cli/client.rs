@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use std::path::{Path, PathBuf};
 use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::Request;
 
 use super::output::{print_event, print_intent, print_intents};
@@ -14,6 +16,62 @@ use crate::grpc::convert::{json_to_struct, state_to_pb};
 use crate::grpc::pb;
 use crate::grpc::pb::sentinel_client::SentinelClient;
 
+/// TLS files of a client: the CA that signed the gateway's certificate (`SENTINEL_CA_CERT`;
+/// none: the system's roots) and, for mutual TLS, the client's certificate and key
+/// (`SENTINEL_CLIENT_CERT`, `SENTINEL_CLIENT_KEY`). Used only with an `https://` address.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    pub ca_cert: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+fn read_pem(variable: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{variable}: cannot read {}", path.display()))
+}
+
+/// Connects to the gateway at `addr` (`http://` plaintext, `https://` TLS with `tls`).
+pub async fn channel(addr: &str, tls: &ClientTls) -> anyhow::Result<Channel> {
+    let mut endpoint = Channel::from_shared(addr.to_string()).with_context(|| {
+        format!("SENTINEL_ADDR {addr:?} is not a URL like http://127.0.0.1:50051")
+    })?;
+    if endpoint.uri().scheme_str() == Some("https") {
+        let mut config = ClientTlsConfig::new();
+        config = match &tls.ca_cert {
+            Some(ca) => {
+                config.ca_certificate(Certificate::from_pem(read_pem("SENTINEL_CA_CERT", ca)?))
+            }
+            None => config.with_native_roots(),
+        };
+        match (&tls.client_cert, &tls.client_key) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => {
+                config = config.identity(Identity::from_pem(
+                    read_pem("SENTINEL_CLIENT_CERT", cert)?,
+                    read_pem("SENTINEL_CLIENT_KEY", key)?,
+                ));
+            }
+            (Some(_), None) => {
+                anyhow::bail!("SENTINEL_CLIENT_KEY is required with SENTINEL_CLIENT_CERT")
+            }
+            (None, Some(_)) => {
+                anyhow::bail!("SENTINEL_CLIENT_CERT is required with SENTINEL_CLIENT_KEY")
+            }
+        }
+        endpoint = endpoint.tls_config(config).context(
+            "SENTINEL_CA_CERT, SENTINEL_CLIENT_CERT or SENTINEL_CLIENT_KEY: invalid TLS settings",
+        )?;
+    } else if tls.ca_cert.is_some() || tls.client_cert.is_some() || tls.client_key.is_some() {
+        anyhow::bail!(
+            "SENTINEL_ADDR {addr:?}: TLS files are set but the address is not https://; refusing to send the API key in plaintext"
+        );
+    }
+    endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))
+}
+
 struct Client {
     inner: SentinelClient<Channel>,
     api_key: Option<MetadataValue<tonic::metadata::Ascii>>,
@@ -21,16 +79,15 @@ struct Client {
 
 impl Client {
     async fn connect(opts: &ClientOpts) -> anyhow::Result<Client> {
-        let channel = Channel::from_shared(opts.addr.clone())
-            .with_context(|| {
-                format!(
-                    "--addr {:?} is not a URL like http://127.0.0.1:50051",
-                    opts.addr
-                )
-            })?
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect to {}", opts.addr))?;
+        let channel = channel(
+            &opts.addr,
+            &ClientTls {
+                ca_cert: opts.ca_cert.clone(),
+                client_cert: opts.client_cert.clone(),
+                client_key: opts.client_key.clone(),
+            },
+        )
+        .await?;
         let api_key = match &opts.api_key {
             None => None,
             Some(k) => Some(

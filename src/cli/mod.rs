@@ -3,7 +3,7 @@
 //! Human-readable output by default, `--json` for scripts. Exit codes: 0 success, 1 failure,
 //! 2 bad usage or a policy test mismatch.
 
-mod client;
+pub mod client;
 mod output;
 
 use std::path::PathBuf;
@@ -40,6 +40,21 @@ pub struct ClientOpts {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// PEM CA certificate that signed the gateway's TLS certificate (https addresses; default:
+    /// the system's roots).
+    #[arg(long, env = "SENTINEL_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate for a gateway that requires mutual TLS.
+    #[arg(long, env = "SENTINEL_CLIENT_CERT", global = true)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(
+        long,
+        env = "SENTINEL_CLIENT_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub client_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -670,6 +670,15 @@ impl Telnyx {
     async fn apply(&self, id: &IntentId, attempt: usize, effect: Effect, command_id: &str) {
         match effect {
             Effect::Progress(line) => self.progress(id, &line).await,
+            Effect::Rejected {
+                actor,
+                line,
+                reason,
+            } => {
+                metrics::inc("sentinel_webhooks_total", &[("outcome", "keys_rejected")]);
+                self.rejected(Some(id), &actor, "voice", None, reason).await;
+                self.progress(id, &line).await;
+            }
             Effect::Locked { code, why } => self.lock_out(id, code, &why, "voice").await,
             Effect::Menu {
                 ccid,
@@ -1147,7 +1156,7 @@ impl Telnyx {
         let body = json!({
             "payload": voice::clip(text, 2900),
             "voice": self.voice,
-            "valid_digits": "1239",
+            "valid_digits": voice::MENU_KEYS,
             "minimum_digits": 1,
             "maximum_digits": 1,
             "timeout_millis": 10000,

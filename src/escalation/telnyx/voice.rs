@@ -342,6 +342,10 @@ pub fn on_event(
     if call.mode == Mode::Ended {
         return Vec::new();
     }
+    // A watchdog that falls due after the decision has nothing left to move.
+    if done && matches!(event, CallEvent::RingTimeout | CallEvent::DetectionTimeout) {
+        return Vec::new();
+    }
     let c = || ccid.to_string();
     let mut out = Vec::new();
     // A wrong PIN counts against the intent, which the call cannot touch while borrowed.

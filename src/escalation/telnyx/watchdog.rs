@@ -23,7 +23,7 @@ use super::ladder::{self, Next};
 use super::state::{Mode, Stage, StateError, Watchdog, WatchdogKind};
 use super::voice::CallEvent;
 use super::{Telnyx, RING_GRACE};
-use crate::domain::{now_millis, IntentId};
+use crate::domain::{now_millis, IntentId, IntentState};
 
 /// How long a claim lasts without renewal: a dead replica's escalations are taken over this
 /// long after its last heartbeat.
@@ -139,9 +139,12 @@ impl Telnyx {
         Ok(claimed)
     }
 
-    /// The escalation of `intent` is over: its claim goes, wherever it is held.
+    /// The escalation of `intent` is over: the claim goes if this replica holds it. (A lapsed
+    /// claim of a dead replica is taken over, found decided, and released then.)
     pub(super) async fn release(&self, intent: &IntentId) {
-        self.held_mut().remove(intent);
+        if !self.held_mut().remove(intent) {
+            return;
+        }
         if let Err(e) = self.state.release_claim(intent).await {
             warn!(intent_id = %intent, error = %e, "cannot release an escalation claim; it lapses");
         }
@@ -196,9 +199,19 @@ impl Telnyx {
 
     /// Picks up an escalation whose replica stopped renewing its claim, where it was left.
     async fn resume(self: Arc<Self>, id: IntentId) {
-        let Some(intent) = self.pending(&id).await else {
-            self.release(&id).await;
-            return;
+        let intent = match self.store().get(&id).await {
+            Ok(Some(intent)) if intent.state == IntentState::PendingApproval => intent,
+            Ok(_) => {
+                // Decided (or gone) while nobody held the claim: nothing to resume.
+                self.release(&id).await;
+                return;
+            }
+            Err(e) => {
+                // Not resumed: let the claim lapse again so this is retried.
+                warn!(intent_id = %id, error = %e, "cannot read an intent to take over");
+                self.held_mut().remove(&id);
+                return;
+            }
         };
         let ladder = match self.state.load(&id).await {
             Ok(ladder) => ladder,

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use tokio::time::MissedTickBehavior;
 use tracing::{info, warn, Instrument};
 
@@ -35,6 +36,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub const POLL: Duration = Duration::from_secs(1);
 /// A fired watchdog not disarmed within this long (its firer died) is handed out again.
 const LEASE: Duration = Duration::from_secs(30);
+/// Claim renewals in flight at once during a heartbeat.
+const RENEW_IN_FLIGHT: usize = 64;
 /// At most this many watchdogs or takeovers per poll.
 const BATCH: usize = 100;
 
@@ -154,24 +157,33 @@ impl Telnyx {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Renews every claim this replica holds. A claim that lapsed (another replica may have
-    /// taken it over) is dropped from the set; a store error keeps it for the next beat.
+    /// Renews every claim this replica holds, [`RENEW_IN_FLIGHT`] at a time. A claim that
+    /// lapsed (another replica may have taken it over) is dropped from the set; a store error
+    /// keeps it for the next beat.
     async fn renew_claims(&self) {
         let held: Vec<IntentId> = self.held_mut().iter().cloned().collect();
-        for intent in held {
-            match self
-                .state
-                .renew_claim(&intent, &self.replica, CLAIM_TTL)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.held_mut().remove(&intent);
+        let lost: Vec<IntentId> = futures::stream::iter(held)
+            .map(|intent| async move {
+                match self
+                    .state
+                    .renew_claim(&intent, &self.replica, CLAIM_TTL)
+                    .await
+                {
+                    Ok(true) => None,
+                    Ok(false) => Some(intent),
+                    Err(e) => {
+                        warn!(intent_id = %intent, error = %e, "cannot renew an escalation claim");
+                        None
+                    }
                 }
-                Err(e) => {
-                    warn!(intent_id = %intent, error = %e, "cannot renew an escalation claim")
-                }
-            }
+            })
+            .buffer_unordered(RENEW_IN_FLIGHT)
+            .filter_map(|lost| async move { lost })
+            .collect()
+            .await;
+        let mut held = self.held_mut();
+        for intent in lost {
+            held.remove(&intent);
         }
     }
 

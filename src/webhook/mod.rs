@@ -190,8 +190,10 @@ mod tests {
 
     use super::*;
     use crate::config::{ApproverConfig, Config, Secret};
-    use crate::domain::IntentId;
-    use crate::escalation::telnyx::state::{Ladder, MemoryState, StateError, TelnyxState};
+    use crate::domain::{IntentId, Millis};
+    use crate::escalation::telnyx::state::{
+        Ladder, MemoryState, StateError, TelnyxState, Watchdog,
+    };
     use crate::gateway::{Gateway, Settings};
     use crate::policy::PolicyPack;
     use crate::scoring::fallback::FallbackScorer;
@@ -216,8 +218,45 @@ mod tests {
         async fn settle_delivery(&self, id: &str, processed: bool) -> Result<(), StateError> {
             self.inner.settle_delivery(id, processed).await
         }
-        async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError> {
-            self.inner.claim(intent, ttl).await
+        async fn claim(
+            &self,
+            intent: &IntentId,
+            owner: &str,
+            ttl: Duration,
+        ) -> Result<bool, StateError> {
+            self.inner.claim(intent, owner, ttl).await
+        }
+        async fn renew_claim(
+            &self,
+            intent: &IntentId,
+            owner: &str,
+            ttl: Duration,
+        ) -> Result<bool, StateError> {
+            self.inner.renew_claim(intent, owner, ttl).await
+        }
+        async fn expired_claims(
+            &self,
+            now: Millis,
+            limit: usize,
+        ) -> Result<Vec<IntentId>, StateError> {
+            self.inner.expired_claims(now, limit).await
+        }
+        async fn release_claim(&self, intent: &IntentId) -> Result<(), StateError> {
+            self.inner.release_claim(intent).await
+        }
+        async fn arm_watchdog(&self, watchdog: &Watchdog, due: Millis) -> Result<(), StateError> {
+            self.inner.arm_watchdog(watchdog, due).await
+        }
+        async fn due_watchdogs(
+            &self,
+            now: Millis,
+            lease: Duration,
+            limit: usize,
+        ) -> Result<Vec<Watchdog>, StateError> {
+            self.inner.due_watchdogs(now, lease, limit).await
+        }
+        async fn disarm_watchdog(&self, watchdog: &Watchdog) -> Result<(), StateError> {
+            self.inner.disarm_watchdog(watchdog).await
         }
         async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError> {
             self.inner.load(intent).await

@@ -286,9 +286,9 @@ async fn telnyx_escalation_state_is_shared_by_the_replicas() {
         vec![intent.clone()]
     );
     assert!(b.texted_intents("+14155550102").await.unwrap().is_empty());
-    assert!(a.claim(&intent, ttl).await.unwrap());
+    assert!(a.claim(&intent, "replica-a", ttl).await.unwrap());
     assert!(
-        !b.claim(&intent, ttl).await.unwrap(),
+        !b.claim(&intent, "replica-b", ttl).await.unwrap(),
         "one replica escalates an intent"
     );
 

@@ -502,3 +502,111 @@ async fn a_real_calls_event_naming_another_intent_decides_neither() {
     }
     s.app.stop().await;
 }
+
+/// Base64 JSON in Sentinel's `client_state` shape.
+fn encoded_state(value: serde_json::Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(value.to_string())
+}
+
+#[tokio::test]
+async fn key_presses_that_do_not_answer_the_awaited_menu_exactly_are_refused_on_record() {
+    let mut s = Setup::alice().await;
+    let (id, watch) = s.escalate(7500).await;
+    let phone = s.phone(ALICE, 1).await;
+    phone.pick_up().await;
+    phone.prompt(1).await;
+    let awaited = s
+        .fake
+        .wait_for("gather_using_speak", Some(&phone.ccid), 1)
+        .await;
+    let awaited = client_state(awaited.body["client_state"].as_str().unwrap());
+    let one = json!({"digits": "1", "status": "valid"});
+
+    // A "1" whose client_state does not name the awaited prompt: missing (absent, null, ""),
+    // the dial's (no prompt number), unreadable, or another prompt number.
+    let mut absent = serde_json::from_str::<serde_json::Value>(&phone.event_with_state(
+        "call.gather.ended",
+        one.clone(),
+        "",
+    ))
+    .unwrap();
+    absent["data"]["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("client_state");
+    let other_prompt = encoded_state(json!({
+        "i": id, "a": 0, "p": awaited["p"].as_u64().unwrap() + 7
+    }));
+    let stale = [
+        absent.to_string(),
+        phone.event_with_state(
+            "call.gather.ended",
+            json!({"digits": "1", "status": "valid", "client_state": null}),
+            "",
+        ),
+        phone.event_with_state("call.gather.ended", one.clone(), ""),
+        phone.event_with_state("call.gather.ended", one.clone(), &phone.client_state),
+        phone.event_with_state("call.gather.ended", one.clone(), "eyJyZXEiOiJyLTEyMyJ9"),
+        phone.event_with_state("call.gather.ended", one.clone(), "%%% not base64"),
+        phone.event_with_state("call.gather.ended", one.clone(), &other_prompt),
+    ];
+    let mut refused = 0;
+    for body in &stale {
+        assert_eq!(phone.post(body).await, 200, "{body}");
+        refused += 1;
+        // The barrier: the press was processed (refused on record) before the state is read.
+        s.wait_rejected("voice", refused).await;
+        assert_eq!(
+            s.state_of(&id).await,
+            IntentState::PendingApproval,
+            "{body}"
+        );
+    }
+    // None of them ended the awaited menu: no new prompt was played.
+    assert_eq!(s.fake.count("gather_using_speak", Some(&phone.ccid)), 1);
+
+    // With the awaited prompt's client_state, digits other than exactly one menu key.
+    let mut prompts = 1;
+    for digits in ["11", "1#", "", "a", "1a"] {
+        phone.press(digits).await;
+        refused += 1;
+        s.wait_rejected("voice", refused).await;
+        assert_eq!(
+            s.state_of(&id).await,
+            IntentState::PendingApproval,
+            "{digits:?}"
+        );
+        // The menu is offered again, and its answer is the one awaited next.
+        prompts += 1;
+        phone.prompt(prompts).await;
+    }
+
+    // A correct press still approves.
+    phone.press("1").await;
+    let details = finish_decided(&s, watch, IntentState::Approved, "alice", "voice").await;
+    assert_eq!(
+        details.iter().filter(|d| d.contains("rejected")).count(),
+        refused,
+        "{details:#?}"
+    );
+    for reason in [
+        "its client_state is missing",
+        "its client_state is unreadable",
+        "its client_state names no prompt",
+        "not the awaited prompt",
+        "not exactly one menu key",
+        "no digits",
+    ] {
+        assert!(
+            details.iter().any(|d| d.contains(reason)),
+            "no refusal because {reason:?}: {details:#?}"
+        );
+    }
+    assert_eq!(
+        details.iter().filter(|d| d.contains("pressed 1")).count(),
+        1,
+        "{details:#?}"
+    );
+    s.app.stop().await;
+}

@@ -5,7 +5,10 @@
 //! - [`ladder`]: the order of steps (approvers, then SMS, then the deadline).
 //! - [`voice`]: the call state machine (pure), event parsing, what is spoken.
 //! - [`sms`]: one-time codes and replies.
-//! - [`state`]: what every replica must share (ladders, indexes, webhook dedupe).
+//! - [`state`]: what every replica must share (ladders, indexes, webhook dedupe, claims,
+//!   watchdogs).
+//! - [`watchdog`]: the shared timers, claim renewal and the takeover of a dead replica's
+//!   escalations.
 //!
 //! [`Telnyx`] drives them: the escalation loop calls [`Channel::start`]/[`Channel::stop`],
 //! the webhook sidecar hands it verified, deduplicated events. Every step is a progress line
@@ -19,8 +22,10 @@ pub mod roster;
 pub mod sms;
 pub mod state;
 pub mod voice;
+pub mod watchdog;
 
-use std::sync::{Arc, Weak};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,7 +45,7 @@ use crate::store::{AuditRecord, Store};
 use client::{Client, ClientError, CommandOutcome, Dial};
 use ladder::{Failure, Next, Strike};
 use roster::Roster;
-use state::{Call, Ladder, Mode, Stage, StateError, TelnyxState};
+use state::{Call, Ladder, Mode, Stage, StateError, TelnyxState, WatchdogKind};
 use voice::{CallEvent, ClientState, Effect, EventData};
 
 /// How long ladders, call indexes and SMS codes are kept.
@@ -87,6 +92,12 @@ pub struct Telnyx {
     state: Arc<dyn TelnyxState>,
     shutdown: CancellationToken,
     me: Weak<Telnyx>,
+    /// This replica's token in escalation claims.
+    replica: String,
+    /// The claims this replica holds and renews.
+    held: Mutex<HashSet<IntentId>>,
+    /// Nudges the watchdog poller when a watchdog armed here falls due.
+    wake: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Telnyx {
@@ -121,7 +132,7 @@ impl Telnyx {
             .phone_number
             .clone()
             .ok_or_else(|| missing("TELNYX_PHONE_NUMBER"))?;
-        Ok(Arc::new_cyclic(|me| Telnyx {
+        let telnyx = Arc::new_cyclic(|me| Telnyx {
             client,
             connection_id,
             from,
@@ -139,7 +150,12 @@ impl Telnyx {
             state,
             shutdown,
             me: me.clone(),
-        }))
+            replica: uuid::Uuid::new_v4().to_string(),
+            held: Mutex::new(HashSet::new()),
+            wake: tokio::sync::Notify::new(),
+        });
+        telnyx.spawn_background();
+        Ok(telnyx)
     }
 
     pub fn state(&self) -> &Arc<dyn TelnyxState> {
@@ -193,7 +209,7 @@ impl Telnyx {
     // ------------------------------------------------------------------ the ladder
 
     async fn begin(self: Arc<Self>, intent: Intent) {
-        match self.state.claim(&intent.id, LADDER_TTL).await {
+        match self.claim(&intent.id).await {
             Ok(true) => {}
             Ok(false) => return, // another replica escalates it
             Err(e) => {
@@ -203,7 +219,12 @@ impl Telnyx {
                 return;
             }
         }
-        let approvers = self.roster.for_intent(&intent);
+        self.start_ladder(&intent).await;
+    }
+
+    /// Builds the intent's ladder and makes its first move (the claim is held).
+    async fn start_ladder(&self, intent: &Intent) {
+        let approvers = self.roster.for_intent(intent);
         let pin_required = intent.risk_score.get() >= self.pin_min_risk;
         let mut ladder = ladder::new(intent.id.clone(), approvers, pin_required);
         let next = ladder::first(&mut ladder);
@@ -311,12 +332,13 @@ impl Telnyx {
                     .await;
                     return Next::Nothing;
                 }
-                self.after(
+                self.arm(
+                    WatchdogKind::Ring,
+                    &intent.id,
+                    &ccid,
                     self.ring_timeout + RING_GRACE,
-                    intent.id.clone(),
-                    ccid,
-                    CallEvent::RingTimeout,
-                );
+                )
+                .await;
                 Next::Nothing
             }
             Err(e) => {
@@ -339,22 +361,6 @@ impl Telnyx {
                 }
             }
         }
-    }
-
-    /// Feeds `event` (a watchdog of ours) to the call after `wait`, unless shutting down.
-    /// The state machine ignores it if the call has moved on meanwhile.
-    fn after(&self, wait: Duration, intent: IntentId, ccid: String, event: CallEvent) {
-        let Some(me) = self.self_arc() else { return };
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = me.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            let id = format!("watchdog-{}", uuid::Uuid::new_v4());
-            // A watchdog that cannot store its move changes nothing; Telnyx's own events
-            // (the hang-up) still move the ladder.
-            let _ = me.on_call_event(&intent, &ccid, &event, &id).await;
-        });
     }
 
     async fn send_sms(&self, intent: &Intent) -> Next {
@@ -494,8 +500,10 @@ impl Telnyx {
         }
     }
 
-    /// The intent was decided (anywhere): hang up live calls, retire the SMS code.
+    /// The intent was decided (anywhere): hang up live calls, retire the SMS code, drop the
+    /// escalation claim.
     async fn end(&self, intent: &Intent) {
+        self.release(&intent.id).await;
         let result = self
             .update(&intent.id, |l| {
                 l.stage = Stage::Done;
@@ -590,12 +598,8 @@ impl Telnyx {
                 self.on_call_event(&intent, ccid, &event, &data.id).await?;
             }
             if event == CallEvent::Answered {
-                self.after(
-                    AMD_WAIT,
-                    intent,
-                    ccid.to_string(),
-                    CallEvent::DetectionTimeout,
-                );
+                self.arm(WatchdogKind::Detection, &intent, ccid, AMD_WAIT)
+                    .await;
             }
             Ok(())
         }
@@ -670,6 +674,15 @@ impl Telnyx {
     async fn apply(&self, id: &IntentId, attempt: usize, effect: Effect, command_id: &str) {
         match effect {
             Effect::Progress(line) => self.progress(id, &line).await,
+            Effect::Rejected {
+                actor,
+                line,
+                reason,
+            } => {
+                metrics::inc("sentinel_webhooks_total", &[("outcome", "keys_rejected")]);
+                self.rejected(Some(id), &actor, "voice", None, reason).await;
+                self.progress(id, &line).await;
+            }
             Effect::Locked { code, why } => self.lock_out(id, code, &why, "voice").await,
             Effect::Menu {
                 ccid,
@@ -1147,7 +1160,7 @@ impl Telnyx {
         let body = json!({
             "payload": voice::clip(text, 2900),
             "voice": self.voice,
-            "valid_digits": "1239",
+            "valid_digits": voice::MENU_KEYS,
             "minimum_digits": 1,
             "maximum_digits": 1,
             "timeout_millis": 10000,
@@ -1247,12 +1260,13 @@ impl Telnyx {
             &format!("telnyx {action} refused: call not answered yet; waiting for call.answered"),
         )
         .await;
-        self.after(
+        self.arm(
+            WatchdogKind::Ring,
+            intent,
+            ccid,
             self.ring_timeout + RING_GRACE,
-            intent.clone(),
-            ccid.to_string(),
-            CallEvent::RingTimeout,
-        );
+        )
+        .await;
         true
     }
 

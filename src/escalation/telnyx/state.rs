@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::roster::Approver;
-use crate::domain::IntentId;
+use crate::domain::{now_millis, IntentId, Millis};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
@@ -149,6 +149,62 @@ impl Ladder {
     }
 }
 
+/// Which timer of the call state machine a [`Watchdog`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WatchdogKind {
+    /// The ring timeout (plus grace) passed since the dial without Telnyx ending the ringing.
+    Ring,
+    /// Answered a while ago and machine detection never reported.
+    Detection,
+}
+
+impl WatchdogKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchdogKind::Ring => "ring",
+            WatchdogKind::Detection => "detection",
+        }
+    }
+}
+
+/// A timer of one call, kept in the shared state so that any replica fires it when it falls
+/// due, whichever replica armed it and whether or not that one still lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Watchdog {
+    pub kind: WatchdogKind,
+    pub intent: IntentId,
+    pub call_control_id: String,
+}
+
+impl Watchdog {
+    /// `<kind>|<intent>|<call_control_id>`: one member of the due-time index.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.kind.as_str(),
+            self.intent,
+            self.call_control_id
+        )
+    }
+
+    /// `None` for anything [`Watchdog::encode`] did not write.
+    pub fn decode(text: &str) -> Option<Watchdog> {
+        let mut parts = text.splitn(3, '|');
+        let kind = match parts.next()? {
+            "ring" => WatchdogKind::Ring,
+            "detection" => WatchdogKind::Detection,
+            _ => return None,
+        };
+        let intent = IntentId::parse(parts.next()?)?;
+        let call_control_id = parts.next().filter(|c| !c.is_empty())?.to_string();
+        Some(Watchdog {
+            kind,
+            intent,
+            call_control_id,
+        })
+    }
+}
+
 #[async_trait]
 pub trait TelnyxState: Send + Sync + 'static {
     /// Records a verified webhook delivery and keeps its body until it is settled; `false`
@@ -165,8 +221,43 @@ pub trait TelnyxState: Send + Sync + 'static {
     /// redelivery is processed.
     async fn settle_delivery(&self, event_id: &str, processed: bool) -> Result<(), StateError>;
 
-    /// Makes this replica the one that escalates `intent`; `false` when another already does.
-    async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError>;
+    /// Makes `owner` (a replica) the one that escalates `intent` for `ttl`; `false` when a
+    /// live claim exists, even `owner`'s own (so one replica never starts an intent twice).
+    /// A claim whose `ttl` passed without renewal can be taken this way by exactly one caller.
+    async fn claim(
+        &self,
+        intent: &IntentId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError>;
+
+    /// Extends `owner`'s claim by `ttl`; `false` when the claim expired or is someone else's.
+    async fn renew_claim(
+        &self,
+        intent: &IntentId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError>;
+
+    /// Intents whose claim was not renewed in time (by `now`): candidates for a takeover.
+    async fn expired_claims(&self, now: Millis, limit: usize) -> Result<Vec<IntentId>, StateError>;
+
+    /// The escalation is over: the claim and its index entry go.
+    async fn release_claim(&self, intent: &IntentId) -> Result<(), StateError>;
+
+    /// Schedules `watchdog` at `due`; an entry already armed earlier keeps its earlier time.
+    async fn arm_watchdog(&self, watchdog: &Watchdog, due: Millis) -> Result<(), StateError>;
+
+    /// Watchdogs due by `now`, each leased to this caller: no other caller gets it again until
+    /// `lease` passes, so a watchdog fires once unless its firer dies before disarming it.
+    async fn due_watchdogs(
+        &self,
+        now: Millis,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Watchdog>, StateError>;
+
+    async fn disarm_watchdog(&self, watchdog: &Watchdog) -> Result<(), StateError>;
 
     async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError>;
 
@@ -203,6 +294,14 @@ pub trait TelnyxState: Send + Sync + 'static {
     async fn texted_intents(&self, phone: &str) -> Result<Vec<IntentId>, StateError>;
 }
 
+/// A duration in milliseconds, saturating.
+pub fn millis(d: Duration) -> Millis {
+    i64::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// How long the in-memory state keeps an expired, unreleased claim listed.
+const CLAIM_KEEP: Duration = Duration::from_secs(24 * 3600);
+
 /// The embedded implementation: one process, entries expire by TTL.
 #[derive(Default)]
 pub struct MemoryState {
@@ -213,7 +312,10 @@ pub struct MemoryState {
 struct Maps {
     /// Event id -> (body while unprocessed, expiry).
     deliveries: HashMap<String, (Option<Vec<u8>>, Instant)>,
-    claims: HashMap<IntentId, Instant>,
+    /// Intent -> (owner, expiry); an expired claim stays listed until released or taken.
+    claims: HashMap<IntentId, (String, Millis)>,
+    /// Watchdog -> due time (ms since the epoch).
+    watchdogs: HashMap<Watchdog, Millis>,
     ladders: HashMap<IntentId, (Ladder, Instant)>,
     calls: HashMap<String, (IntentId, Instant)>,
     codes: HashMap<String, (IntentId, Instant)>,
@@ -230,7 +332,10 @@ impl Maps {
         }
         let now = Instant::now();
         self.deliveries.retain(|_, (_, t)| *t > now);
-        self.claims.retain(|_, t| *t > now);
+        // Expired claims are kept (a takeover lists them) until a day has passed.
+        let wall = now_millis();
+        self.claims
+            .retain(|_, (_, t)| t.saturating_add(millis(CLAIM_KEEP)) > wall);
         self.ladders.retain(|_, (_, t)| *t > now);
         self.calls.retain(|_, (_, t)| *t > now);
         self.codes.retain(|_, (_, t)| *t > now);
@@ -290,17 +395,90 @@ impl TelnyxState for MemoryState {
         Ok(())
     }
 
-    async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError> {
+    async fn claim(
+        &self,
+        intent: &IntentId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
         let mut m = self.maps();
         m.sweep();
-        let now = Instant::now();
+        let now = now_millis();
         match m.claims.get(intent) {
-            Some(t) if *t > now => Ok(false),
+            Some((_, t)) if *t > now => Ok(false),
             _ => {
-                m.claims.insert(intent.clone(), now + ttl);
+                let until = now.saturating_add(millis(ttl));
+                m.claims.insert(intent.clone(), (owner.to_string(), until));
                 Ok(true)
             }
         }
+    }
+
+    async fn renew_claim(
+        &self,
+        intent: &IntentId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        let mut m = self.maps();
+        let now = now_millis();
+        match m.claims.get_mut(intent) {
+            Some((held_by, t)) if *t > now && held_by == owner => {
+                *t = now.saturating_add(millis(ttl));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn expired_claims(&self, now: Millis, limit: usize) -> Result<Vec<IntentId>, StateError> {
+        Ok(self
+            .maps()
+            .claims
+            .iter()
+            .filter(|(_, (_, t))| *t <= now)
+            .map(|(i, _)| i.clone())
+            .take(limit)
+            .collect())
+    }
+
+    async fn release_claim(&self, intent: &IntentId) -> Result<(), StateError> {
+        self.maps().claims.remove(intent);
+        Ok(())
+    }
+
+    async fn arm_watchdog(&self, watchdog: &Watchdog, due: Millis) -> Result<(), StateError> {
+        let mut m = self.maps();
+        let at = m.watchdogs.entry(watchdog.clone()).or_insert(due);
+        *at = (*at).min(due);
+        Ok(())
+    }
+
+    async fn due_watchdogs(
+        &self,
+        now: Millis,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Watchdog>, StateError> {
+        let until = now.saturating_add(millis(lease));
+        let mut m = self.maps();
+        let mut due: Vec<(Millis, Watchdog)> = m
+            .watchdogs
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(w, at)| (*at, w.clone()))
+            .collect();
+        due.sort_by_key(|(at, _)| *at);
+        due.truncate(limit);
+        for (_, w) in &due {
+            m.watchdogs.insert(w.clone(), until);
+        }
+        Ok(due.into_iter().map(|(_, w)| w).collect())
+    }
+
+    async fn disarm_watchdog(&self, watchdog: &Watchdog) -> Result<(), StateError> {
+        self.maps().watchdogs.remove(watchdog);
+        Ok(())
     }
 
     async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError> {
@@ -449,7 +627,8 @@ mod tests {
         s.settle_delivery("e1", true).await.unwrap();
         assert!(!s.first_delivery("e1", b"{}", ttl).await.unwrap());
         let id = IntentId::generate();
-        assert!(s.claim(&id, ttl).await.unwrap());
-        assert!(!s.claim(&id, ttl).await.unwrap());
+        assert!(s.claim(&id, "r1", ttl).await.unwrap());
+        assert!(!s.claim(&id, "r1", ttl).await.unwrap());
+        assert!(!s.claim(&id, "r2", ttl).await.unwrap());
     }
 }

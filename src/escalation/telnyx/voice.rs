@@ -24,6 +24,8 @@ const MAX_MISSES: u8 = 2;
 pub const QUESTION_PROMPT: &str = "What would you like to know? Ask your question now.";
 const QUESTION_PROMPT_KEY: &str = "what would you like to know";
 pub const MENU: &str = "Press 1 to approve, 2 to ask a question, 3 to decline, or 9 to repeat.";
+/// The menu's keys: a menu answer counts only when its digits are exactly one of these.
+pub const MENU_KEYS: &str = "1239";
 
 /// A webhook as Telnyx posts it. Most fields are optional in real payloads, so the payload
 /// stays a JSON value read through accessors.
@@ -51,6 +53,52 @@ impl EventData {
 
     pub fn client_state(&self) -> Option<ClientState> {
         ClientState::decode(self.str("client_state")?)
+    }
+
+    /// Which prompt this event's `client_state` says it answers.
+    pub fn prompt_tag(&self) -> PromptTag {
+        match self.str("client_state").map(str::trim) {
+            None | Some("") => PromptTag::Missing,
+            Some(text) => match ClientState::decode(text) {
+                None => PromptTag::Unreadable,
+                Some(ClientState {
+                    prompt: Some(p), ..
+                }) => PromptTag::Named(p),
+                Some(_) => PromptTag::NoPrompt,
+            },
+        }
+    }
+}
+
+/// What a key press's `client_state` says about the prompt it answers. Only
+/// [`PromptTag::Named`] with the awaited number can count; everything else is stale input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptTag {
+    /// The gather's sequence number on the call.
+    Named(u32),
+    /// No `client_state` at all (`null`, `""`, absent).
+    Missing,
+    /// A `client_state` that is not ours (not Base64 JSON of our shape).
+    Unreadable,
+    /// Ours but without a prompt number: the dial's, not a gather's.
+    NoPrompt,
+}
+
+impl PromptTag {
+    /// Why a key press with this tag does not answer the prompt `awaiting` (0: none is).
+    pub fn refusal(self, awaiting: u32) -> Option<String> {
+        match self {
+            PromptTag::Named(p) if awaiting != 0 && p == awaiting => None,
+            PromptTag::Named(p) if awaiting == 0 => Some(format!(
+                "it answers prompt {p} but no menu is waiting for a key"
+            )),
+            PromptTag::Named(p) => Some(format!(
+                "it answers prompt {p}, not the awaited prompt {awaiting}"
+            )),
+            PromptTag::Missing => Some("its client_state is missing".into()),
+            PromptTag::Unreadable => Some("its client_state is unreadable".into()),
+            PromptTag::NoPrompt => Some("its client_state names no prompt (the dial's)".into()),
+        }
     }
 }
 
@@ -91,8 +139,8 @@ pub enum CallEvent {
     Gather {
         digits: String,
         status: String,
-        /// The prompt sequence number the event's `client_state` carries.
-        prompt: Option<u32>,
+        /// The prompt the event's `client_state` says it answers.
+        prompt: PromptTag,
     },
     /// The approver's words (from `gather_using_ai` or a final transcript).
     Speech {
@@ -126,7 +174,7 @@ impl CallEvent {
             "call.gather.ended" => CallEvent::Gather {
                 digits: data.str("digits").unwrap_or_default().to_string(),
                 status: data.str("status").unwrap_or_default().to_string(),
-                prompt: data.client_state().and_then(|s| s.prompt),
+                prompt: data.prompt_tag(),
             },
             "call.ai_gather.ended" => {
                 let question = data
@@ -222,6 +270,12 @@ pub enum Effect {
         from: usize,
     },
     Progress(String),
+    /// Key input that does not count: a progress line and a `rejected` audit record.
+    Rejected {
+        actor: String,
+        line: String,
+        reason: String,
+    },
     /// Too many wrong codes or PINs: retire `code`, record `why` (progress and audit).
     Locked {
         code: Option<String>,
@@ -286,6 +340,10 @@ pub fn on_event(
         }
     }
     if call.mode == Mode::Ended {
+        return Vec::new();
+    }
+    // A watchdog that falls due after the decision has nothing left to move.
+    if done && matches!(event, CallEvent::RingTimeout | CallEvent::DetectionTimeout) {
         return Vec::new();
     }
     let c = || ccid.to_string();
@@ -360,10 +418,13 @@ pub fn on_event(
             prompt,
         } => {
             // Only the answer to the prompt being awaited counts: a stale menu's keys, keys in
-            // question mode (no menu is playing) or a second delivery of one answer do not.
-            // An event whose client_state names no prompt (a sender that echoes the dial's
-            // state, not the gather's) answers the menu being awaited, once.
-            if call.awaiting == 0 || prompt.is_some_and(|p| p != call.awaiting) {
+            // question mode (no menu is playing), a second delivery of one answer, and keys
+            // whose client_state is missing, unreadable or the dial's (names no prompt) do not.
+            // They are refused on record; the awaited gather keeps waiting.
+            if let Some(why) = prompt.refusal(call.awaiting) {
+                if valid(status) || !digits.is_empty() {
+                    out.push(rejected_keys(call, &who, digits, &why));
+                }
                 return out;
             }
             call.awaiting = 0;
@@ -530,6 +591,9 @@ fn gather(
                 if matches!(status, "call_hangup" | "cancelled" | "cancelled_amd") {
                     return;
                 }
+                if valid(status) {
+                    out.push(rejected_keys(call, who, digits, "no digits"));
+                }
                 call.misses += 1;
                 if call.misses >= MAX_MISSES {
                     call.mode = Mode::Closing;
@@ -548,6 +612,18 @@ fn gather(
                         prompt: next_prompt(call),
                     });
                 }
+                return;
+            }
+            // Exactly one menu key: "11", "1#" or letters are not an answer, whatever they
+            // start with.
+            if !is_menu_key(digits) {
+                out.push(rejected_keys(call, who, digits, "not exactly one menu key"));
+                out.push(Effect::Menu {
+                    ccid: c(),
+                    lead: "That key is not on the menu.".into(),
+                    summary: false,
+                    prompt: next_prompt(call),
+                });
                 return;
             }
             call.misses = 0;
@@ -703,6 +779,22 @@ fn pin_failed(ladder: &mut Ladder, ccid: &str, phone: &str, who: &str) -> Vec<Ef
     out
 }
 
+/// Digits that are exactly one of the menu's keys.
+fn is_menu_key(digits: &str) -> bool {
+    digits.len() == 1 && MENU_KEYS.contains(digits)
+}
+
+/// Key input that does not count, with the reason: a progress line (the digits clipped, never
+/// read as a decision) and a `rejected` audit record.
+fn rejected_keys(call: &Call, who: &str, digits: &str, why: &str) -> Effect {
+    let digits = clip(digits, 12);
+    Effect::Rejected {
+        actor: call.approver.name.clone(),
+        line: format!("{who}: key input {digits:?} rejected ({why}); nothing decided"),
+        reason: format!("key input {digits:?} on the call rejected: {why}"),
+    }
+}
+
 /// A gather result with keys. Only an explicit `valid` counts: a missing status is not
 /// Telnyx's shape, and a key press that decides must be unambiguous.
 fn valid(status: &str) -> bool {
@@ -813,7 +905,7 @@ mod tests {
         let event = CallEvent::Gather {
             digits: d.into(),
             status: "valid".into(),
-            prompt: Some(l.calls[0].awaiting),
+            prompt: PromptTag::Named(l.calls[0].awaiting),
         };
         on_event(l, roster, "v3:c", &event)
     }
@@ -903,6 +995,13 @@ mod tests {
         assert!(on_event(&mut l, &roster, "v3:c", &CallEvent::RingTimeout).is_empty());
     }
 
+    fn rejections(effects: &[Effect]) -> usize {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Rejected { .. }))
+            .count()
+    }
+
     #[test]
     fn only_the_awaited_prompt_takes_keys() {
         let roster = Roster::default();
@@ -911,17 +1010,22 @@ mod tests {
         on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
         let first = l.calls[0].awaiting;
         press(&mut l, &roster, "9");
-        let key = |digits: &str, prompt: Option<u32>| CallEvent::Gather {
+        let key = |digits: &str, prompt: PromptTag| CallEvent::Gather {
             digits: digits.into(),
             status: "valid".into(),
             prompt,
         };
-        // The first menu was replaced by the repeat: its keys are stale.
-        assert!(on_event(&mut l, &roster, "v3:c", &key("1", Some(first))).is_empty());
+        // The first menu was replaced by the repeat: its keys are stale, refused on record.
+        let e = on_event(&mut l, &roster, "v3:c", &key("1", PromptTag::Named(first)));
+        assert_eq!((decides(&e), rejections(&e)), (None, 1), "{e:?}");
         // Question mode: no menu plays, so no key decides, whatever prompt it names.
         press(&mut l, &roster, "2");
         let awaited = l.calls[0].prompts;
-        for prompt in [Some(awaited), Some(awaited + 1), None] {
+        for prompt in [
+            PromptTag::Named(awaited),
+            PromptTag::Named(awaited + 1),
+            PromptTag::NoPrompt,
+        ] {
             assert_eq!(
                 decides(&on_event(&mut l, &roster, "v3:c", &key("3", prompt))),
                 None
@@ -931,19 +1035,53 @@ mod tests {
     }
 
     #[test]
-    fn a_key_without_a_prompt_number_answers_the_awaited_menu_once() {
+    fn keys_without_the_awaited_prompt_number_never_decide() {
         let roster = Roster::default();
         let mut l = ladder(false);
         on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
         on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
-        let key = CallEvent::Gather {
-            digits: "3".into(),
-            status: "valid".into(),
-            prompt: None,
-        };
-        assert!(decides(&on_event(&mut l, &roster, "v3:c", &key)).is_some());
-        // The same answer delivered again decides nothing more.
-        assert_eq!(decides(&on_event(&mut l, &roster, "v3:c", &key)), None);
+        let awaited = l.calls[0].awaiting;
+        for prompt in [
+            PromptTag::Missing,
+            PromptTag::Unreadable,
+            PromptTag::NoPrompt,
+            PromptTag::Named(awaited + 1),
+        ] {
+            let key = CallEvent::Gather {
+                digits: "1".into(),
+                status: "valid".into(),
+                prompt,
+            };
+            let e = on_event(&mut l, &roster, "v3:c", &key);
+            assert_eq!(
+                (decides(&e), rejections(&e)),
+                (None, 1),
+                "{prompt:?}: {e:?}"
+            );
+            // The menu still waits for its own answer.
+            assert_eq!(l.calls[0].awaiting, awaited);
+        }
+        assert_eq!(decides(&press(&mut l, &roster, "1")), Some(true));
+    }
+
+    #[test]
+    fn only_exactly_one_menu_key_counts() {
+        let roster = Roster::default();
+        let mut l = ladder(false);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        for digits in ["11", "1#", "13", "a", "1 ", "4", ""] {
+            let e = press(&mut l, &roster, digits);
+            assert_eq!(decides(&e), None, "{digits:?}: {e:?}");
+            assert_eq!(rejections(&e), 1, "{digits:?}: {e:?}");
+            assert!(
+                e.iter().any(|x| matches!(x, Effect::Menu { .. })),
+                "re-prompted after {digits:?}: {e:?}"
+            );
+            assert_eq!(l.calls[0].mode, Mode::Menu);
+            l.calls[0].misses = 0;
+        }
+        assert_eq!(decides(&press(&mut l, &roster, "3")), Some(false));
     }
 
     #[test]
@@ -955,7 +1093,7 @@ mod tests {
         let event = CallEvent::Gather {
             digits: "1".into(),
             status: String::new(),
-            prompt: Some(l.calls[0].awaiting),
+            prompt: PromptTag::Named(l.calls[0].awaiting),
         };
         let e = on_event(&mut l, &roster, "v3:c", &event);
         assert_eq!(decides(&e), None);

@@ -1,26 +1,32 @@
 //! The Telnyx escalation's shared state in Redis, so that every replica sees the same ladders,
 //! call and SMS-code indexes, escalation claims and webhook deliveries.
 //!
-//! Every operation touches one key, so each key takes the bucket tag of what it is about
-//! (intent, call, code, event id) and works unchanged on a Cluster. Every entry expires by TTL.
+//! Every operation touches one key, or keys of one bucket, so each key takes the bucket tag of
+//! what it is about (intent, call, code, event id) and works unchanged on a Cluster. Every
+//! entry expires by TTL except the per-bucket indexes of claims and watchdogs, whose entries
+//! are removed when the escalation ends or the watchdog has fired.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
 
-use super::{bucket_of, Redis, RedisOptions};
-use crate::domain::{now_millis, IntentId};
-use crate::escalation::telnyx::state::{Ladder, StateError, TelnyxState};
+use super::{bucket_of, Redis, RedisOptions, BUCKETS};
+use crate::domain::{now_millis, IntentId, Millis};
+use crate::escalation::telnyx::state::{Ladder, StateError, TelnyxState, Watchdog};
 use crate::store::StoreError;
 
 const LADDER: &str = include_str!("ladder.lua");
 const SET_IF_ABSENT: &str = include_str!("set_if_absent.lua");
+const ESCALATION_CLAIM: &str = include_str!("escalation_claim.lua");
+const WATCHDOG_LEASE: &str = include_str!("watchdog_lease.lua");
 
 pub struct RedisTelnyxState {
     redis: Redis,
     ladder: Script,
     set_if_absent: Script,
+    escalation_claim: Script,
+    watchdog_lease: Script,
 }
 
 fn state_error(e: StoreError) -> StateError {
@@ -40,7 +46,56 @@ impl RedisTelnyxState {
             redis,
             ladder: Script::new(LADDER),
             set_if_absent: Script::new(SET_IF_ABSENT),
+            escalation_claim: Script::new(ESCALATION_CLAIM),
+            watchdog_lease: Script::new(WATCHDOG_LEASE),
         })
+    }
+
+    /// A per-bucket index (`claims`, `watchdogs`): the bucket of the intent it is about, so
+    /// an entry and the intent's own keys share one Cluster slot.
+    fn index(&self, kind: &str, bucket: u32) -> String {
+        self.redis.key(bucket, &format!("tx:{kind}"))
+    }
+
+    /// Takes (`mode` "claim") or renews ("renew") `owner`'s claim on `intent`.
+    async fn claim_script(
+        &self,
+        intent: &IntentId,
+        owner: &str,
+        ttl: Duration,
+        mode: &str,
+    ) -> Result<bool, StateError> {
+        let key = self.key("claim", intent.as_str());
+        let index = self.index("claims", bucket_of(intent.as_str()));
+        let ms = millis(ttl);
+        let expiry = now_millis().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
+        let taken: i64 = self
+            .redis
+            .call("telnyx state", |mut c| {
+                let mut invocation = self.escalation_claim.prepare_invoke();
+                invocation
+                    .key(&key)
+                    .key(&index)
+                    .arg(owner)
+                    .arg(ms)
+                    .arg(intent.as_str())
+                    .arg(expiry)
+                    .arg(mode);
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await
+            .map_err(state_error)?;
+        Ok(taken == 1)
+    }
+
+    /// Members of every bucket's `kind` index, asked concurrently.
+    async fn every_bucket<F, Fut>(&self, f: F) -> Result<Vec<String>, StateError>
+    where
+        F: Fn(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<String>, StateError>>,
+    {
+        let per_bucket = futures::future::try_join_all((0..BUCKETS).map(f)).await?;
+        Ok(per_bucket.into_iter().flatten().collect())
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
@@ -115,12 +170,145 @@ impl TelnyxState for RedisTelnyxState {
             .map_err(state_error)
     }
 
-    async fn claim(&self, intent: &IntentId, ttl: Duration) -> Result<bool, StateError> {
-        // A fresh token per call: a second claim of the same intent (even by this replica)
-        // must read as taken.
-        let token = uuid::Uuid::new_v4();
-        self.set_nx(self.key("claim", intent.as_str()), token.as_bytes(), ttl)
+    async fn claim(
+        &self,
+        intent: &IntentId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        // Strict: a claim that exists answers false even to its owner, and a retry whose first
+        // attempt landed reads false too; the claim then expires and is taken over.
+        self.claim_script(intent, owner, ttl, "claim").await
+    }
+
+    async fn renew_claim(
+        &self,
+        intent: &IntentId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        self.claim_script(intent, owner, ttl, "renew").await
+    }
+
+    async fn expired_claims(&self, now: Millis, limit: usize) -> Result<Vec<IntentId>, StateError> {
+        let ids = self
+            .every_bucket(|b| {
+                let key = self.index("claims", b);
+                async move {
+                    self.redis
+                        .call("telnyx state", |mut c| {
+                            let key = key.clone();
+                            async move {
+                                redis::cmd("ZRANGEBYSCORE")
+                                    .arg(&key)
+                                    .arg("-inf")
+                                    .arg(now)
+                                    .arg("LIMIT")
+                                    .arg(0)
+                                    .arg(limit)
+                                    .query_async::<Vec<String>>(&mut c)
+                                    .await
+                            }
+                        })
+                        .await
+                        .map_err(state_error)
+                }
+            })
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|i| IntentId::parse(i))
+            .take(limit)
+            .collect())
+    }
+
+    async fn release_claim(&self, intent: &IntentId) -> Result<(), StateError> {
+        let key = self.key("claim", intent.as_str());
+        let index = self.index("claims", bucket_of(intent.as_str()));
+        self.redis
+            .call("telnyx state", |mut c| {
+                let (key, index) = (key.clone(), index.clone());
+                async move {
+                    redis::pipe()
+                        .atomic()
+                        .cmd("DEL")
+                        .arg(&key)
+                        .ignore()
+                        .cmd("ZREM")
+                        .arg(&index)
+                        .arg(intent.as_str())
+                        .ignore()
+                        .query_async::<()>(&mut c)
+                        .await
+                }
+            })
             .await
+            .map_err(state_error)
+    }
+
+    async fn arm_watchdog(&self, watchdog: &Watchdog, due: Millis) -> Result<(), StateError> {
+        let index = self.index("watchdogs", bucket_of(watchdog.intent.as_str()));
+        let member = watchdog.encode();
+        self.redis
+            .call("telnyx state", |mut c| {
+                let (index, member) = (index.clone(), member.clone());
+                async move {
+                    // LT: a watchdog armed earlier keeps its earlier time.
+                    redis::cmd("ZADD")
+                        .arg(&index)
+                        .arg("LT")
+                        .arg(due)
+                        .arg(&member)
+                        .query_async::<()>(&mut c)
+                        .await
+                }
+            })
+            .await
+            .map_err(state_error)
+    }
+
+    async fn due_watchdogs(
+        &self,
+        now: Millis,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Watchdog>, StateError> {
+        let until = now.saturating_add(i64::try_from(millis(lease)).unwrap_or(i64::MAX));
+        let members = self
+            .every_bucket(|b| {
+                let key = self.index("watchdogs", b);
+                async move {
+                    self.redis
+                        .call("telnyx state", |mut c| {
+                            let mut invocation = self.watchdog_lease.prepare_invoke();
+                            invocation.key(&key).arg(now).arg(until).arg(limit);
+                            async move { invocation.invoke_async(&mut c).await }
+                        })
+                        .await
+                        .map_err(state_error)
+                }
+            })
+            .await?;
+        // Anything this code did not write cannot name a call: left to its lease, never fired.
+        Ok(members.iter().filter_map(|m| Watchdog::decode(m)).collect())
+    }
+
+    async fn disarm_watchdog(&self, watchdog: &Watchdog) -> Result<(), StateError> {
+        let index = self.index("watchdogs", bucket_of(watchdog.intent.as_str()));
+        let member = watchdog.encode();
+        self.redis
+            .call("telnyx state", |mut c| {
+                let (index, member) = (index.clone(), member.clone());
+                async move {
+                    redis::cmd("ZREM")
+                        .arg(&index)
+                        .arg(&member)
+                        .query_async::<()>(&mut c)
+                        .await
+                }
+            })
+            .await
+            .map_err(state_error)
     }
 
     async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError> {

@@ -51,6 +51,8 @@ pub struct LlmConfig {
     pub breaker_failures: u32,
     /// How long an open breaker refuses calls (`SENTINEL_LLM_BREAKER_COOLDOWN_MS`).
     pub breaker_cooldown: Duration,
+    /// The prompt-attack classifier (`SENTINEL_GUARD_MODEL`); `None` only when switched off.
+    pub guard_model: Option<crate::scoring::guard::GuardModel>,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +196,7 @@ struct FileLlm {
     cache_ttl_secs: Option<u64>,
     breaker_failures: Option<u64>,
     breaker_cooldown_ms: Option<u64>,
+    guard_model: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -381,6 +384,13 @@ impl Config {
                 file.llm.breaker_cooldown_ms,
                 30_000,
             )?),
+            guard_model: crate::scoring::guard::GuardModel::parse(
+                // Read unfiltered: an empty value is an explicit "off".
+                &env("SENTINEL_GUARD_MODEL")
+                    .or(file.llm.guard_model)
+                    .unwrap_or_else(|| crate::scoring::guard::DEFAULT_GUARD_MODEL.to_string()),
+            )
+            .map_err(|e| err("SENTINEL_GUARD_MODEL", e))?,
         };
 
         let mut telnyx = TelnyxConfig {

@@ -64,8 +64,18 @@ pub fn decide(eval: &Evaluation, scored: Option<Result<Assessment, ScoreError>>)
         },
         (Verdict::Escalate, _) | (Verdict::Open, None) => Decision { reasons, ..base },
         (Verdict::Open, Some(result)) => {
-            let combined = combine(eval.score, eval.threshold, result);
+            let mut combined = combine(eval.score, eval.threshold, result);
             reasons.push(combined.reason);
+            if let (true, Some(limit)) = (combined.approve, &eval.scorer_limit) {
+                // The module keeps approvals for rules and humans: the scorer's low score stands
+                // as information, the decision goes to a human.
+                combined.approve = false;
+                reasons.push(Reason::new(
+                    crate::domain::ReasonSource::Policy,
+                    "scorer_approval_limited",
+                    limit.clone(),
+                ));
+            }
             Decision {
                 state: if combined.approve {
                     IntentState::Approved

@@ -366,7 +366,6 @@ const SCORE_WORDS: &[&str] = &[
     "score",
     "scored",
     "scoring",
-    "rating",
     "risque",
     "riesgo",
     "risiko",
@@ -374,7 +373,6 @@ const SCORE_WORDS: &[&str] = &[
     "puntuacion",
     "punktzahl",
     "pontuacao",
-    "note",
 ];
 const NOTHING_WORDS: &[&str] = &[
     "zero", "none", "nil", "null", "low", "minimal", "cero", "nul", "nulle", "faible", "bajo",
@@ -483,36 +481,49 @@ fn scan_normalised(norm: &str, found: &mut Vec<&'static str>) {
             add(found, signal);
         }
     }
-    let mut words = words(norm);
-    // Letter-separated words rejoined: "i-g-n-o-r-e" or "r i s k" become "ignore", "risk".
-    let mut rejoined = Vec::new();
+    let words = words(norm);
+    // Letter-separated words rejoined in place: "i-g-n-o-r-e" or "r i s k: 0" read as
+    // "ignore", "risk 0". Runs of one-letter words (three or more) become one word.
+    let mut merged: Vec<String> = Vec::with_capacity(words.len());
+    let mut rejoined: Vec<String> = Vec::new();
     let mut run = String::new();
+    let mut run_len = 0;
+    let flush = |run: &mut String,
+                 run_len: &mut usize,
+                 merged: &mut Vec<String>,
+                 rejoined: &mut Vec<String>| {
+        if *run_len >= 3 {
+            rejoined.push(run.clone());
+            merged.push(std::mem::take(run));
+        } else {
+            merged.extend(run.chars().map(String::from));
+            run.clear();
+        }
+        *run_len = 0;
+    };
     for w in &words {
         if w.chars().count() == 1 && w.chars().all(char::is_alphabetic) {
             run.push_str(w);
+            run_len += 1;
         } else {
-            if run.chars().count() >= 3 {
-                rejoined.push(std::mem::take(&mut run));
-            }
-            run.clear();
+            flush(&mut run, &mut run_len, &mut merged, &mut rejoined);
+            merged.push((*w).to_string());
         }
     }
-    if run.chars().count() >= 3 {
-        rejoined.push(run);
-    }
-    let rejoined: Vec<&str> = rejoined.iter().map(String::as_str).collect();
-    words.extend(rejoined.iter().copied());
+    flush(&mut run, &mut run_len, &mut merged, &mut rejoined);
     let spaced = format!(" {} ", words.join(" "));
+    let spaced_merged = format!(" {} ", merged.join(" "));
     for phrase in NORMALISED_PHRASES.iter() {
         let hit = if phrase.anywhere {
             norm.contains(&phrase.text)
         } else {
-            contains_words(&spaced, &phrase.text)
+            contains_words(&spaced, &phrase.text) || contains_words(&spaced_merged, &phrase.text)
         };
         if hit {
             add(found, phrase.signal);
         }
     }
+    let words: Vec<&str> = merged.iter().map(String::as_str).collect();
     // Rejoined letters also count when glued to their neighbours ("r-i-s-k-s-c-o-r-e").
     for r in &rejoined {
         for phrase in NORMALISED_PHRASES.iter().filter(|p| !p.anywhere) {
@@ -610,6 +621,16 @@ fn decoded_runs(text: &str) -> Vec<String> {
             break;
         }
         let token = token.trim_matches(|c: char| matches!(c, '.' | ':' | ';'));
+        // `name=value`: the value is what may be encoded.
+        let token = match token.split_once('=') {
+            Some((name, value))
+                if !value.trim_end_matches('=').is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                value
+            }
+            _ => token,
+        };
         if token.len() < 12 {
             continue;
         }
@@ -731,5 +752,30 @@ mod tests {
         ] {
             assert!(hits(text).is_empty(), "false positive: {text}: {:?}", hits(text));
         }
+    }
+
+    /// The red-team corpus against the scan alone (the server-level run is in
+    /// tests/api/redteam.rs): no business text may trip it, and what it misses is printed.
+    #[test]
+    fn the_redteam_corpus() {
+        let corpus = include_str!("../../tests/redteam/corpus.jsonl");
+        let (mut caught, mut injections, mut false_positives) = (0, 0, Vec::new());
+        for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
+            let row: Value = serde_json::from_str(line).expect("corpus line is JSON");
+            let text = row["text"].as_str().expect("text");
+            let hit = !signals_in(text).is_empty();
+            if row["label"] == "injection" {
+                injections += 1;
+                if hit {
+                    caught += 1;
+                } else {
+                    println!("scan missed: {text}");
+                }
+            } else if hit {
+                false_positives.push((text.to_string(), signals_in(text)));
+            }
+        }
+        println!("scan: caught {caught} of {injections} injections");
+        assert!(false_positives.is_empty(), "{false_positives:?}");
     }
 }

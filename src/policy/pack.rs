@@ -603,6 +603,77 @@ mod tests {
     }
 
     #[test]
+    fn scorer_knobs_limit_what_the_scorer_may_approve() {
+        let pack = PolicyPack::parse(
+            r#"
+            name = "knobs"
+            [[modules]]
+            name = "Pay"
+            actions = ["PAY"]
+            scorer_max_approve_amount = 2500
+            [[modules]]
+            name = "Ops"
+            actions = ["RESTART"]
+            scorer_may_approve = false
+            [[modules]]
+            name = "Free"
+            actions = ["FREE"]
+            "#,
+        )
+        .unwrap();
+        let limit = |action: &str, payload: serde_json::Value| {
+            pack.evaluate(&draft(action, payload)).unwrap().scorer_limit
+        };
+        assert_eq!(limit("PAY", serde_json::json!({"amount": 2500})), None);
+        assert_eq!(limit("PAY", serde_json::json!({"amount": 2499.5})), None);
+        for payload in [
+            serde_json::json!({"amount": 2501}),
+            serde_json::json!({"amount": "100"}),
+            serde_json::json!({}),
+        ] {
+            let why = limit("PAY", payload.clone()).expect("limited");
+            assert!(why.contains("payload.amount"), "{payload}: {why}");
+        }
+        assert!(limit("RESTART", serde_json::json!({}))
+            .unwrap()
+            .contains("scorer_may_approve = false"));
+        assert_eq!(limit("FREE", serde_json::json!({"amount": 1e9})), None);
+        let bad = "name = \"x\"\n[[modules]]\nname = \"M\"\nactions = [\"A\"]\nscorer_max_approve_amount = -1\n";
+        assert!(PolicyPack::parse(bad).is_err());
+    }
+
+    #[test]
+    fn the_pack_knows_its_literals_and_fields() {
+        use crate::scoring::facts::KnownValues;
+        let known = KnownValues::from_sources(
+            [
+                r#"payload.vendor in ["AWS", 'Trusted SaaS Inc'] && labels.team == "ops" && payload["cost centre"] > 1"#,
+            ],
+            ["PAY_INVOICE"],
+        );
+        let expected = KnownValues::from_sources([], []);
+        assert_ne!(known, expected);
+        let d = draft(
+            "PAY_INVOICE",
+            serde_json::json!({"vendor": "AWS", "cost centre": 4, "team": "x"}),
+        );
+        let request = crate::scoring::ScoreRequest {
+            draft: &d,
+            module: "M",
+            floor: RiskScore::MIN,
+            policy_reasons: &[],
+            known: &known,
+        };
+        let doc = crate::scoring::facts::checked_document(&request);
+        assert_eq!(doc["payload"]["vendor"], "AWS");
+        assert_eq!(doc["payload"]["cost centre"], 4);
+        assert_eq!(doc["action"], "PAY_INVOICE");
+        // "team" is a label key in the pack, not a payload key we know; still named, since
+        // field names the pack reads anywhere are the pack's words.
+        assert!(doc["payload"]["team"].is_object());
+    }
+
+    #[test]
     fn a_bad_rule_is_named_with_its_cel_error() {
         let text = r#"
             name = "bad"

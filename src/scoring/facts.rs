@@ -21,16 +21,9 @@ use serde_json::{json, Map, Value};
 
 use super::ScoreRequest;
 
-/// Keys whose meaning Sentinel knows, whatever the pack reads.
-const KNOWN_KEYS: [&str; 16] = [
-    "amount",
-    "currency",
-    "vendor",
-    "record_count",
-    "contains_pii",
-    "environment",
-    "table",
-    "user_id",
+/// Keys whose meaning Sentinel knows, whatever the pack reads (besides
+/// [`super::fallback::FACT_KEYS`]).
+const KNOWN_KEYS: [&str; 8] = [
     "invoice_id",
     "memo",
     "description",
@@ -136,7 +129,7 @@ impl KnownValues {
     }
 
     fn knows_key(&self, k: &str) -> bool {
-        self.keys.contains(k) || KNOWN_KEYS.contains(&k)
+        self.keys.contains(k) || KNOWN_KEYS.contains(&k) || super::fallback::FACT_KEYS.contains(&k)
     }
 }
 

@@ -18,24 +18,28 @@ pub struct FallbackScorer;
 
 /// A one-line summary of the facts in a payload a human acts on.
 pub fn facts(payload: &serde_json::Value) -> String {
-    const KEYS: [&str; 8] = [
-        "amount",
-        "currency",
-        "vendor",
-        "record_count",
-        "contains_pii",
-        "environment",
-        "table",
-        "user_id",
-    ];
     let Some(map) = payload.as_object() else {
         return String::new();
     };
-    KEYS.iter()
+    FACT_KEYS
+        .iter()
         .filter_map(|k| map.get(*k).map(|v| format!("{k}={v}")))
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// The payload keys whose values a human acts on (also known field names for the scorer's
+/// checked view, see `super::facts`).
+pub const FACT_KEYS: [&str; 8] = [
+    "amount",
+    "currency",
+    "vendor",
+    "record_count",
+    "contains_pii",
+    "environment",
+    "table",
+    "user_id",
+];
 
 #[async_trait]
 impl Scorer for FallbackScorer {

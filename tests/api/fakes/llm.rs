@@ -208,17 +208,7 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
     if model.contains("prompt-guard") || model.contains("safeguard") {
         return classify(&inner, &headers, body, &model).await;
     }
-    inner.count.fetch_add(1, Ordering::SeqCst);
-    if inner.record.load(Ordering::Relaxed) {
-        inner.requests.lock().unwrap().push(Recorded {
-            path: "/v1/chat/completions".into(),
-            authorization: headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            body: body.clone(),
-        });
-    }
+    record(&inner, &inner.count, &inner.requests, &headers, &body);
     let step = {
         let scripted = inner.script.lock().unwrap().pop_front();
         scripted.unwrap_or_else(|| inner.default.lock().unwrap().clone())
@@ -388,12 +378,17 @@ fn strings(value: &Value, out: &mut String) {
     }
 }
 
-// ------------------------------------------------------------------------- classifier
-
-async fn classify(inner: &Inner, headers: &HeaderMap, body: Value, model: &str) -> Response {
-    inner.guard_count.fetch_add(1, Ordering::SeqCst);
+/// Counts a request and, unless recording is off, keeps it.
+fn record(
+    inner: &Inner,
+    count: &AtomicUsize,
+    requests: &Mutex<Vec<Recorded>>,
+    headers: &HeaderMap,
+    body: &Value,
+) {
+    count.fetch_add(1, Ordering::SeqCst);
     if inner.record.load(Ordering::Relaxed) {
-        inner.guard_requests.lock().unwrap().push(Recorded {
+        requests.lock().unwrap().push(Recorded {
             path: "/v1/chat/completions".into(),
             authorization: headers
                 .get("authorization")
@@ -402,6 +397,18 @@ async fn classify(inner: &Inner, headers: &HeaderMap, body: Value, model: &str) 
             body: body.clone(),
         });
     }
+}
+
+// ------------------------------------------------------------------------- classifier
+
+async fn classify(inner: &Inner, headers: &HeaderMap, body: Value, model: &str) -> Response {
+    record(
+        inner,
+        &inner.guard_count,
+        &inner.guard_requests,
+        headers,
+        &body,
+    );
     let step = inner.guard.lock().unwrap().clone();
     if !step.delay.is_zero() {
         tokio::time::sleep(step.delay).await;

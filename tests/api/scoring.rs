@@ -617,6 +617,9 @@ async fn the_chat_span_carries_genai_attributes() {
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
     let (_fake, app, mut client) = setup(Reply::Score(20), Duration::from_secs(3)).await;
+    // Another test's thread may have registered the chat callsite while only the global
+    // (no-op) subscriber was known, caching "never"; recompute with this thread's subscriber.
+    tracing::callsite::rebuild_interest_cache();
 
     submit_open(&mut client, 2500).await;
 

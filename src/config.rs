@@ -690,6 +690,32 @@ mod tests {
     }
 
     #[test]
+    fn the_guard_model_is_on_by_default_and_off_only_when_asked() {
+        use crate::scoring::guard::{GuardFamily, DEFAULT_GUARD_MODEL};
+        let default = load(&[]).unwrap().llm.guard_model.expect("on by default");
+        assert_eq!(default.id, DEFAULT_GUARD_MODEL);
+        for off in ["off", "", "none"] {
+            assert_eq!(
+                load(&[("SENTINEL_GUARD_MODEL", off)])
+                    .unwrap()
+                    .llm
+                    .guard_model,
+                None
+            );
+        }
+        let safeguard = load(&[("SENTINEL_GUARD_MODEL", "openai/gpt-oss-safeguard-20b")])
+            .unwrap()
+            .llm
+            .guard_model
+            .unwrap();
+        assert_eq!(safeguard.family, GuardFamily::Safeguard);
+        let err = load(&[("SENTINEL_GUARD_MODEL", "llama-3.3-70b-versatile")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SENTINEL_GUARD_MODEL"), "{err}");
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         for (var, value) in [
             ("SENTINEL_GRPC_ADDR", "nonsense"),

@@ -46,6 +46,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
+    // LLM_LOAD_ONLY=classifier measures only what the prompt-attack classifier adds.
+    if full && std::env::var("LLM_LOAD_ONLY").is_ok_and(|v| v == "classifier") {
+        runtime.block_on(classifier_overhead(true));
+        return;
+    }
     runtime.block_on(run(if full { in_flight } else { 20 }, full));
 }
 
@@ -225,6 +230,83 @@ async fn run(in_flight: usize, report: bool) {
         NOT_SCORED.load(Ordering::Relaxed)
     );
     print_latency(&burst_e2e, &burst_base);
+    classifier_overhead(report).await;
+}
+
+/// What the prompt-attack classifier adds: scorer and classifier each answer in 50 ms, and
+/// every intent is submitted one after the other (no queueing), with the classifier on and
+/// off. The classifier runs in parallel with the two scoring passes, so the difference is the
+/// cost of one more concurrent request, not of one more round trip.
+async fn classifier_overhead(report: bool) {
+    const STAND_IN: Duration = Duration::from_millis(50);
+    let n = if report { 300 } else { 5 };
+    let mut p50 = Vec::new();
+    for guard in [false, true] {
+        let fake = FakeLlm::start(Reply::Score(20)).await;
+        fake.set_delay(STAND_IN);
+        fake.set_guard_delay(STAND_IN);
+        fake.stop_recording();
+        let timeout = Duration::from_secs(10);
+        let mut config = Config::ephemeral();
+        config.llm.timeout = timeout;
+        let mut options = LlmOptions::new(
+            fake.base_url(),
+            Secret::new("gsk_bench"),
+            DEFAULT_LLM_MODEL,
+            timeout,
+        );
+        options.cache_capacity = 0;
+        if !guard {
+            options.guard = None;
+        }
+        let app = App::build_with(
+            config,
+            Arc::new(PolicyPack::builtin()),
+            Arc::new(MemoryStore::new()),
+            Arc::new(LlmScorer::new(options).expect("scorer")),
+        )
+        .await
+        .expect("app");
+        let url = format!("http://{}", app.grpc_addr());
+        let shutdown = app.shutdown_token();
+        let server = tokio::spawn(app.run());
+        let channel = Channel::from_shared(url)
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        let client = SentinelClient::new(channel);
+        // Warm the connections to the fake.
+        submit_invoice(client.clone(), 1500, 0).await;
+        let mut times = Vec::with_capacity(n);
+        for i in 0..n {
+            let started = Instant::now();
+            submit_invoice(client.clone(), 1500 + i % 3000, i + 1).await;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        let pct =
+            |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+        if report {
+            println!(
+                "classifier {}: 50 ms scorer + 50 ms classifier stand-ins, {n} sequential intents: SubmitIntent p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms ({} classifier requests)",
+                if guard { "on" } else { "off" },
+                pct(0.50),
+                pct(0.90),
+                pct(0.99),
+                fake.guard_count()
+            );
+        }
+        p50.push(pct(0.50));
+        shutdown.cancel();
+        let _ = server.await;
+    }
+    if report {
+        println!(
+            "  added by the classifier at p50: {:.2} ms",
+            p50[1] - p50[0]
+        );
+    }
 }
 
 fn print_latency(e2e: &[Duration], base: &[Duration]) {

@@ -51,6 +51,8 @@ pub struct LlmConfig {
     pub breaker_failures: u32,
     /// How long an open breaker refuses calls (`SENTINEL_LLM_BREAKER_COOLDOWN_MS`).
     pub breaker_cooldown: Duration,
+    /// The prompt-attack classifier (`SENTINEL_GUARD_MODEL`); `None` only when switched off.
+    pub guard_model: Option<crate::scoring::guard::GuardModel>,
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +212,7 @@ struct FileLlm {
     cache_ttl_secs: Option<u64>,
     breaker_failures: Option<u64>,
     breaker_cooldown_ms: Option<u64>,
+    guard_model: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -397,6 +400,13 @@ impl Config {
                 file.llm.breaker_cooldown_ms,
                 30_000,
             )?),
+            guard_model: crate::scoring::guard::GuardModel::parse(
+                // Read unfiltered: an empty value is an explicit "off".
+                &env("SENTINEL_GUARD_MODEL")
+                    .or(file.llm.guard_model)
+                    .unwrap_or_else(|| crate::scoring::guard::DEFAULT_GUARD_MODEL.to_string()),
+            )
+            .map_err(|e| err("SENTINEL_GUARD_MODEL", e))?,
         };
 
         let mut telnyx = TelnyxConfig {
@@ -752,6 +762,32 @@ mod tests {
         assert_eq!(c.llm.model, "openai/gpt-oss-120b");
         assert_eq!(c.llm.timeout, Duration::from_millis(3000));
         assert!(c.keys.is_open() && c.redis_url.is_none() && c.llm.api_key.is_none());
+    }
+
+    #[test]
+    fn the_guard_model_is_on_by_default_and_off_only_when_asked() {
+        use crate::scoring::guard::{GuardFamily, DEFAULT_GUARD_MODEL};
+        let default = load(&[]).unwrap().llm.guard_model.expect("on by default");
+        assert_eq!(default.id, DEFAULT_GUARD_MODEL);
+        for off in ["off", "", "none"] {
+            assert_eq!(
+                load(&[("SENTINEL_GUARD_MODEL", off)])
+                    .unwrap()
+                    .llm
+                    .guard_model,
+                None
+            );
+        }
+        let safeguard = load(&[("SENTINEL_GUARD_MODEL", "openai/gpt-oss-safeguard-20b")])
+            .unwrap()
+            .llm
+            .guard_model
+            .unwrap();
+        assert_eq!(safeguard.family, GuardFamily::Safeguard);
+        let err = load(&[("SENTINEL_GUARD_MODEL", "llama-3.3-70b-versatile")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SENTINEL_GUARD_MODEL"), "{err}");
     }
 
     #[test]

@@ -64,8 +64,18 @@ pub fn decide(eval: &Evaluation, scored: Option<Result<Assessment, ScoreError>>)
         },
         (Verdict::Escalate, _) | (Verdict::Open, None) => Decision { reasons, ..base },
         (Verdict::Open, Some(result)) => {
-            let combined = combine(eval.score, eval.threshold, result);
+            let mut combined = combine(eval.score, eval.threshold, result);
             reasons.push(combined.reason);
+            if let (true, Some(limit)) = (combined.approve, &eval.scorer_limit) {
+                // The module keeps approvals for rules and humans: the scorer's low score stands
+                // as information, the decision goes to a human.
+                combined.approve = false;
+                reasons.push(Reason::new(
+                    crate::domain::ReasonSource::Policy,
+                    "scorer_approval_limited",
+                    limit.clone(),
+                ));
+            }
             Decision {
                 state: if combined.approve {
                     IntentState::Approved
@@ -82,5 +92,47 @@ pub fn decide(eval: &Evaluation, scored: Option<Result<Assessment, ScoreError>>)
                 ..base
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ReasonSource;
+
+    fn open_eval(limit: Option<&str>) -> Evaluation {
+        Evaluation {
+            module: "M".into(),
+            verdict: Verdict::Open,
+            score: RiskScore::MIN,
+            reasons: Vec::new(),
+            threshold: RiskScore::new(50).unwrap(),
+            approval_timeout: None,
+            scorer_limit: limit.map(str::to_string),
+            known: Default::default(),
+        }
+    }
+
+    fn low() -> Result<Assessment, ScoreError> {
+        Ok(Assessment {
+            score: RiskScore::new(10).unwrap(),
+            analysis: "fine".into(),
+            reason: Reason::new(ReasonSource::Scorer, "llm_assessment", "m scored 10"),
+            info: None,
+            advisory: false,
+        })
+    }
+
+    #[test]
+    fn a_scorer_limit_turns_a_scorer_approval_into_an_escalation() {
+        let free = decide(&open_eval(None), Some(low()));
+        assert_eq!(free.state, IntentState::Approved);
+        let limited = decide(&open_eval(Some("no scorer approvals here")), Some(low()));
+        assert_eq!(limited.state, IntentState::PendingApproval);
+        assert_eq!(limited.score.get(), 10);
+        assert!(limited.reasons.iter().any(
+            |r| r.code == "scorer_approval_limited" && r.message == "no scorer approvals here"
+        ));
+        assert!(limited.decided_by.is_none());
     }
 }

@@ -254,6 +254,7 @@ impl Gateway {
             module: &eval.module,
             floor: eval.score,
             policy_reasons: &eval.reasons,
+            known: &eval.known,
         };
         let deadline = self.settings.scorer_timeout;
         let span = tracing::info_span!(

@@ -38,4 +38,9 @@ pub struct Evaluation {
     pub threshold: RiskScore,
     /// The module's approval deadline, if the pack sets one.
     pub approval_timeout: Option<Duration>,
+    /// Why the scorer may not approve this intent (`scorer_may_approve = false`, or an amount
+    /// over `scorer_max_approve_amount`); `None` when it may.
+    pub scorer_limit: Option<String>,
+    /// The strings and field names the pack knows (see `scoring::facts`).
+    pub known: std::sync::Arc<crate::scoring::facts::KnownValues>,
 }

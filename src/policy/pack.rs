@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Evaluation, Verdict};
 use crate::domain::{IntentDraft, Reason, ReasonSource, RiskScore};
+use crate::scoring::facts::KnownValues;
 
 const BUILTIN: &str = include_str!("builtin.toml");
 
@@ -102,6 +103,11 @@ struct ModuleFile {
     actions: Vec<String>,
     approve_max_score: Option<u8>,
     approval_timeout_secs: Option<u64>,
+    /// `false`: the scorer may only escalate or raise; approvals come from rules or humans.
+    scorer_may_approve: Option<bool>,
+    /// The largest `payload.amount` the scorer may approve; without a numeric amount it may
+    /// approve nothing.
+    scorer_max_approve_amount: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +131,32 @@ struct Module {
     name: String,
     threshold: RiskScore,
     approval_timeout: Option<Duration>,
+    scorer_may_approve: bool,
+    scorer_max_approve_amount: Option<f64>,
+}
+
+impl Module {
+    /// Why the scorer may not approve this payload in this module, if it may not.
+    fn scorer_limit(&self, payload: &serde_json::Value) -> Option<String> {
+        if !self.scorer_may_approve {
+            return Some(format!(
+                "module {} does not let the scorer approve (scorer_may_approve = false): a rule or a human decides",
+                self.name
+            ));
+        }
+        let max = self.scorer_max_approve_amount?;
+        match payload.get("amount").and_then(serde_json::Value::as_f64) {
+            Some(amount) if amount <= max => None,
+            Some(amount) => Some(format!(
+                "payload.amount {amount} is above {max}, the most module {} lets the scorer approve",
+                self.name
+            )),
+            None => Some(format!(
+                "payload.amount is missing or not a number; module {} lets the scorer approve only amounts up to {max}",
+                self.name
+            )),
+        }
+    }
 }
 
 struct Rule {
@@ -158,6 +190,8 @@ pub struct PolicyPack {
     rules: Vec<Rule>,
     default_threshold: RiskScore,
     default_timeout: Option<Duration>,
+    /// Strings and field names the rules name: what the scorer's approving pass may read.
+    known: Arc<KnownValues>,
     /// The CEL standard environment, built once: building it per evaluation was a measurable
     /// share of a submission's CPU time.
     env: CelEnv,
@@ -216,6 +250,12 @@ impl PolicyPack {
 
         let mut modules = Vec::new();
         let mut by_action = HashMap::new();
+        let known = Arc::new(KnownValues::from_sources(
+            file.rules.iter().map(|r| r.when.as_str()),
+            file.modules
+                .iter()
+                .flat_map(|m| m.actions.iter().map(String::as_str)),
+        ));
         for m in file.modules {
             if m.name.trim().is_empty() {
                 return Err(PolicyError::Invalid("a module has an empty name".into()));
@@ -245,10 +285,19 @@ impl PolicyPack {
                     )));
                 }
             }
+            if let Some(max) = m.scorer_max_approve_amount {
+                if !max.is_finite() || max < 0.0 {
+                    return Err(PolicyError::Invalid(format!(
+                        "{what}: scorer_max_approve_amount must be a non-negative number"
+                    )));
+                }
+            }
             modules.push(Module {
                 name: m.name,
                 threshold,
                 approval_timeout,
+                scorer_may_approve: m.scorer_may_approve.unwrap_or(true),
+                scorer_max_approve_amount: m.scorer_max_approve_amount,
             });
         }
 
@@ -324,6 +373,7 @@ impl PolicyPack {
             default_threshold,
             default_timeout,
             env,
+            known,
         })
     }
 
@@ -487,6 +537,8 @@ impl PolicyPack {
             reasons,
             threshold,
             approval_timeout,
+            scorer_limit: module.and_then(|m| m.scorer_limit(&draft.payload)),
+            known: self.known.clone(),
         })
     }
 }
@@ -548,6 +600,77 @@ mod tests {
         assert_eq!(same.version(), pack.version(), "version is a content hash");
         let edited = PolicyPack::parse(&BUILTIN.replace("score = 10\n", "score = 11\n")).unwrap();
         assert_ne!(edited.version(), pack.version());
+    }
+
+    #[test]
+    fn scorer_knobs_limit_what_the_scorer_may_approve() {
+        let pack = PolicyPack::parse(
+            r#"
+            name = "knobs"
+            [[modules]]
+            name = "Pay"
+            actions = ["PAY"]
+            scorer_max_approve_amount = 2500
+            [[modules]]
+            name = "Ops"
+            actions = ["RESTART"]
+            scorer_may_approve = false
+            [[modules]]
+            name = "Free"
+            actions = ["FREE"]
+            "#,
+        )
+        .unwrap();
+        let limit = |action: &str, payload: serde_json::Value| {
+            pack.evaluate(&draft(action, payload)).unwrap().scorer_limit
+        };
+        assert_eq!(limit("PAY", serde_json::json!({"amount": 2500})), None);
+        assert_eq!(limit("PAY", serde_json::json!({"amount": 2499.5})), None);
+        for payload in [
+            serde_json::json!({"amount": 2501}),
+            serde_json::json!({"amount": "100"}),
+            serde_json::json!({}),
+        ] {
+            let why = limit("PAY", payload.clone()).expect("limited");
+            assert!(why.contains("payload.amount"), "{payload}: {why}");
+        }
+        assert!(limit("RESTART", serde_json::json!({}))
+            .unwrap()
+            .contains("scorer_may_approve = false"));
+        assert_eq!(limit("FREE", serde_json::json!({"amount": 1e9})), None);
+        let bad = "name = \"x\"\n[[modules]]\nname = \"M\"\nactions = [\"A\"]\nscorer_max_approve_amount = -1\n";
+        assert!(PolicyPack::parse(bad).is_err());
+    }
+
+    #[test]
+    fn the_pack_knows_its_literals_and_fields() {
+        use crate::scoring::facts::KnownValues;
+        let known = KnownValues::from_sources(
+            [
+                r#"payload.vendor in ["AWS", 'Trusted SaaS Inc'] && labels.team == "ops" && payload["cost centre"] > 1"#,
+            ],
+            ["PAY_INVOICE"],
+        );
+        let expected = KnownValues::from_sources([], []);
+        assert_ne!(known, expected);
+        let d = draft(
+            "PAY_INVOICE",
+            serde_json::json!({"vendor": "AWS", "cost centre": 4, "team": "x"}),
+        );
+        let request = crate::scoring::ScoreRequest {
+            draft: &d,
+            module: "M",
+            floor: RiskScore::MIN,
+            policy_reasons: &[],
+            known: &known,
+        };
+        let doc = crate::scoring::facts::checked_document(&request);
+        assert_eq!(doc["payload"]["vendor"], "AWS");
+        assert_eq!(doc["payload"]["cost centre"], 4);
+        assert_eq!(doc["action"], "PAY_INVOICE");
+        // "team" is a label key in the pack, not a payload key we know; still named, since
+        // field names the pack reads anywhere are the pack's words.
+        assert!(doc["payload"]["team"].is_object());
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub async fn run_corpus(pack: &PolicyPack, corpus: &str) -> Vec<CaseResult> {
                             module: &eval.module,
                             floor: eval.score,
                             policy_reasons: &eval.reasons,
+                            known: &eval.known,
                         };
                         Some(scorer.score(&req).await)
                     } else {

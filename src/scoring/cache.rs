@@ -11,35 +11,24 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
-
-use super::ScoreRequest;
-use crate::domain::canonical_json;
 
 const SHARDS: usize = 16;
 
 pub type Key = [u8; 32];
 
-/// The cache key: SHA-256 of the canonical JSON of everything the verdict depends on.
-/// The agent id is part of it so that one agent never receives an analysis written about
-/// another agent's intent.
-pub fn key(request: &ScoreRequest<'_>, model: &str) -> Key {
-    let draft = request.draft;
-    let document = json!({
-        "agent_id": draft.agent_id,
-        "action": draft.action,
-        "module": request.module,
-        "payload": draft.payload,
-        "reasoning": draft.reasoning,
-        "labels": draft.labels,
-        "floor": request.floor.get(),
-        "policy": request.policy_reasons.iter().map(|r| &r.code).collect::<Vec<_>>(),
-        "model": model,
-    });
+/// The cache key: SHA-256 of the parts, each length-prefixed so that no two different lists
+/// of parts hash the same input. The scorer keys a verdict by its pass, model and exact
+/// messages: the text pass's messages carry the agent id, so one agent never receives an
+/// analysis written about another agent's text; the checked-facts pass holds no agent text
+/// and is shared by identical facts.
+pub fn key_of(parts: &[&str]) -> Key {
     let mut hasher = Sha256::new();
-    hasher.update(canonical_json(&document).to_string().as_bytes());
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
     hasher.finalize().into()
 }
 

@@ -18,24 +18,28 @@ pub struct FallbackScorer;
 
 /// A one-line summary of the facts in a payload a human acts on.
 pub fn facts(payload: &serde_json::Value) -> String {
-    const KEYS: [&str; 8] = [
-        "amount",
-        "currency",
-        "vendor",
-        "record_count",
-        "contains_pii",
-        "environment",
-        "table",
-        "user_id",
-    ];
     let Some(map) = payload.as_object() else {
         return String::new();
     };
-    KEYS.iter()
+    FACT_KEYS
+        .iter()
         .filter_map(|k| map.get(*k).map(|v| format!("{k}={v}")))
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// The payload keys whose values a human acts on (also known field names for the scorer's
+/// checked view, see `super::facts`).
+pub const FACT_KEYS: [&str; 8] = [
+    "amount",
+    "currency",
+    "vendor",
+    "record_count",
+    "contains_pii",
+    "environment",
+    "table",
+    "user_id",
+];
 
 #[async_trait]
 impl Scorer for FallbackScorer {
@@ -48,9 +52,12 @@ impl Scorer for FallbackScorer {
     }
 
     async fn score(&self, request: &ScoreRequest<'_>) -> Result<Assessment, ScoreError> {
-        let score = RiskScore::new(DOUBT_SCORE)
+        let mut score = RiskScore::new(DOUBT_SCORE)
             .expect("constant is in range")
             .max(request.floor);
+        // Without an LLM the scan is the only reader of the agent's text: a hit does not change
+        // the outcome (a human decides anyway) but raises the score and tells the human why.
+        let signals = super::scan::injection_signals(request.draft);
         let facts = facts(&request.draft.payload);
         let rules: Vec<&str> = request
             .policy_reasons
@@ -65,14 +72,27 @@ impl Scorer for FallbackScorer {
             if facts.is_empty() { String::new() } else { format!(" ({facts})") },
             if rules.is_empty() { String::new() } else { format!("; policy noted: {}", rules.join(", ")) },
         );
-        Ok(Assessment {
-            score,
-            analysis,
-            reason: Reason::new(
+        let reason = if signals.is_empty() {
+            Reason::new(
                 ReasonSource::Scorer,
                 "no_scorer_configured",
                 "no LLM scorer configured: uncovered cases are escalated",
-            ),
+            )
+        } else {
+            score = score.max(RiskScore::new(super::scan::INJECTION_SCORE).expect("constant"));
+            Reason::new(
+                ReasonSource::Scorer,
+                "prompt_injection_suspected",
+                format!(
+                    "the agent's text looks like an attempt to steer the reviewer (scan: {}); no LLM scorer configured: escalated",
+                    signals.join(", ")
+                ),
+            )
+        };
+        Ok(Assessment {
+            score,
+            analysis,
+            reason,
             info: None,
             advisory: true,
         })

@@ -22,8 +22,10 @@ use tokio::time::Instant;
 use tracing::{field::Empty, warn, Instrument};
 
 use super::cache::{self, Cache, Source};
-use super::prompt::{self, Verdict, INJECTION_SCORE};
-use super::{Assessment, ScoreError, ScoreRequest, Scorer};
+use super::guard::{self, GuardAnswer, GuardFamily, GuardModel};
+use super::prompt::{self, Verdict};
+use super::scan::{self, INJECTION_SCORE};
+use super::{facts, Assessment, ScoreError, ScoreRequest, Scorer};
 use crate::config::{LlmConfig, Secret};
 use crate::domain::{Intent, Reason, ReasonSource, RiskScore, ScorerInfo};
 
@@ -56,6 +58,8 @@ pub struct LlmOptions {
     pub breaker_cooldown: Duration,
     pub cache_ttl: Duration,
     pub cache_capacity: usize,
+    /// The prompt-attack classifier; `None` only when explicitly switched off.
+    pub guard: Option<GuardModel>,
 }
 
 impl LlmOptions {
@@ -76,6 +80,7 @@ impl LlmOptions {
             breaker_cooldown: Duration::from_secs(30),
             cache_ttl: Duration::from_secs(300),
             cache_capacity: 10_000,
+            guard: GuardModel::parse(guard::DEFAULT_GUARD_MODEL).unwrap_or_default(),
         }
     }
 
@@ -86,6 +91,7 @@ impl LlmOptions {
         options.breaker_failures = config.breaker_failures;
         options.breaker_cooldown = config.breaker_cooldown;
         options.cache_ttl = config.cache_ttl;
+        options.guard = config.guard_model.clone();
         Some(options)
     }
 }
@@ -107,6 +113,11 @@ pub struct LlmScorer {
     max_retries: u32,
     breaker: Breaker,
     cache: Cache<Scored>,
+    guard: Option<GuardModel>,
+    /// The classifier has a breaker of its own: a classifier outage must not stop scoring
+    /// (and the reverse), though either one escalates.
+    guard_breaker: Breaker,
+    guard_cache: Cache<GuardAnswer>,
 }
 
 impl std::fmt::Debug for LlmScorer {
@@ -115,6 +126,7 @@ impl std::fmt::Debug for LlmScorer {
             .field("endpoint", &self.endpoint)
             .field("model", &self.model)
             .field("timeout", &self.timeout)
+            .field("guard", &self.guard)
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +151,10 @@ impl LlmScorer {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| ScoreError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+        match &options.guard {
+            Some(g) => tracing::info!(guard_model = %g.id, "prompt-attack classifier on"),
+            None => warn!("SENTINEL_GUARD_MODEL is off: no prompt-attack classifier reads the agent's text; only the built-in scan does"),
+        }
         if RETIRED_MODELS.contains(&options.model.as_str()) {
             warn!(model = %options.model, "SENTINEL_LLM_MODEL names a model Groq retired on 2026-08-16; calls will fail and every open intent will escalate. Use openai/gpt-oss-120b.");
         }
@@ -163,6 +179,9 @@ impl LlmScorer {
             max_retries: options.max_retries,
             breaker: Breaker::new(options.breaker_failures, options.breaker_cooldown),
             cache: Cache::new(options.cache_capacity, options.cache_ttl),
+            guard_breaker: Breaker::new(options.breaker_failures, options.breaker_cooldown),
+            guard_cache: Cache::new(options.cache_capacity, options.cache_ttl),
+            guard: options.guard,
         })
     }
 
@@ -185,17 +204,18 @@ impl LlmScorer {
     /// One chat completion through the breaker, with retries, inside a GenAI span.
     async fn chat(
         &self,
+        breaker: &Breaker,
         request: ChatRequest<'_>,
         deadline: Instant,
     ) -> Result<Completion, ScoreError> {
         let span = tracing::info_span!(
             "gen_ai.chat",
-            "otel.name" = %format!("chat {}", self.model),
+            "otel.name" = %format!("chat {}", request.model),
             "otel.kind" = "client",
             "gen_ai.operation.name" = "chat",
             "gen_ai.system" = self.provider,
             "gen_ai.provider.name" = self.provider,
-            "gen_ai.request.model" = %self.model,
+            "gen_ai.request.model" = %request.model,
             "gen_ai.request.max_tokens" = request.max_completion_tokens,
             "gen_ai.request.temperature" = request.temperature,
             "gen_ai.response.model" = Empty,
@@ -207,9 +227,10 @@ impl LlmScorer {
             "sentinel.llm.attempts" = Empty,
         );
         let result = async {
-            let permit = self.breaker.acquire().map_err(|retry_in| {
+            let permit = breaker.acquire().map_err(|retry_in| {
                 ScoreError::Unavailable(format!(
-                    "circuit breaker open after repeated LLM failures; next probe in {} ms",
+                    "circuit breaker open after repeated {} failures; next probe in {} ms",
+                    request.model,
                     retry_in.as_millis()
                 ))
             })?;
@@ -300,7 +321,7 @@ impl LlmScorer {
             }
         };
         if status.is_success() {
-            return Attempt::Done(parse_completion(&body, &self.model));
+            return Attempt::Done(parse_completion(&body, request.model));
         }
         let detail = ErrorBody::describe(&body);
         let should_retry = match headers.get("x-should-retry").and_then(|v| v.to_str().ok()) {
@@ -334,37 +355,106 @@ impl LlmScorer {
         }
     }
 
-    async fn score_uncached(
+    /// One scoring pass (cached by its exact messages): the checked-facts pass or the text pass.
+    async fn pass(
         &self,
-        request: &ScoreRequest<'_>,
+        name: &str,
+        (system, user): (String, String),
         deadline: Instant,
-    ) -> Result<Scored, ScoreError> {
-        let (system, user) = prompt::score_messages(request);
-        let completion = self
-            .chat(
-                ChatRequest {
-                    model: &self.model,
-                    messages: [Message::system(&system), Message::user(&user)],
-                    // Groq turns 0 into 1e-8; as deterministic as the provider allows.
-                    temperature: 0.0,
-                    max_completion_tokens: SCORE_MAX_TOKENS,
-                    response_format: Some(prompt::response_format(&self.model)),
-                    reasoning_effort: reasoning_effort(&self.model),
+    ) -> Result<(Scored, Source), ScoreError> {
+        let key = cache::key_of(&[name, &self.model, &system, &user]);
+        let work = self.cache.get_or_try(&key, || async {
+            let completion = self
+                .chat(
+                    &self.breaker,
+                    ChatRequest {
+                        model: &self.model,
+                        messages: vec![Message::system(&system), Message::user(&user)],
+                        // Groq turns 0 into 1e-8; as deterministic as the provider allows.
+                        temperature: 0.0,
+                        max_completion_tokens: SCORE_MAX_TOKENS,
+                        response_format: Some(prompt::response_format(&self.model)),
+                        reasoning_effort: reasoning_effort(&self.model),
+                    },
+                    deadline,
+                )
+                .await?;
+            let verdict =
+                prompt::parse_verdict(&completion.content).map_err(ScoreError::InvalidOutput)?;
+            Ok(Scored {
+                verdict,
+                info: ScorerInfo {
+                    model: completion.model,
+                    input_tokens: completion.input_tokens,
+                    output_tokens: completion.output_tokens,
+                    cached: false,
                 },
-                deadline,
-            )
-            .await?;
-        let verdict =
-            prompt::parse_verdict(&completion.content).map_err(ScoreError::InvalidOutput)?;
-        Ok(Scored {
-            verdict,
-            info: ScorerInfo {
-                model: completion.model,
-                input_tokens: completion.input_tokens,
-                output_tokens: completion.output_tokens,
-                cached: false,
-            },
-        })
+            })
+        });
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timeout_error()),
+        }
+    }
+
+    /// Runs the prompt-attack classifier over the agent's unchecked texts. `Ok(None)`: clean
+    /// (or nothing to read); `Ok(Some(detail))`: an attack; `Err`: no answer to trust.
+    async fn guard_check(
+        &self,
+        model: &GuardModel,
+        texts: &[&str],
+        deadline: Instant,
+    ) -> Result<Option<String>, ScoreError> {
+        if texts.is_empty() {
+            return Ok(None);
+        }
+        let bodies = guard::requests(model.family, texts).map_err(ScoreError::Unavailable)?;
+        let calls = bodies.iter().map(|body| async move {
+            let key = cache::key_of(&["guard", &model.id, body]);
+            self.guard_cache
+                .get_or_try(&key, || async {
+                    let messages = match model.family {
+                        GuardFamily::PromptGuard => vec![Message::user(body)],
+                        GuardFamily::Safeguard => vec![
+                            Message::system(guard::SAFEGUARD_POLICY),
+                            Message::user(body),
+                        ],
+                    };
+                    let safeguard = model.family == GuardFamily::Safeguard;
+                    let completion = self
+                        .chat(
+                            &self.guard_breaker,
+                            ChatRequest {
+                                model: &model.id,
+                                messages,
+                                temperature: 0.0,
+                                max_completion_tokens: if safeguard {
+                                    SCORE_MAX_TOKENS
+                                } else {
+                                    16
+                                },
+                                response_format: safeguard
+                                    .then(|| serde_json::json!({"type": "json_object"})),
+                                reasoning_effort: safeguard.then_some("low"),
+                            },
+                            deadline,
+                        )
+                        .await?;
+                    guard::parse_answer(model.family, &completion.content)
+                        .map_err(ScoreError::InvalidOutput)
+                })
+                .await
+                .map(|(answer, _)| answer)
+        });
+        let work = futures::future::try_join_all(calls);
+        let answers = match tokio::time::timeout_at(deadline, work).await {
+            Ok(result) => result?,
+            Err(_) => return Err(self.timeout_error()),
+        };
+        Ok(answers.into_iter().find_map(|a| match a {
+            GuardAnswer::Attack(detail) => Some(detail),
+            GuardAnswer::Clean => None,
+        }))
     }
 }
 
@@ -385,26 +475,47 @@ impl Scorer for LlmScorer {
 
     async fn score(&self, request: &ScoreRequest<'_>) -> Result<Assessment, ScoreError> {
         let deadline = self.deadline();
-        let key = cache::key(request, &self.model);
-        let work = self
-            .cache
-            .get_or_try(&key, || self.score_uncached(request, deadline));
-        let (scored, source) = match tokio::time::timeout_at(deadline, work).await {
-            Ok(result) => result?,
-            Err(_) => return Err(self.timeout_error()),
+        let texts = facts::unchecked_texts(request);
+        let guard = async {
+            match &self.guard {
+                Some(model) => Some(self.guard_check(model, &texts, deadline).await),
+                None => None,
+            }
         };
-        let mut info = scored.info;
-        info.cached = source == Source::Cached;
-        Ok(assess(request, scored.verdict, info))
+        // The three calls run at once: the classifier adds no round trip of its own.
+        let (checked, text, guard) = tokio::join!(
+            self.pass("facts", prompt::facts_messages(request), deadline),
+            self.pass("text", prompt::text_messages(request), deadline),
+            guard,
+        );
+        let (checked, checked_source) = checked?;
+        let (text, text_source) = text?;
+        let info = ScorerInfo {
+            model: checked.info.model.clone(),
+            input_tokens: checked.info.input_tokens + text.info.input_tokens,
+            output_tokens: checked.info.output_tokens + text.info.output_tokens,
+            cached: checked_source == Source::Cached && text_source == Source::Cached,
+        };
+        let guard = guard.map(|g| {
+            (
+                self.guard
+                    .as_ref()
+                    .map(|m| m.id.as_str())
+                    .unwrap_or_default(),
+                g,
+            )
+        });
+        Ok(assess(request, checked.verdict, text.verdict, guard, info))
     }
 
     async fn answer_question(&self, intent: &Intent, question: &str) -> Result<String, ScoreError> {
         let deadline = self.deadline();
         let (system, user) = prompt::answer_messages(intent, question);
         let call = self.chat(
+            &self.breaker,
             ChatRequest {
                 model: &self.model,
-                messages: [Message::system(&system), Message::user(&user)],
+                messages: vec![Message::system(&system), Message::user(&user)],
                 temperature: 0.3,
                 max_completion_tokens: ANSWER_MAX_TOKENS,
                 response_format: None,
@@ -420,43 +531,68 @@ impl Scorer for LlmScorer {
     }
 }
 
-/// Turns a model verdict into the scorer's assessment: never below the policy floor, and
-/// never below [`INJECTION_SCORE`] when the agent's text tries to instruct the reviewer.
-fn assess(request: &ScoreRequest<'_>, verdict: Verdict, info: ScorerInfo) -> Assessment {
-    let signals = prompt::injection_signals(request);
-    let model_score = verdict.score;
-    if signals.is_empty() {
-        return Assessment {
-            score: model_score.max(request.floor),
-            analysis: verdict.analysis,
-            reason: Reason::new(
-                ReasonSource::Scorer,
-                "llm_assessment",
-                format!("{} scored {model_score}", info.model),
-            ),
-            info: Some(info),
-            advisory: false,
-        };
+/// Combines the two passes, the classifier and the scan into the scorer's assessment.
+///
+/// The score is the maximum of the checked-facts pass, the text pass and the policy floor:
+/// what the agent wrote can raise it, never lower it. A detection (classifier or scan) raises
+/// it to at least [`INJECTION_SCORE`]; a classifier that gave no usable answer makes the
+/// assessment advisory (it may escalate, never approve).
+fn assess(
+    request: &ScoreRequest<'_>,
+    checked: Verdict,
+    text: Verdict,
+    guard: Option<(&str, Result<Option<String>, ScoreError>)>,
+    info: ScorerInfo,
+) -> Assessment {
+    let scores = format!(
+        "{} scored the checked facts {} and the agent's text {}",
+        info.model, checked.score, text.score
+    );
+    let mut score = checked.score.max(text.score).max(request.floor);
+    let mut analysis = checked.analysis;
+    if text.score > checked.score {
+        analysis.push_str(&format!(" Text review: {}", text.analysis));
     }
-    let raised = RiskScore::new(INJECTION_SCORE).expect("constant in range");
-    Assessment {
-        score: model_score.max(raised).max(request.floor),
-        analysis: format!(
-            "{} Caution: the agent's own text contains instructions aimed at the risk reviewer ({}), so its claims should not be trusted.",
-            verdict.analysis,
-            signals.join(", ").replace('_', " ")
-        ),
-        reason: Reason::new(
+    let mut detections = Vec::new();
+    let mut unavailable = None;
+    match guard {
+        Some((model, Ok(Some(detail)))) => detections.push(format!("classifier {model}: {detail}")),
+        Some((model, Err(e))) => unavailable = Some(format!("classifier {model} failed: {e}")),
+        Some((_, Ok(None))) | None => {}
+    }
+    let signals = scan::injection_signals(request.draft);
+    if !signals.is_empty() {
+        detections.push(format!("scan: {}", signals.join(", ")));
+    }
+    let reason = if !detections.is_empty() {
+        score = score.max(RiskScore::new(INJECTION_SCORE).expect("constant in range"));
+        analysis.push_str(" Caution: the agent's own text tries to steer its review, so its claims should not be trusted.");
+        let mut message = format!(
+            "the agent's text looks like an attempt to steer the reviewer ({}); {scores}; raised to at least {INJECTION_SCORE}",
+            detections.join("; ")
+        );
+        if let Some(u) = &unavailable {
+            message.push_str(&format!("; {u}"));
+        }
+        Reason::new(ReasonSource::Scorer, "prompt_injection_suspected", message)
+    } else if let Some(u) = &unavailable {
+        analysis.push_str(
+            " The prompt-attack check of the agent's text did not answer, so a human must decide.",
+        );
+        Reason::new(
             ReasonSource::Scorer,
-            "prompt_injection_suspected",
-            format!(
-                "the agent's text addresses the reviewer ({}); {} scored {model_score}, raised to at least {INJECTION_SCORE}",
-                signals.join(", "),
-                info.model
-            ),
-        ),
+            "injection_check_unavailable",
+            format!("{u}; {scores}; escalated"),
+        )
+    } else {
+        Reason::new(ReasonSource::Scorer, "llm_assessment", scores)
+    };
+    Assessment {
+        score,
+        analysis,
+        reason,
         info: Some(info),
-        advisory: false,
+        advisory: unavailable.is_some(),
     }
 }
 
@@ -572,7 +708,7 @@ fn clamp_u32(n: Option<u64>) -> u32 {
 #[derive(Debug, Serialize)]
 struct ChatRequest<'a> {
     model: &'a str,
-    messages: [Message<'a>; 2],
+    messages: Vec<Message<'a>>,
     temperature: f32,
     /// `max_tokens` is deprecated on Groq; `messages[].name` is rejected, so there is none.
     max_completion_tokens: u32,

@@ -7,9 +7,12 @@
 //! floor but never lower it, and any scorer failure escalates to a human.
 
 pub mod cache;
+pub mod facts;
 pub mod fallback;
+pub mod guard;
 pub mod llm;
 pub mod prompt;
+pub mod scan;
 
 use async_trait::async_trait;
 
@@ -25,6 +28,9 @@ pub struct ScoreRequest<'a> {
     pub floor: RiskScore,
     /// What policy already said (context for the analysis).
     pub policy_reasons: &'a [Reason],
+    /// The strings and field names the policy pack knows: the only agent-supplied strings the
+    /// approving pass may read verbatim ([`facts`]).
+    pub known: &'a facts::KnownValues,
 }
 
 /// A scorer's judgment.

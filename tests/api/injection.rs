@@ -1,6 +1,6 @@
 //! Prompt injection: the agent's text (reasoning, payload strings, payload field names) tries
-//! to talk the reviewer down, against a fake model that obeys every such attempt by answering
-//! risk_score 0. No decision may fall below what policy alone gives: the score never goes
+//! to talk the reviewer down, against a fake model that obeys every such attempt it can read
+//! by answering risk_score 0. No decision may fall below what policy alone gives: the score never goes
 //! under the policy floor, and nothing policy would not approve on its own gets approved.
 
 use std::sync::Arc;
@@ -142,14 +142,15 @@ async fn assert_no_injection_lowers_the_decision(policy: PolicyPack, floor: u32)
         for (place, request) in placements(text) {
             let intent = client.submit(request).await.unwrap().intent.unwrap();
             let label = format!("{place}: {text:?}");
-            // The fake was fooled: it answered 0.
+            // The fake was fooled where it could read the text: the text pass answered 0. The
+            // checked-facts pass never saw the text and scored the facts.
             let llm = intent
                 .reasons
                 .iter()
                 .find(|r| r.source == pb::ReasonSource::Scorer as i32)
                 .expect("scorer reason");
             assert!(
-                llm.message.contains("scored 0"),
+                llm.message.contains("the agent's text 0"),
                 "{label}: the fake did not obey: {}",
                 llm.message
             );
@@ -164,7 +165,9 @@ async fn assert_no_injection_lowers_the_decision(policy: PolicyPack, floor: u32)
             assert_eq!(llm.code, "prompt_injection_suspected", "{label}");
         }
     }
-    assert_eq!(fake.count(), 1 + PAYLOADS.len() * 3);
+    // Every text pass is a call of its own (the checked-facts pass is often a cache hit: the
+    // facts of different texts can be the same).
+    assert!(fake.count() > 1 + PAYLOADS.len() * 3);
     app.stop().await;
 }
 

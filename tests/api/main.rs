@@ -13,6 +13,7 @@ mod injection;
 mod pipeline;
 mod policy;
 mod redis_faults;
+mod redteam;
 mod replicas;
 mod scoring;
 mod store_contract;

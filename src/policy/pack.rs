@@ -13,14 +13,16 @@ use crate::domain::{IntentDraft, Reason, ReasonSource, RiskScore};
 
 const BUILTIN: &str = include_str!("builtin.toml");
 
-/// Names a rule may read.
-const VARIABLES: [&str; 6] = [
+/// Names a rule may read. `facts` is the pack's own `[facts]` table: values the pack asserts
+/// (its currency, patterns), as opposed to `payload`, which holds the agent's claims.
+const VARIABLES: [&str; 7] = [
     "action",
     "module",
     "agent_id",
     "labels",
     "payload",
     "reasoning",
+    "facts",
 ];
 /// CEL type names, which the parser reports as identifiers.
 const TYPE_NAMES: [&str; 10] = [
@@ -85,6 +87,9 @@ struct PackFile {
     description: String,
     approve_max_score: Option<u8>,
     approval_timeout_secs: Option<u64>,
+    /// Facts of the pack (`[facts]`), bound to rules as `facts`.
+    #[serde(default)]
+    facts: toml::Table,
     #[serde(default)]
     modules: Vec<ModuleFile>,
     #[serde(default)]
@@ -158,6 +163,8 @@ pub struct PolicyPack {
     rules: Vec<Rule>,
     default_threshold: RiskScore,
     default_timeout: Option<Duration>,
+    /// The `[facts]` table as JSON, bound to every evaluation as `facts`.
+    facts: serde_json::Value,
     /// The CEL standard environment, built once: building it per evaluation was a measurable
     /// share of a submission's CPU time.
     env: CelEnv,
@@ -252,7 +259,14 @@ impl PolicyPack {
             });
         }
 
-        let env = CelEnv(Arc::new(Env::stdlib()));
+        let facts = serde_json::to_value(&file.facts)
+            .map_err(|e| PolicyError::Invalid(format!("facts: {e}")))?;
+        // The strings extension gives rules `join` and `lowerAscii`: a rule can match one
+        // regular expression against all of a payload's field names at once.
+        let mut env = Env::stdlib();
+        env.add_extension(cel::extensions::strings)
+            .map_err(|e| PolicyError::Invalid(format!("CEL strings extension: {e}")))?;
+        let env = CelEnv(Arc::new(env));
         let mut rules = Vec::new();
         let mut names = HashSet::new();
         for r in file.rules {
@@ -323,6 +337,7 @@ impl PolicyPack {
             rules,
             default_threshold,
             default_timeout,
+            facts,
             env,
         })
     }
@@ -398,6 +413,7 @@ impl PolicyPack {
         bind(&mut ctx, "labels", &draft.labels);
         bind(&mut ctx, "payload", &draft.payload);
         bind(&mut ctx, "reasoning", &draft.reasoning);
+        bind(&mut ctx, "facts", &self.facts);
 
         let mut floor = RiskScore::MIN;
         let mut reasons = Vec::new();

@@ -141,6 +141,12 @@ pub struct Config {
     pub telnyx: TelnyxConfig,
     pub telemetry: TelemetryConfig,
     pub keys: KeyRing,
+    /// Open watch streams (WatchDecision and WatchDecisions) per principal on one replica
+    /// (`SENTINEL_MAX_WATCHES_PER_AGENT`).
+    pub max_watches_per_agent: usize,
+    /// Submissions per second per agent, burst the same (`SENTINEL_AGENT_RATE_LIMIT`); `None`:
+    /// unlimited.
+    pub agent_rate_limit: Option<std::num::NonZeroU32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -536,6 +542,25 @@ impl Config {
             }
         }
 
+        let max_watches_per_agent = number(
+            "SENTINEL_MAX_WATCHES_PER_AGENT",
+            None,
+            crate::gateway::limits::DEFAULT_MAX_WATCHES as u64,
+        )?
+        .min(usize::MAX as u64) as usize;
+        let agent_rate_limit = match get("SENTINEL_AGENT_RATE_LIMIT") {
+            None => None,
+            Some(raw) => Some(
+                raw.parse::<std::num::NonZeroU32>()
+                    .map_err(|_| {
+                        err(
+                            "SENTINEL_AGENT_RATE_LIMIT",
+                            format!("{raw:?} is not a whole number of requests per second above 0 (unset it for no limit)"),
+                        )
+                    })?,
+            ),
+        };
+
         Ok(Config {
             grpc_addr,
             http_addr,
@@ -548,6 +573,8 @@ impl Config {
             telnyx,
             telemetry,
             keys: KeyRing::new(keys),
+            max_watches_per_agent,
+            agent_rate_limit,
         })
     }
 
@@ -698,6 +725,10 @@ mod tests {
             ("SENTINEL_LLM_CACHE_TTL_SECS", "soon"),
             ("SENTINEL_LLM_BREAKER_FAILURES", "0"),
             ("SENTINEL_LLM_BREAKER_COOLDOWN_MS", "1.5"),
+            ("SENTINEL_MAX_WATCHES_PER_AGENT", "0"),
+            ("SENTINEL_MAX_WATCHES_PER_AGENT", "many"),
+            ("SENTINEL_AGENT_RATE_LIMIT", "0"),
+            ("SENTINEL_AGENT_RATE_LIMIT", "2.5"),
         ] {
             let e = load(&[(var, value)]).unwrap_err();
             assert_eq!(e.name, var, "{e}");

@@ -6,9 +6,12 @@ mod helpers;
 mod redis_harness;
 
 mod auth;
+mod claims;
 mod cli;
+mod cli_pipes;
 mod cluster;
 mod injection;
+mod limits;
 mod pipeline;
 mod policy;
 mod redis_faults;

@@ -119,7 +119,12 @@ fn main() -> anyhow::Result<()> {
             None => Arc::new(MemoryStore::new()),
             Some(url) => Arc::new(RedisStore::connect(url, RedisOptions { prefix: format!("bench{}", std::process::id()), ..RedisOptions::default() }).await?),
         };
-        let app = App::build_with(Config::ephemeral(), Arc::new(PolicyPack::builtin()), store, Arc::new(FallbackScorer)).await?;
+        let mut config = Config::ephemeral();
+        // BENCH_RATE_LIMIT=N: a per-agent submission limit high enough never to refuse, to see
+        // what checking it costs (in process; with SENTINEL_REDIS_URL set, through Redis).
+        config.agent_rate_limit = std::num::NonZeroU32::new(env_or("BENCH_RATE_LIMIT", 0u32));
+        config.redis_url = url.clone().filter(|_| config.agent_rate_limit.is_some()).map(sentinel::config::Secret::new);
+        let app = App::build_with(config, Arc::new(PolicyPack::builtin()), store, Arc::new(FallbackScorer)).await?;
         let addr = format!("http://{}", app.grpc_addr());
         let shutdown = app.shutdown_token();
         let serving = tokio::spawn(app.run());

@@ -149,6 +149,8 @@ impl Replica {
             .env("SENTINEL_LOG", log_filter)
             // Longer than any phase: nothing may expire while it is being watched.
             .env("SENTINEL_APPROVAL_TIMEOUT_SECS", "3600")
+            // Every stream is opened by the same (open-mode) principal.
+            .env("SENTINEL_MAX_WATCHES_PER_AGENT", "1000000")
             .stdout(Stdio::null())
             .stderr(log);
         // Allocator tuning (for example MIMALLOC_PURGE_DELAY=0) reaches the server.

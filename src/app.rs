@@ -52,6 +52,28 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
+/// The per-agent submission limiter `SENTINEL_AGENT_RATE_LIMIT` asks for: shared through
+/// Redis when `SENTINEL_REDIS_URL` is set, per replica otherwise.
+pub async fn open_rate_limiter(
+    config: &Config,
+) -> anyhow::Result<Option<Arc<dyn crate::gateway::limits::RateLimiter>>> {
+    let Some(per_second) = config.agent_rate_limit else {
+        return Ok(None);
+    };
+    Ok(Some(match &config.redis_url {
+        None => Arc::new(crate::gateway::limits::LocalRateLimiter::new(per_second)),
+        Some(url) => Arc::new(
+            crate::store::redis::ratelimit::RedisRateLimiter::connect(
+                url.expose(),
+                Default::default(),
+                per_second,
+            )
+            .await
+            .context("SENTINEL_REDIS_URL")?,
+        ),
+    }))
+}
+
 /// Picks the scorer the configuration names.
 pub fn open_scorer(config: &Config) -> anyhow::Result<Arc<dyn Scorer>> {
     match LlmOptions::from_config(&config.llm) {
@@ -93,12 +115,11 @@ impl App {
             approval_timeout: config.approval_timeout,
             scorer_timeout: config.llm.timeout,
         };
-        let gateway = Arc::new(Gateway::new(
-            store.clone(),
-            policy.clone(),
-            scorer.clone(),
-            settings,
-        ));
+        let rate = open_rate_limiter(&config).await?;
+        let gateway = Arc::new(
+            Gateway::new(store.clone(), policy.clone(), scorer.clone(), settings)
+                .with_caller_limits(config.max_watches_per_agent, rate),
+        );
         let shutdown = CancellationToken::new();
 
         if config.keys.is_open() {

@@ -144,6 +144,12 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub keys: KeyRing,
     pub net: NetConfig,
+    /// Open watch streams (WatchDecision and WatchDecisions) per principal on one replica
+    /// (`SENTINEL_MAX_WATCHES_PER_AGENT`).
+    pub max_watches_per_agent: usize,
+    /// Submissions per second per agent, burst the same (`SENTINEL_AGENT_RATE_LIMIT`); `None`:
+    /// unlimited.
+    pub agent_rate_limit: Option<std::num::NonZeroU32>,
 }
 
 /// The listeners' connection limits and TLS (environment only).
@@ -620,6 +626,25 @@ impl Config {
             tls,
         };
 
+        let max_watches_per_agent = number(
+            "SENTINEL_MAX_WATCHES_PER_AGENT",
+            None,
+            crate::gateway::limits::DEFAULT_MAX_WATCHES as u64,
+        )?
+        .min(usize::MAX as u64) as usize;
+        let agent_rate_limit = match get("SENTINEL_AGENT_RATE_LIMIT") {
+            None => None,
+            Some(raw) => Some(
+                raw.parse::<std::num::NonZeroU32>()
+                    .map_err(|_| {
+                        err(
+                            "SENTINEL_AGENT_RATE_LIMIT",
+                            format!("{raw:?} is not a whole number of requests per second above 0 (unset it for no limit)"),
+                        )
+                    })?,
+            ),
+        };
+
         Ok(Config {
             grpc_addr,
             http_addr,
@@ -633,6 +658,8 @@ impl Config {
             telemetry,
             keys: KeyRing::new(keys),
             net,
+            max_watches_per_agent,
+            agent_rate_limit,
         })
     }
 
@@ -809,6 +836,10 @@ mod tests {
             ("SENTINEL_LLM_CACHE_TTL_SECS", "soon"),
             ("SENTINEL_LLM_BREAKER_FAILURES", "0"),
             ("SENTINEL_LLM_BREAKER_COOLDOWN_MS", "1.5"),
+            ("SENTINEL_MAX_WATCHES_PER_AGENT", "0"),
+            ("SENTINEL_MAX_WATCHES_PER_AGENT", "many"),
+            ("SENTINEL_AGENT_RATE_LIMIT", "0"),
+            ("SENTINEL_AGENT_RATE_LIMIT", "2.5"),
         ] {
             let e = load(&[(var, value)]).unwrap_err();
             assert_eq!(e.name, var, "{e}");

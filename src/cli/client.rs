@@ -9,7 +9,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::Request;
 
-use super::output::{print_event, print_intent, print_intents};
+use super::output::{outln, print_event, print_intent, print_intents};
 use super::{ClientOpts, Command};
 use crate::domain::IntentState;
 use crate::grpc::convert::{json_to_struct, state_to_pb};
@@ -190,7 +190,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let resp = c.inner.submit_intent(req).await.map_err(fail)?.into_inner();
             let intent = resp.intent.context("server sent no intent")?;
             if resp.replayed && !client.json {
-                println!("(replayed: this idempotency key was already used for the same request)");
+                outln!("(replayed: this idempotency key was already used for the same request)");
             }
             print_intent(&intent, client.json);
             let open = [

@@ -6,6 +6,8 @@
 pub mod client;
 mod output;
 
+use output::outln;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -218,7 +220,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             let mut key = String::new();
             match std::io::stdin().read_line(&mut key) {
                 Ok(_) => {
-                    println!("{}", crate::auth::hash_key(key.trim()));
+                    outln!("{}", crate::auth::hash_key(key.trim()));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Err(e.into()),
@@ -231,6 +233,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::from(output::CLOSED_STDOUT),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -321,7 +324,7 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({
                         "name": pack.name(),
@@ -331,7 +334,7 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                     })
                 );
             } else {
-                println!(
+                outln!(
                     "ok: {} ({} rules; modules: {})",
                     pack.version(),
                     pack.rule_count(),
@@ -352,7 +355,7 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             let failed = results.iter().filter(|r| !r.passed()).count();
             if json {
                 for r in &results {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({
                             "line": r.line, "name": r.name, "passed": r.passed(),
@@ -362,8 +365,11 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                     );
                 }
             } else {
-                println!("policy {}", pack.version());
-                print!("{}", crate::policy::testing::render_table(&results));
+                outln!("policy {}", pack.version());
+                output::write_stdout(format_args!(
+                    "{}",
+                    crate::policy::testing::render_table(&results)
+                ));
             }
             Ok(if failed == 0 && !results.is_empty() {
                 ExitCode::SUCCESS

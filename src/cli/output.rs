@@ -1,7 +1,56 @@
-//! Rendering intents and events for people (text) and scripts (`--json`).
+//! Rendering intents and events for people (text) and scripts (`--json`), and the one way
+//! the CLI writes to stdout.
+//!
+//! Every stdout line goes through [`outln!`]: a reader that went away (`sentinel list | head
+//! -1`) ends the process quietly with status 141, what a shell reports for a command stopped
+//! by SIGPIPE. Not 0: `submit` exits 0 only for an approval, and a script with `pipefail` must
+//! not read a lost output as one. `println!` would panic instead (Rust ignores SIGPIPE).
+
+use std::io::Write as _;
 
 use crate::grpc::convert::struct_to_json;
 use crate::grpc::pb;
+
+/// The exit status of a CLI whose stdout was closed by its reader.
+pub const CLOSED_STDOUT: u8 = 141;
+
+/// `println!` for the CLI: see the module documentation.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
+/// Writes to stdout; a closed or failing stdout ends the process (see [`stdout_failed`]).
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        stdout_failed(&e);
+    }
+}
+
+/// Whether an error (anywhere in its chain) is a write to a reader that went away.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().map(|io| io.kind()) == broken
+            // serde_json hides the io::Error it wraps from the source chain.
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == broken
+    })
+}
+
+/// Nothing more can be shown: exit quietly on a closed pipe, with a short error otherwise.
+pub fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(i32::from(CLOSED_STDOUT));
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(1);
+}
 
 fn state_name(raw: i32) -> String {
     pb::IntentState::try_from(raw)
@@ -55,29 +104,29 @@ pub fn intent_json(i: &pb::Intent) -> serde_json::Value {
 
 pub fn print_intent(i: &pb::Intent, json: bool) {
     if json {
-        println!("{}", intent_json(i));
+        outln!("{}", intent_json(i));
         return;
     }
-    println!("intent    {}", i.intent_id);
-    println!("state     {}  (version {})", state_name(i.state), i.version);
-    println!(
+    outln!("intent    {}", i.intent_id);
+    outln!("state     {}  (version {})", state_name(i.state), i.version);
+    outln!(
         "agent     {}  action {}  module {}",
         i.agent_id,
         i.action,
         if i.module.is_empty() { "-" } else { &i.module }
     );
-    println!("risk      {}/100", i.risk_score);
+    outln!("risk      {}/100", i.risk_score);
     if !i.analysis.is_empty() {
-        println!("analysis  {}", i.analysis);
+        outln!("analysis  {}", i.analysis);
     }
     for r in &i.reasons {
-        println!("reason    {}: {}", r.code, r.message);
+        outln!("reason    {}: {}", r.code, r.message);
     }
     if let Some(d) = &i.decided_by {
         let kind = pb::DeciderKind::try_from(d.kind)
             .map(|k| k.as_str_name())
             .unwrap_or("");
-        println!(
+        outln!(
             "decided   by {}{} via {} at {}",
             kind.trim_start_matches("DECIDER_KIND_"),
             if d.approver.is_empty() {
@@ -90,14 +139,14 @@ pub fn print_intent(i: &pb::Intent, json: bool) {
         );
     }
     if i.expires_at.is_some() {
-        println!("expires   {}", ts(&i.expires_at));
+        outln!("expires   {}", ts(&i.expires_at));
     }
-    println!("policy    {}", i.policy_version);
+    outln!("policy    {}", i.policy_version);
 }
 
 pub fn print_intents(intents: &[pb::Intent], next: &str, json: bool) {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "intents": intents.iter().map(intent_json).collect::<Vec<_>>(),
@@ -106,12 +155,16 @@ pub fn print_intents(intents: &[pb::Intent], next: &str, json: bool) {
         );
         return;
     }
-    println!(
+    outln!(
         "{:<36}  {:<16}  {:>4}  {:<16}  {:<14}  AGENT",
-        "INTENT", "STATE", "RISK", "ACTION", "MODULE"
+        "INTENT",
+        "STATE",
+        "RISK",
+        "ACTION",
+        "MODULE"
     );
     for i in intents {
-        println!(
+        outln!(
             "{:<36}  {:<16}  {:>4}  {:<16}  {:<14}  {}",
             i.intent_id,
             state_name(i.state),
@@ -122,13 +175,13 @@ pub fn print_intents(intents: &[pb::Intent], next: &str, json: bool) {
         );
     }
     if !next.is_empty() {
-        println!("more: --page-token {next}");
+        outln!("more: --page-token {next}");
     }
 }
 
 pub fn print_event(e: &pb::DecisionEvent, json: bool) {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "intent_id": e.intent_id,
@@ -160,7 +213,7 @@ pub fn print_event(e: &pb::DecisionEvent, json: bool) {
         })
         .unwrap_or_default();
     if e.detail.is_empty() {
-        println!(
+        outln!(
             "{}  {}  {}  v{}{}",
             ts(&e.at),
             e.intent_id,
@@ -169,7 +222,7 @@ pub fn print_event(e: &pb::DecisionEvent, json: bool) {
             who
         );
     } else {
-        println!(
+        outln!(
             "{}  {}  {}  v{}  {}",
             ts(&e.at),
             e.intent_id,

@@ -5,6 +5,7 @@
 //! [`Principal`] and plain inputs, and maps [`GatewayError`] to status codes in one place.
 
 pub mod decide;
+pub mod limits;
 pub mod validate;
 
 use std::sync::Arc;
@@ -43,6 +44,13 @@ pub enum GatewayError {
     Unavailable(#[source] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A per-caller limit (watch streams, submission rate) refused the request.
+    #[error("{message}")]
+    ResourceExhausted {
+        message: String,
+        /// When a retry can succeed, if the limit knows.
+        retry_after: Option<Duration>,
+    },
 }
 
 impl From<StoreError> for GatewayError {
@@ -111,6 +119,9 @@ pub struct Gateway {
     policy: Arc<PolicyPack>,
     scorer: Arc<dyn Scorer>,
     settings: Settings,
+    watches: limits::WatchLimiter,
+    /// `None`: submissions are not rate-limited (and the check costs nothing).
+    rate: Option<Arc<dyn limits::RateLimiter>>,
 }
 
 const MAX_PAGE: u32 = 500;
@@ -131,7 +142,21 @@ impl Gateway {
             policy,
             scorer,
             settings,
+            watches: limits::WatchLimiter::new(limits::DEFAULT_MAX_WATCHES),
+            rate: None,
         }
+    }
+
+    /// Sets the per-caller limits: open watch streams per principal, and the submission rate
+    /// per agent (`None`: unlimited).
+    pub fn with_caller_limits(
+        mut self,
+        max_watches: usize,
+        rate: Option<Arc<dyn limits::RateLimiter>>,
+    ) -> Self {
+        self.watches = limits::WatchLimiter::new(max_watches);
+        self.rate = rate;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -161,6 +186,10 @@ impl Gateway {
             if let Some(existing) = self.store.find_idempotent(&draft.agent_id, key).await? {
                 return replay(existing, &body_hash, key);
             }
+        }
+        // After the replay check: retrying an accepted submission costs no budget.
+        if let Some(rate) = &self.rate {
+            self.admit(rate.as_ref(), &draft.agent_id).await?;
         }
 
         let eval = tracing::info_span!("policy", policy_version = %self.policy.version())
@@ -232,6 +261,28 @@ impl Gateway {
         span.record("replayed", replayed);
         info!(intent_id = %intent.id, state = %intent.state, score = %intent.risk_score, "intent decided");
         Ok((intent, replayed))
+    }
+
+    async fn admit(
+        &self,
+        rate: &dyn limits::RateLimiter,
+        agent_id: &str,
+    ) -> Result<(), GatewayError> {
+        match rate.admit(agent_id).await {
+            Ok(limits::Admission::Allowed) => Ok(()),
+            Ok(limits::Admission::Limited { retry_after }) => {
+                let ms = retry_after.as_millis().max(1);
+                Err(GatewayError::ResourceExhausted {
+                    message: format!(
+                        "agent_id: {agent_id} is over its submission rate limit of {} per second (SENTINEL_AGENT_RATE_LIMIT); retry in {ms} ms",
+                        rate.per_second()
+                    ),
+                    retry_after: Some(retry_after),
+                })
+            }
+            // The budget cannot be checked: refuse rather than let the submission through.
+            Err(e) => Err(GatewayError::Unavailable(e)),
+        }
     }
 
     async fn create(&self, intent: Intent) -> Result<(Intent, bool), GatewayError> {
@@ -520,7 +571,8 @@ impl Gateway {
     pub async fn watch(&self, caller: &Principal, id: &str) -> Result<EventStream, GatewayError> {
         // Authorise against the stored intent first; the watch itself re-reads under its lock.
         let intent = self.get(caller, id).await?;
-        Ok(self.store.watch(&intent.id).await?)
+        let permit = self.watch_permit(caller)?;
+        Ok(limits::holding(self.store.watch(&intent.id).await?, permit))
     }
 
     pub async fn watch_all(
@@ -530,7 +582,8 @@ impl Gateway {
         include_progress: bool,
     ) -> Result<EventStream, GatewayError> {
         scope_filter(caller, &mut filter)?;
-        let stream = self.store.watch_all().await?;
+        let permit = self.watch_permit(caller)?;
+        let stream = limits::holding(self.store.watch_all().await?, permit);
         Ok(Box::pin(stream.filter(move |item| {
             let keep = match item {
                 Ok(event) => {
@@ -541,6 +594,15 @@ impl Gateway {
             };
             futures::future::ready(keep)
         })))
+    }
+
+    fn watch_permit(&self, caller: &Principal) -> Result<limits::WatchPermit, GatewayError> {
+        self.watches
+            .acquire(caller)
+            .map_err(|e| GatewayError::ResourceExhausted {
+                message: e.to_string(),
+                retry_after: None,
+            })
     }
 
     /// Expires every pending intent whose deadline has passed, and escalates analyses that a

@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod convert;
+pub mod limits;
 
 pub mod pb {
     #![allow(clippy::all, clippy::pedantic)]
@@ -49,6 +50,10 @@ pub fn status(e: GatewayError) -> Status {
             error!(error = %m, "internal error");
             Status::internal("internal error")
         }
+        GatewayError::ResourceExhausted {
+            message,
+            retry_after,
+        } => limits::resource_exhausted(message, retry_after),
     }
 }
 

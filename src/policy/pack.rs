@@ -14,14 +14,16 @@ use crate::scoring::facts::KnownValues;
 
 const BUILTIN: &str = include_str!("builtin.toml");
 
-/// Names a rule may read.
-const VARIABLES: [&str; 6] = [
+/// Names a rule may read. `facts` is the pack's own `[facts]` table: values the pack asserts
+/// (its currency, patterns), as opposed to `payload`, which holds the agent's claims.
+const VARIABLES: [&str; 7] = [
     "action",
     "module",
     "agent_id",
     "labels",
     "payload",
     "reasoning",
+    "facts",
 ];
 /// CEL type names, which the parser reports as identifiers.
 const TYPE_NAMES: [&str; 10] = [
@@ -86,6 +88,9 @@ struct PackFile {
     description: String,
     approve_max_score: Option<u8>,
     approval_timeout_secs: Option<u64>,
+    /// Facts of the pack (`[facts]`), bound to rules as `facts`.
+    #[serde(default)]
+    facts: toml::Table,
     #[serde(default)]
     modules: Vec<ModuleFile>,
     #[serde(default)]
@@ -192,6 +197,9 @@ pub struct PolicyPack {
     default_timeout: Option<Duration>,
     /// Strings and field names the rules name: what the scorer's approving pass may read.
     known: Arc<KnownValues>,
+
+    /// The `[facts]` table as JSON, bound to every evaluation as `facts`.
+    facts: serde_json::Value,
     /// The CEL standard environment, built once: building it per evaluation was a measurable
     /// share of a submission's CPU time.
     env: CelEnv,
@@ -250,11 +258,16 @@ impl PolicyPack {
 
         let mut modules = Vec::new();
         let mut by_action = HashMap::new();
+        // The pack's own facts (trusted vendors, its currency) are known values too: a payload
+        // string equal to one of them is something Sentinel can check.
+        let mut fact_strings = Vec::new();
+        toml_strings(&toml::Value::Table(file.facts.clone()), &mut fact_strings);
         let known = Arc::new(KnownValues::from_sources(
             file.rules.iter().map(|r| r.when.as_str()),
             file.modules
                 .iter()
-                .flat_map(|m| m.actions.iter().map(String::as_str)),
+                .flat_map(|m| m.actions.iter().map(String::as_str))
+                .chain(fact_strings.iter().map(String::as_str)),
         ));
         for m in file.modules {
             if m.name.trim().is_empty() {
@@ -301,7 +314,14 @@ impl PolicyPack {
             });
         }
 
-        let env = CelEnv(Arc::new(Env::stdlib()));
+        let facts = serde_json::to_value(&file.facts)
+            .map_err(|e| PolicyError::Invalid(format!("facts: {e}")))?;
+        // The strings extension gives rules `join` and `lowerAscii`: a rule can match one
+        // regular expression against all of a payload's field names at once.
+        let mut env = Env::stdlib();
+        env.add_extension(cel::extensions::strings)
+            .map_err(|e| PolicyError::Invalid(format!("CEL strings extension: {e}")))?;
+        let env = CelEnv(Arc::new(env));
         let mut rules = Vec::new();
         let mut names = HashSet::new();
         for r in file.rules {
@@ -372,6 +392,7 @@ impl PolicyPack {
             rules,
             default_threshold,
             default_timeout,
+            facts,
             env,
             known,
         })
@@ -448,6 +469,7 @@ impl PolicyPack {
         bind(&mut ctx, "labels", &draft.labels);
         bind(&mut ctx, "payload", &draft.payload);
         bind(&mut ctx, "reasoning", &draft.reasoning);
+        bind(&mut ctx, "facts", &self.facts);
 
         let mut floor = RiskScore::MIN;
         let mut reasons = Vec::new();
@@ -568,6 +590,16 @@ fn error_reason(rule: &Rule, error: &str) -> Reason {
             rule.name
         ),
         rule: rule.name.clone(),
+    }
+}
+
+/// Every string value in a TOML value, depth first.
+fn toml_strings(value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) => out.push(s.clone()),
+        toml::Value::Array(items) => items.iter().for_each(|v| toml_strings(v, out)),
+        toml::Value::Table(table) => table.values().for_each(|v| toml_strings(v, out)),
+        _ => {}
     }
 }
 

@@ -31,6 +31,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub mod ratelimit;
 pub mod telnyx;
 
 use super::memory::record_for;

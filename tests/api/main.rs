@@ -6,10 +6,13 @@ mod helpers;
 mod redis_harness;
 
 mod auth;
+mod claims;
 mod cli;
+mod cli_pipes;
 mod cluster;
 mod connections;
 mod injection;
+mod limits;
 mod pipeline;
 mod policy;
 mod redis_faults;

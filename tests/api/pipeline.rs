@@ -67,9 +67,17 @@ async fn builtin_pack_decides_each_row_of_the_brief() {
         ),
         (
             "EXPORT_CSV",
-            json!({"record_count": 10}),
+            json!({"record_count": 10, "contains_pii": false}),
             S::Approved,
             Some(15),
+            "PrivacyShield",
+        ),
+        // The flag is the agent's claim: leaving it out is not a "no".
+        (
+            "EXPORT_CSV",
+            json!({"record_count": 10}),
+            S::PendingApproval,
+            Some(80),
             "PrivacyShield",
         ),
         (

@@ -12,6 +12,10 @@ use serde::Deserialize;
 use crate::auth::{hash_key, KeyRing, Principal};
 use crate::gateway::validate::Limits;
 
+/// Bounds of `SENTINEL_WATCH_MAX_LAG_BYTES`: 64 KiB to 1 GiB.
+const MIN_WATCH_LAG_BYTES: u64 = 64 * 1024;
+const MAX_WATCH_LAG_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// A secret value: usable, never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -141,6 +145,9 @@ pub struct Config {
     pub telnyx: TelnyxConfig,
     pub telemetry: TelemetryConfig,
     pub keys: KeyRing,
+    /// Bytes of events a `WatchDecisions` stream may have waiting for its client before it is
+    /// ended with RESOURCE_EXHAUSTED (`SENTINEL_WATCH_MAX_LAG_BYTES`).
+    pub watch_max_lag_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +181,7 @@ struct FileConfig {
     auth: FileAuth,
     approvers: Vec<ApproverConfig>,
     escalation: FileEscalation,
+    watch_max_lag_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -536,6 +544,19 @@ impl Config {
             }
         }
 
+        let watch_max_lag_bytes = number(
+            "SENTINEL_WATCH_MAX_LAG_BYTES",
+            file.watch_max_lag_bytes,
+            crate::grpc::stream::DEFAULT_MAX_LAG_BYTES as u64,
+        )?;
+        // One event with a full set of labels must fit, or no follower could ever keep up.
+        if !(MIN_WATCH_LAG_BYTES..=MAX_WATCH_LAG_BYTES).contains(&watch_max_lag_bytes) {
+            return Err(err(
+                "SENTINEL_WATCH_MAX_LAG_BYTES",
+                format!("must be between {MIN_WATCH_LAG_BYTES} and {MAX_WATCH_LAG_BYTES}"),
+            ));
+        }
+
         Ok(Config {
             grpc_addr,
             http_addr,
@@ -548,6 +569,7 @@ impl Config {
             telnyx,
             telemetry,
             keys: KeyRing::new(keys),
+            watch_max_lag_bytes: watch_max_lag_bytes as usize,
         })
     }
 

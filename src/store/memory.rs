@@ -4,16 +4,22 @@
 //! lock. Each intent keeps a lazily created broadcast channel for its watchers; subscribing
 //! happens under the same shard lock as reading the current state, so no transition can slip
 //! between the two. Deadlines live in one ordered set that only pending intents touch.
+//!
+//! Each shard also keeps the list indexes of its own intents ([`IndexKey`]: per state and per
+//! agent and state, ordered by id) under the same lock as the intents, so an index never
+//! disagrees with the record; a listing reads the indexes the filter names in every shard.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use super::index::IndexKey;
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
-use crate::domain::{now_millis, DecisionEvent, Intent, IntentId, IntentState, Millis};
+use crate::domain::{now_millis, slim, DecisionEvent, Intent, IntentId, IntentState, Millis};
 
 const SHARDS: usize = 64;
 /// Events buffered per watched intent: a handful of transitions and progress lines.
@@ -35,8 +41,63 @@ struct Entry {
 #[derive(Default)]
 struct Shard {
     intents: HashMap<IntentId, Entry>,
+    /// This shard's intents by state and by agent and state, newest last.
+    index: HashMap<IndexKey, BTreeSet<IntentId>>,
     audit: VecDeque<AuditRecord>,
     creations: u32,
+}
+
+impl Shard {
+    fn index_add(&mut self, intent: &Intent) {
+        for key in IndexKey::of(intent) {
+            self.index.entry(key).or_default().insert(intent.id.clone());
+        }
+    }
+
+    /// Removes the intent from its sets and drops sets left empty, so agents that stop
+    /// submitting leave nothing behind.
+    fn index_remove(&mut self, intent: &Intent) {
+        for key in IndexKey::of(intent) {
+            if let Some(set) = self.index.get_mut(&key) {
+                set.remove(&intent.id);
+                if set.is_empty() {
+                    self.index.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Up to `want` ids from the union of `sets`, newest first, older than `after`, that
+    /// match the parts of `filter` the index does not answer.
+    fn newest_ids(
+        &self,
+        sets: &[IndexKey],
+        filter: &Filter,
+        after: Option<&IntentId>,
+        want: usize,
+    ) -> Vec<IntentId> {
+        let upper = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let check = filter.beyond_index();
+        let mut found = Vec::new();
+        for set in sets.iter().filter_map(|k| self.index.get(k)) {
+            found.extend(
+                set.range((Bound::Unbounded, upper))
+                    .rev()
+                    .filter(|id| {
+                        !check
+                            || self
+                                .intents
+                                .get(*id)
+                                .is_some_and(|e| filter.matches(&e.intent))
+                    })
+                    .take(want)
+                    .cloned(),
+            );
+        }
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        found.truncate(want);
+        found
+    }
 }
 
 /// `(agent_id, key) -> intent` for idempotency.
@@ -125,16 +186,21 @@ impl Inner {
     /// which the caller removes after releasing the shard (lock order: keys before intents).
     fn sweep(&self, shard: &mut Shard, now: Millis) -> Vec<(String, String)> {
         let cutoff = now.saturating_sub(self.retention_ms);
+        let expired: Vec<IntentId> = shard
+            .intents
+            .values()
+            .filter(|e| e.intent.is_terminal() && e.intent.decided_at.is_some_and(|d| d < cutoff))
+            .map(|e| e.intent.id.clone())
+            .collect();
         let mut keys = Vec::new();
-        shard.intents.retain(|_, e| {
-            let keep = !e.intent.is_terminal() || e.intent.decided_at.is_none_or(|d| d >= cutoff);
-            if !keep {
-                if let Some(k) = &e.intent.idempotency_key {
-                    keys.push((e.intent.agent_id.clone(), k.clone()));
+        for id in expired {
+            if let Some(e) = shard.intents.remove(&id) {
+                shard.index_remove(&e.intent);
+                if let Some(k) = e.intent.idempotency_key {
+                    keys.push((e.intent.agent_id, k));
                 }
             }
-            keep
-        });
+        }
         keys
     }
 
@@ -143,6 +209,14 @@ impl Inner {
             .intents
             .get(id)
             .map(|e| e.intent.clone())
+    }
+
+    /// The intent as events carry it, without copying its payload.
+    fn current_slim(&self, id: &IntentId) -> Option<Intent> {
+        lock(self.shard_of(id))
+            .intents
+            .get(id)
+            .map(|e| slim(&e.intent))
     }
 }
 
@@ -206,7 +280,8 @@ impl Store for MemoryStore {
             intent: intent.clone(),
             watchers: None,
         };
-        inner.publish(&mut entry, DecisionEvent::transition(intent.clone(), now));
+        inner.publish(&mut entry, DecisionEvent::transition(&intent, now));
+        shard.index_add(&intent);
         shard.intents.insert(intent.id.clone(), entry);
         shard.creations = shard.creations.wrapping_add(1);
         let swept = if shard.creations.is_multiple_of(SWEEP_EVERY) {
@@ -246,18 +321,23 @@ impl Store for MemoryStore {
         after: Option<&IntentId>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let mut matched: Vec<Intent> = Vec::new();
+        // Each shard offers its newest `want` ids from the filter's sets; the newest overall
+        // are among them. Only the page's intents are copied.
+        let want = limit.saturating_add(1);
+        let sets = IndexKey::for_filter(filter).unwrap_or_else(|| {
+            IntentState::ALL
+                .into_iter()
+                .map(|state| IndexKey { agent: None, state })
+                .collect()
+        });
+        let mut ids: Vec<IntentId> = Vec::new();
         for shard in &self.inner.shards {
-            let shard = lock(shard);
-            matched.extend(
-                shard
-                    .intents
-                    .values()
-                    .filter(|e| after.is_none_or(|a| e.intent.id < *a))
-                    .filter(|e| filter.matches(&e.intent))
-                    .map(|e| e.intent.clone()),
-            );
+            ids.extend(lock(shard).newest_ids(&sets, filter, after, want));
         }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.truncate(want);
+        // An intent swept out by retention between the two steps is simply not listed.
+        let matched = ids.iter().filter_map(|id| self.inner.current(id)).collect();
         Ok(Page::newest_first(matched, limit))
     }
 
@@ -289,8 +369,12 @@ impl Store for MemoryStore {
             return Err(StoreError::Conflict { current });
         }
         let previous_deadline = current.expires_at;
-        entry.intent = next.clone();
-        inner.publish(entry, DecisionEvent::transition(next.clone(), now));
+        let previous = std::mem::replace(&mut entry.intent, next.clone());
+        inner.publish(entry, DecisionEvent::transition(&next, now));
+        if previous.state != next.state {
+            shard.index_remove(&previous);
+            shard.index_add(&next);
+        }
         Inner::audit_into(&mut shard, record_for(&next, "transition", now));
         // Still under the shard lock (order: shard, then deadlines; nothing takes them the
         // other way round), so racing transitions cannot leave a stale deadline behind.
@@ -315,7 +399,7 @@ impl Store for MemoryStore {
             .intents
             .get_mut(id)
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-        let event = DecisionEvent::progress(entry.intent.clone(), detail, now);
+        let event = DecisionEvent::progress(&entry.intent, detail, now);
         let mut record = record_for(&entry.intent, "progress", now);
         record.detail = detail.to_string();
         inner.publish(entry, event);
@@ -337,12 +421,12 @@ impl Store for MemoryStore {
                     .get_or_insert_with(|| broadcast::channel(INTENT_CHANNEL).0)
                     .subscribe()
             });
-            (entry.intent.clone(), rx)
+            (slim(&entry.intent), rx)
         };
         let id = id.clone();
         Ok(Box::pin(async_stream::stream! {
             let mut seen = snapshot.version;
-            yield Ok(DecisionEvent::snapshot(snapshot, now_millis()));
+            yield Ok(DecisionEvent::snapshot(&snapshot, now_millis()));
             let Some(mut rx) = rx else { return };
             loop {
                 match rx.recv().await {
@@ -359,11 +443,11 @@ impl Store for MemoryStore {
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Missed some events: the current state is what matters; send it.
-                        let Some(current) = inner.current(&id) else { return };
+                        let Some(current) = inner.current_slim(&id) else { return };
                         if current.version > seen {
                             seen = current.version;
                             let terminal = current.is_terminal();
-                            yield Ok(DecisionEvent::snapshot(current, now_millis()));
+                            yield Ok(DecisionEvent::snapshot(&current, now_millis()));
                             if terminal {
                                 return;
                             }
@@ -372,9 +456,9 @@ impl Store for MemoryStore {
                     Err(broadcast::error::RecvError::Closed) => {
                         // The sender is dropped after the terminal event was sent and read; if we
                         // got here without it, tell the final state from the record.
-                        if let Some(current) = inner.current(&id) {
+                        if let Some(current) = inner.current_slim(&id) {
                             if current.version > seen {
-                                yield Ok(DecisionEvent::snapshot(current, now_millis()));
+                                yield Ok(DecisionEvent::snapshot(&current, now_millis()));
                             }
                         }
                         return;

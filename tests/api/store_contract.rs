@@ -286,7 +286,10 @@ async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(
         .unwrap()
         .unwrap();
     assert_eq!(first.kind, EventKind::Snapshot);
-    assert_eq!(first.intent, pending);
+    // Events carry the decision fields, never the agent's payload or reasoning.
+    assert_eq!(first.intent, sentinel::domain::slim(&pending));
+    assert_eq!(first.intent.payload, serde_json::Value::Null);
+    assert!(first.intent.reasoning.is_empty());
 
     store
         .progress(&pending.id, "calling approver 1")
@@ -312,7 +315,7 @@ async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(
         .unwrap()
         .unwrap();
     assert_eq!(decided.kind, EventKind::Transition);
-    assert_eq!(decided.intent, approved);
+    assert_eq!(decided.intent, sentinel::domain::slim(&approved));
     assert!(
         tokio::time::timeout(WAIT, watch.next())
             .await

@@ -586,6 +586,19 @@ mod tests {
             .map(|s| lock(s).intents.len())
             .sum();
         assert!(total < 70_000, "decided intents are swept: {total} left");
+        // The indexes lost exactly the swept intents: every entry names a kept intent, and
+        // every kept intent is in its two sets.
+        for shard in &store.inner.shards {
+            let shard = lock(shard);
+            let entries: usize = shard.index.values().map(BTreeSet::len).sum();
+            assert_eq!(entries, 2 * shard.intents.len());
+            for (key, set) in &shard.index {
+                for id in set {
+                    let e = shard.intents.get(id).expect("no entry for a swept intent");
+                    assert!(IndexKey::of(&e.intent).contains(key));
+                }
+            }
+        }
         assert!(
             store.get(&pending.id).await.unwrap().is_some(),
             "pending survives"

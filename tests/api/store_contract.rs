@@ -483,19 +483,26 @@ async fn audit_records_every_attempt(store: Arc<dyn Store>) {
         .is_empty());
 }
 
+/// A Redis store on `server` that keeps decided intents 300 ms, under its own key prefix.
+async fn short_retention(
+    server: &crate::redis_harness::RedisServer,
+    prefix: &str,
+) -> Arc<dyn Store> {
+    use sentinel::store::redis::{RedisOptions, RedisStore};
+    let options = RedisOptions {
+        prefix: prefix.to_string(),
+        retention: std::time::Duration::from_millis(300),
+        ..RedisOptions::default()
+    };
+    Arc::new(RedisStore::connect(&server.url(), options).await.unwrap())
+}
+
 /// Redis keeps decided intents for the retention period only: the record expires and the
 /// index and audit stream are trimmed by the same scripts that write them.
 #[tokio::test]
 async fn redis_retention_expires_decided_intents_and_trims_the_index() {
-    use sentinel::store::redis::{RedisOptions, RedisStore};
     let server = crate::redis_harness::RedisServer::start().await;
-    let options = RedisOptions {
-        prefix: "retention".to_string(),
-        retention: std::time::Duration::from_millis(300),
-        ..RedisOptions::default()
-    };
-    let store: Arc<dyn Store> =
-        Arc::new(RedisStore::connect(&server.url(), options).await.unwrap());
+    let store = short_retention(&server, "retention").await;
     let open = pending(&store).await;
     store
         .transition(by_human(&open, IntentState::Approved, "x", "y"))
@@ -787,15 +794,8 @@ async fn index_filters_combine_with_module_action_and_time(store: Arc<dyn Store>
 /// with their newest record. No index entry is left pointing at a dropped intent.
 #[tokio::test]
 async fn redis_retention_drops_list_index_entries() {
-    use sentinel::store::redis::{RedisOptions, RedisStore};
     let server = crate::redis_harness::RedisServer::start().await;
-    let options = RedisOptions {
-        prefix: "indexret".to_string(),
-        retention: std::time::Duration::from_millis(300),
-        ..RedisOptions::default()
-    };
-    let store: Arc<dyn Store> =
-        Arc::new(RedisStore::connect(&server.url(), options).await.unwrap());
+    let store = short_retention(&server, "indexret").await;
     let old = mixed(&store, &["ag-old"], &[IntentState::Approved; 5]).await;
     let open = create(
         &store,

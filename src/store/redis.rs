@@ -616,22 +616,12 @@ impl RedisStore {
             self.audit_key(bucket),
         ];
         keys.extend(self.set_keys(bucket, &intent.agent_id, intent.state));
-        // Decided sets are trimmed to retention here; open ones lose entries by transition.
-        let decided = IntentState::ALL.into_iter().filter(|s| s.is_terminal());
         keys.extend(
-            decided
-                .clone()
+            IntentState::ALL
+                .into_iter()
+                .filter(|s| s.is_terminal())
                 .map(|state| self.set_key(bucket, &IndexKey { agent: None, state })),
         );
-        keys.extend(decided.map(|state| {
-            self.set_key(
-                bucket,
-                &IndexKey {
-                    agent: Some(intent.agent_id.clone()),
-                    state,
-                },
-            )
-        }));
         let args = [
             json,
             intent.id.to_string(),
@@ -969,6 +959,7 @@ impl Store for RedisStore {
             self.record_ttl(&next),
             self.retention_cutoff(now).to_string(),
             self.retention_ms(),
+            min_uuid_v7(self.retention_cutoff(now)),
         ];
         args.extend(from.iter().map(|s| s.as_str().to_string()));
         let reply: Vec<Value> = self

@@ -1,8 +1,8 @@
 -- Stores a new intent (version 1) in one step: record, deadline, list indexes, audit, event.
 -- KEYS: 1 intent hash, 2 deadline zset, 3 list index zset, 4 audit stream,
 --       5 the state's index zset, 6 the agent's index zset for that state,
---       7.. index zsets of decided states (the bucket's, then this agent's), trimmed to
---       retention here (one hash tag for all).
+--       7.. the bucket's index zsets of decided states, trimmed to retention here like the
+--       list index (one hash tag for all).
 -- ARGV: 1 intent json, 2 id, 3 version, 4 state, 5 deadline ms or '', 6 event json,
 --       7 pub/sub channel, 8 audit record json, 9 a token naming this write,
 --       10 the record's ttl in ms when it is already decided, or '',
@@ -25,13 +25,15 @@ redis.call('ZADD', KEYS[3], 0, ARGV[2])
 redis.call('ZREMRANGEBYLEX', KEYS[3], '-', '(' .. ARGV[11])
 redis.call('ZADD', KEYS[5], 0, ARGV[2])
 redis.call('ZADD', KEYS[6], 0, ARGV[2])
-if ARGV[10] ~= '' then
-  -- An agent's decided set lives as long as its newest entry's record: an agent that stops
-  -- submitting leaves nothing behind.
-  redis.call('PEXPIRE', KEYS[6], ARGV[13])
-end
 for i = 7, #KEYS do
   redis.call('ZREMRANGEBYLEX', KEYS[i], '-', '(' .. ARGV[11])
+end
+if ARGV[10] ~= '' then
+  -- An agent's decided set is trimmed when it grows (open sets lose entries by transition)
+  -- and lives as long as its newest entry's record: an agent that stops submitting leaves
+  -- nothing behind.
+  redis.call('ZREMRANGEBYLEX', KEYS[6], '-', '(' .. ARGV[11])
+  redis.call('PEXPIRE', KEYS[6], ARGV[13])
 end
 redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[12], '*', 'r', ARGV[8])
 redis.call('PUBLISH', ARGV[7], ARGV[6])

@@ -41,28 +41,53 @@ struct Entry {
 #[derive(Default)]
 struct Shard {
     intents: HashMap<IntentId, Entry>,
-    /// This shard's intents by state and by agent and state, newest last.
-    index: HashMap<IndexKey, BTreeSet<IntentId>>,
+    /// This shard's list indexes ([`IndexKey`]), newest last: by state, and by agent and
+    /// state. Keyed by `&str` lookups, so maintaining them allocates no key.
+    by_state: [BTreeSet<IntentId>; STATES],
+    by_agent: HashMap<String, [BTreeSet<IntentId>; STATES]>,
     audit: VecDeque<AuditRecord>,
     creations: u32,
 }
 
+const STATES: usize = IntentState::ALL.len();
+
+fn slot(state: IntentState) -> usize {
+    IntentState::ALL
+        .iter()
+        .position(|s| *s == state)
+        .unwrap_or_default()
+}
+
 impl Shard {
-    fn index_add(&mut self, intent: &Intent) {
-        for key in IndexKey::of(intent) {
-            self.index.entry(key).or_default().insert(intent.id.clone());
+    fn set(&self, key: &IndexKey) -> Option<&BTreeSet<IntentId>> {
+        match &key.agent {
+            None => Some(&self.by_state[slot(key.state)]),
+            Some(agent) => self
+                .by_agent
+                .get(agent.as_str())
+                .map(|s| &s[slot(key.state)]),
         }
     }
 
-    /// Removes the intent from its sets and drops sets left empty, so agents that stop
-    /// submitting leave nothing behind.
+    fn index_add(&mut self, intent: &Intent) {
+        let i = slot(intent.state);
+        self.by_state[i].insert(intent.id.clone());
+        let sets = match self.by_agent.get_mut(intent.agent_id.as_str()) {
+            Some(sets) => sets,
+            None => self.by_agent.entry(intent.agent_id.clone()).or_default(),
+        };
+        sets[i].insert(intent.id.clone());
+    }
+
+    /// Removes the intent from its sets and drops an agent's sets once all are empty, so
+    /// agents that stop submitting leave nothing behind.
     fn index_remove(&mut self, intent: &Intent) {
-        for key in IndexKey::of(intent) {
-            if let Some(set) = self.index.get_mut(&key) {
-                set.remove(&intent.id);
-                if set.is_empty() {
-                    self.index.remove(&key);
-                }
+        let i = slot(intent.state);
+        self.by_state[i].remove(&intent.id);
+        if let Some(sets) = self.by_agent.get_mut(intent.agent_id.as_str()) {
+            sets[i].remove(&intent.id);
+            if sets.iter().all(BTreeSet::is_empty) {
+                self.by_agent.remove(intent.agent_id.as_str());
             }
         }
     }
@@ -79,7 +104,7 @@ impl Shard {
         let upper = after.map_or(Bound::Unbounded, Bound::Excluded);
         let check = filter.beyond_index();
         let mut found = Vec::new();
-        for set in sets.iter().filter_map(|k| self.index.get(k)) {
+        for set in sets.iter().filter_map(|k| self.set(k)) {
             found.extend(
                 set.range((Bound::Unbounded, upper))
                     .rev()
@@ -590,14 +615,22 @@ mod tests {
         // every kept intent is in its two sets.
         for shard in &store.inner.shards {
             let shard = lock(shard);
-            let entries: usize = shard.index.values().map(BTreeSet::len).sum();
-            assert_eq!(entries, 2 * shard.intents.len());
-            for (key, set) in &shard.index {
+            let by_agent = shard.by_agent.iter().flat_map(|(agent, sets)| {
+                sets.iter()
+                    .enumerate()
+                    .map(move |(i, set)| (Some(agent), i, set))
+            });
+            let by_state = shard.by_state.iter().enumerate().map(|(i, s)| (None, i, s));
+            let mut entries = 0;
+            for (agent, i, set) in by_state.chain(by_agent) {
                 for id in set {
+                    entries += 1;
                     let e = shard.intents.get(id).expect("no entry for a swept intent");
-                    assert!(IndexKey::of(&e.intent).contains(key));
+                    assert_eq!(slot(e.intent.state), i);
+                    assert!(agent.is_none_or(|a| *a == e.intent.agent_id));
                 }
             }
+            assert_eq!(entries, 2 * shard.intents.len());
         }
         assert!(
             store.get(&pending.id).await.unwrap().is_some(),

@@ -7,7 +7,7 @@
 //! sets; module, action and time are checked on the intents read from them.
 
 use super::Filter;
-use crate::domain::{Intent, IntentState};
+use crate::domain::IntentState;
 
 /// One ordered set of intent ids: all intents in `state`, or one agent's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -17,20 +17,6 @@ pub struct IndexKey {
 }
 
 impl IndexKey {
-    /// The two sets `intent` belongs to in its current state.
-    pub fn of(intent: &Intent) -> [IndexKey; 2] {
-        [
-            IndexKey {
-                agent: None,
-                state: intent.state,
-            },
-            IndexKey {
-                agent: Some(intent.agent_id.clone()),
-                state: intent.state,
-            },
-        ]
-    }
-
     /// The sets whose union is exactly the intents that the filter's agent and states allow;
     /// `None` when the filter names neither (every intent).
     pub fn for_filter(filter: &Filter) -> Option<Vec<IndexKey>> {

@@ -15,12 +15,18 @@
 //! 2. *latency*: `BENCH_WATCHERS` watchers per intent on replica A, `BENCH_DECISIONS`
 //!    `ResolveIntent` calls at `BENCH_RATE` per second on replica B (or on A), time from just
 //!    before the call to the terminal event at each watcher.
+//! 3. *stall* (only when named in `BENCH_PHASES`): for each store, a fresh server; a
+//!    `WatchDecisions` reader on its own connection that never reads; `BENCH_STALL_SUBMITS`
+//!    submissions with `BENCH_STALL_PAYLOAD` bytes of payload each; the server's RSS before,
+//!    at its peak (sampled every 20 ms) and after the reader goes. The same run without the
+//!    reader tells the reader's share from what the store itself keeps.
 //!
 //! ```text
 //! cargo bench --bench watch                          # both phases, full size (about 1 minute)
 //! BENCH_QUICK=1 cargo bench --bench watch            # a smoke run (about 20 s)
 //! BENCH_PHASES=streams BENCH_STREAMS=20000 cargo bench --bench watch
 //! BENCH_WATCHERS_PER_INTENT=10 cargo bench --bench watch
+//! BENCH_PHASES=stall cargo bench --bench watch      # a stalled WatchDecisions reader
 //! ```
 //!
 //! Results and how to read them: docs/BENCHMARKS.md.
@@ -65,6 +71,8 @@ struct Settings {
     server_log: String,
     /// Watchers waiting for their first event at once.
     opening: usize,
+    stall_submits: usize,
+    stall_payload: usize,
 }
 
 impl Settings {
@@ -87,6 +95,8 @@ impl Settings {
             timeout: Duration::from_secs(env_or("BENCH_TIMEOUT_SECS", 180)),
             server_log: env_or("BENCH_SERVER_LOG", "info".to_string()),
             opening: env_or("BENCH_OPENING", 256),
+            stall_submits: env_or("BENCH_STALL_SUBMITS", if quick { 2_000 } else { 8_000 }),
+            stall_payload: env_or("BENCH_STALL_PAYLOAD", 10_000usize).min(16 * 1024),
         }
     }
 }
@@ -610,6 +620,131 @@ async fn latency_phase(s: &Settings, mode: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Highest RSS (KiB) of `pid` seen until `stop` fires, sampled every 20 ms.
+fn rss_sampler(
+    pid: u32,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut peak = 0;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return peak,
+                _ = tick.tick() => peak = peak.max(rss_kib(pid).unwrap_or(0)),
+            }
+        }
+    })
+}
+
+/// `count` policy-approved submissions carrying `payload_bytes` of payload, 32 in flight.
+async fn submit_with_payload(
+    clients: &[Client],
+    count: usize,
+    payload_bytes: usize,
+    tag: &str,
+) -> anyhow::Result<()> {
+    let note = "x".repeat(payload_bytes);
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..count)
+        .map(|n| {
+            let mut client = clients[n % clients.len()].clone();
+            let payload = serde_json::json!({"amount": 5, "vendor": "AWS", "note": note});
+            let agent = format!("bench-{tag}-{}", n % 16);
+            async move {
+                let request = pb::SubmitIntentRequest {
+                    agent_id: agent,
+                    action: "PAY_INVOICE".into(),
+                    payload: Some(json_to_struct(&payload)),
+                    reasoning: "r".repeat(200),
+                    ..Default::default()
+                };
+                client.submit_intent(request).await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn stall_phase(s: &Settings, store: &str, stalled: bool) -> anyhow::Result<()> {
+    let redis = match store {
+        "redis" => Some(start_redis().await?),
+        _ => None,
+    };
+    let replica = Replica::start(redis.as_ref().map(|r| r.1.as_str()), &s.server_log).await?;
+    let pid = replica.proc.pid();
+    let clients = replica.clients(4).await?;
+    // Warm the allocator, the connections and the store's scripts with the same shape.
+    submit_with_payload(&clients, 500, s.stall_payload, "warm").await?;
+    let before = settled_rss(pid).await?;
+    let mut reader = None;
+    if stalled {
+        // Its own connection: only this stream stops reading.
+        let channel = Channel::from_shared(replica.grpc.clone())?
+            .connect()
+            .await?;
+        let mut client = SentinelClient::new(channel);
+        let stream = client
+            .watch_decisions(pb::WatchDecisionsRequest::default())
+            .await?
+            .into_inner();
+        reader = Some((client, stream));
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sampler = rss_sampler(pid, stop.clone());
+    let started = Instant::now();
+    tokio::time::timeout(
+        s.timeout,
+        submit_with_payload(&clients, s.stall_submits, s.stall_payload, "stall"),
+    )
+    .await
+    .context("submissions did not finish in time")??;
+    let elapsed = started.elapsed();
+    let at_end = settled_rss(pid).await?;
+    stop.cancel();
+    let peak = sampler.await?.max(at_end);
+    let mut outcome = "no reader".to_string();
+    if let Some((client, mut stream)) = reader.take() {
+        // What the reader finds when it reads again: what was in flight, then the end.
+        let mut delivered = 0u64;
+        outcome = loop {
+            match tokio::time::timeout(Duration::from_secs(10), stream.message()).await {
+                Ok(Ok(Some(_))) => delivered += 1,
+                Ok(Ok(None)) => break format!("ended cleanly after {delivered} events"),
+                Ok(Err(status)) => break format!("{:?} after {delivered} events", status.code()),
+                Err(_) => break format!("still open after {delivered} events"),
+            }
+        };
+        drop(stream);
+        drop(client);
+    }
+    let after = settled_rss(pid).await?;
+    println!(
+        "\n[stall: {store}, {}] {} submissions of {} B payload in {:.1} s ({:.0}/s)",
+        if stalled {
+            "stalled WatchDecisions reader"
+        } else {
+            "no reader"
+        },
+        s.stall_submits,
+        s.stall_payload,
+        elapsed.as_secs_f64(),
+        s.stall_submits as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  server RSS: before {}, peak {} (+{}), after the reader went {} (+{})",
+        kib(before),
+        kib(peak),
+        kib(peak.saturating_sub(before)),
+        kib(after),
+        kib(after.saturating_sub(before))
+    );
+    println!("  reader: {outcome}; load average {}", load_average());
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`. `cargo test --all-targets` runs this binary too, without
     // it: a load test does not belong in the test suite, so do nothing then.
@@ -634,6 +769,13 @@ fn main() -> anyhow::Result<()> {
         if settings.phases.split(',').any(|p| p.trim() == "streams") {
             for store in settings.stores.split(',').map(str::trim) {
                 streams_phase(&settings, store).await?;
+            }
+        }
+        if settings.phases.split(',').any(|p| p.trim() == "stall") {
+            for store in settings.stores.split(',').map(str::trim) {
+                for stalled in [false, true] {
+                    stall_phase(&settings, store, stalled).await?;
+                }
             }
         }
         if settings.phases.split(',').any(|p| p.trim() == "latency") {

@@ -204,7 +204,8 @@ impl App {
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let service = SentinelService::new(gateway.clone(), config.keys.clone(), shutdown.clone());
+        let service = SentinelService::new(gateway.clone(), config.keys.clone(), shutdown.clone())
+            .with_watch_max_lag_bytes(config.watch_max_lag_bytes);
 
         let mut tasks = JoinSet::new();
         {

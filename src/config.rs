@@ -12,6 +12,10 @@ use serde::Deserialize;
 use crate::auth::{hash_key, KeyRing, Principal};
 use crate::gateway::validate::Limits;
 
+/// Bounds of `SENTINEL_WATCH_MAX_LAG_BYTES`: 64 KiB to 1 GiB.
+const MIN_WATCH_LAG_BYTES: u64 = 64 * 1024;
+const MAX_WATCH_LAG_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// A secret value: usable, never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -150,6 +154,9 @@ pub struct Config {
     /// Submissions per second per agent, burst the same (`SENTINEL_AGENT_RATE_LIMIT`); `None`:
     /// unlimited.
     pub agent_rate_limit: Option<std::num::NonZeroU32>,
+    /// Bytes of events a `WatchDecisions` stream may have waiting for its client before it is
+    /// ended with RESOURCE_EXHAUSTED (`SENTINEL_WATCH_MAX_LAG_BYTES`).
+    pub watch_max_lag_bytes: usize,
 }
 
 /// The listeners' connection limits and TLS (environment only).
@@ -198,6 +205,7 @@ struct FileConfig {
     auth: FileAuth,
     approvers: Vec<ApproverConfig>,
     escalation: FileEscalation,
+    watch_max_lag_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -645,6 +653,19 @@ impl Config {
             ),
         };
 
+        let watch_max_lag_bytes = number(
+            "SENTINEL_WATCH_MAX_LAG_BYTES",
+            file.watch_max_lag_bytes,
+            crate::grpc::stream::DEFAULT_MAX_LAG_BYTES as u64,
+        )?;
+        // One event with a full set of labels must fit, or no follower could ever keep up.
+        if !(MIN_WATCH_LAG_BYTES..=MAX_WATCH_LAG_BYTES).contains(&watch_max_lag_bytes) {
+            return Err(err(
+                "SENTINEL_WATCH_MAX_LAG_BYTES",
+                format!("must be between {MIN_WATCH_LAG_BYTES} and {MAX_WATCH_LAG_BYTES}"),
+            ));
+        }
+
         Ok(Config {
             grpc_addr,
             http_addr,
@@ -660,6 +681,7 @@ impl Config {
             net,
             max_watches_per_agent,
             agent_rate_limit,
+            watch_max_lag_bytes: watch_max_lag_bytes as usize,
         })
     }
 

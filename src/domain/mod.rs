@@ -7,7 +7,7 @@ mod event;
 mod intent;
 mod state;
 
-pub use event::{DecisionEvent, EventKind};
+pub use event::{slim, DecisionEvent, EventKind};
 pub use intent::{
     canonical_json, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
     Reason, ReasonSource, RiskLevel, RiskScore, ScorerInfo,

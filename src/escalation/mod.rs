@@ -85,9 +85,20 @@ pub fn spawn(
                     Some(Ok(event)) if event.kind == EventKind::Transition => {
                         let intent = &event.intent;
                         if intent.state == IntentState::PendingApproval {
-                            debug!(intent_id = %intent.id, "escalating");
-                            for channel in &channels {
-                                channel.start(intent).await;
+                            // Events carry no payload; the channels tell the approver what it
+                            // is, so they get the full intent.
+                            match store.get(&intent.id).await {
+                                Ok(Some(full)) if full.state == IntentState::PendingApproval => {
+                                    debug!(intent_id = %full.id, "escalating");
+                                    for channel in &channels {
+                                        channel.start(&full).await;
+                                    }
+                                }
+                                Ok(_) => {}
+                                Err(e) => {
+                                    warn!(error = %e, "cannot read a pending intent to escalate; catching up");
+                                    caught_up = false;
+                                }
                             }
                         } else if intent.is_terminal() && intent.version > 1 {
                             for channel in &channels {

@@ -208,7 +208,12 @@ pub fn intent_to_pb(i: &Intent) -> pb::Intent {
     }
 }
 
+/// Events carry the slim intent (no payload, no reasoning; `GetIntent` has them): the
+/// payload field is left unset rather than sent as an empty object.
 pub fn event_to_pb(e: &DecisionEvent) -> pb::DecisionEvent {
+    let mut intent = intent_to_pb(&e.intent);
+    intent.payload = None;
+    intent.reasoning.clear();
     pb::DecisionEvent {
         intent_id: e.intent.id.to_string(),
         state: state_to_pb(e.intent.state) as i32,
@@ -218,7 +223,7 @@ pub fn event_to_pb(e: &DecisionEvent) -> pb::DecisionEvent {
         } else {
             String::new()
         },
-        intent: Some(intent_to_pb(&e.intent)),
+        intent: Some(intent),
         terminal: e.is_terminal(),
         at: Some(timestamp(e.at)),
     }

@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod convert;
 pub mod limits;
+pub mod stream;
 
 pub mod pb {
     #![allow(clippy::all, clippy::pedantic)]
@@ -27,8 +28,8 @@ use tracing::{error, warn, Instrument};
 use crate::auth::{KeyRing, Principal};
 use crate::gateway::validate::SubmitInput;
 use crate::gateway::{Gateway, GatewayError, Resolution};
-use crate::store::{Filter, WatchError};
-use convert::{event_to_pb, intent_to_pb, millis, state_from_pb, struct_to_json};
+use crate::store::Filter;
+use convert::{intent_to_pb, millis, state_from_pb, struct_to_json};
 use pb::sentinel_server::Sentinel;
 
 /// The one mapping from gateway errors to gRPC status codes. Internal details are logged,
@@ -61,6 +62,8 @@ pub struct SentinelService {
     gateway: Arc<Gateway>,
     keys: KeyRing,
     shutdown: CancellationToken,
+    /// Bytes of events a `WatchDecisions` stream may have waiting before it is ended.
+    watch_max_lag_bytes: usize,
 }
 
 impl SentinelService {
@@ -69,7 +72,14 @@ impl SentinelService {
             gateway,
             keys,
             shutdown,
+            watch_max_lag_bytes: stream::DEFAULT_MAX_LAG_BYTES,
         }
+    }
+
+    /// Sets the per-stream budget of `WatchDecisions` (`SENTINEL_WATCH_MAX_LAG_BYTES`).
+    pub fn with_watch_max_lag_bytes(mut self, bytes: usize) -> Self {
+        self.watch_max_lag_bytes = bytes;
+        self
     }
 
     fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
@@ -94,25 +104,8 @@ impl SentinelService {
         let shutdown = self.shutdown.clone();
         let stream = events
             .take_until(shutdown.cancelled_owned())
-            .map(|item| match item {
-                Ok(event) => Ok(event_to_pb(&event)),
-                Err(WatchError::Lagged(n)) => Err(Status::resource_exhausted(format!(
-                    "watcher fell behind and missed {n} events; resubscribe and catch up with ListIntents"
-                ))),
-                Err(WatchError::Unavailable(m)) => {
-                    warn!(error = %m, "watch failed");
-                    Err(Status::unavailable("the state store is unavailable; resubscribe"))
-                }
-            })
-            // An error ends the stream: the client resubscribes and gets the current state.
-            .scan(false, |failed, item| {
-                if *failed {
-                    return futures::future::ready(None);
-                }
-                *failed = item.is_err();
-                futures::future::ready(Some(item))
-            });
-        Box::pin(stream)
+            .map(stream::wire_item);
+        Box::pin(stream::end_after_error(stream))
     }
 }
 
@@ -331,7 +324,11 @@ impl Sentinel for SentinelService {
                 .watch_all(&caller, filter, r.include_progress)
                 .await
                 .map_err(status)?;
-            Ok(Response::new(self.wire_stream(events)))
+            Ok(Response::new(stream::bounded(
+                events,
+                self.watch_max_lag_bytes,
+                &self.shutdown,
+            )))
         }
         .instrument(span)
         .await

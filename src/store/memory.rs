@@ -4,16 +4,22 @@
 //! lock. Each intent keeps a lazily created broadcast channel for its watchers; subscribing
 //! happens under the same shard lock as reading the current state, so no transition can slip
 //! between the two. Deadlines live in one ordered set that only pending intents touch.
+//!
+//! Each shard also keeps the list indexes of its own intents ([`IndexKey`]: per state and per
+//! agent and state, ordered by id) under the same lock as the intents, so an index never
+//! disagrees with the record; a listing reads the indexes the filter names in every shard.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use super::index::IndexKey;
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
-use crate::domain::{now_millis, DecisionEvent, Intent, IntentId, IntentState, Millis};
+use crate::domain::{now_millis, slim, DecisionEvent, Intent, IntentId, IntentState, Millis};
 
 const SHARDS: usize = 64;
 /// Events buffered per watched intent: a handful of transitions and progress lines.
@@ -35,8 +41,88 @@ struct Entry {
 #[derive(Default)]
 struct Shard {
     intents: HashMap<IntentId, Entry>,
+    /// This shard's list indexes ([`IndexKey`]), newest last: by state, and by agent and
+    /// state. Keyed by `&str` lookups, so maintaining them allocates no key.
+    by_state: [BTreeSet<IntentId>; STATES],
+    by_agent: HashMap<String, [BTreeSet<IntentId>; STATES]>,
     audit: VecDeque<AuditRecord>,
     creations: u32,
+}
+
+const STATES: usize = IntentState::ALL.len();
+
+fn slot(state: IntentState) -> usize {
+    IntentState::ALL
+        .iter()
+        .position(|s| *s == state)
+        .unwrap_or_default()
+}
+
+impl Shard {
+    fn set(&self, key: &IndexKey) -> Option<&BTreeSet<IntentId>> {
+        match &key.agent {
+            None => Some(&self.by_state[slot(key.state)]),
+            Some(agent) => self
+                .by_agent
+                .get(agent.as_str())
+                .map(|s| &s[slot(key.state)]),
+        }
+    }
+
+    fn index_add(&mut self, intent: &Intent) {
+        let i = slot(intent.state);
+        self.by_state[i].insert(intent.id.clone());
+        let sets = match self.by_agent.get_mut(intent.agent_id.as_str()) {
+            Some(sets) => sets,
+            None => self.by_agent.entry(intent.agent_id.clone()).or_default(),
+        };
+        sets[i].insert(intent.id.clone());
+    }
+
+    /// Removes the intent from its sets and drops an agent's sets once all are empty, so
+    /// agents that stop submitting leave nothing behind.
+    fn index_remove(&mut self, intent: &Intent) {
+        let i = slot(intent.state);
+        self.by_state[i].remove(&intent.id);
+        if let Some(sets) = self.by_agent.get_mut(intent.agent_id.as_str()) {
+            sets[i].remove(&intent.id);
+            if sets.iter().all(BTreeSet::is_empty) {
+                self.by_agent.remove(intent.agent_id.as_str());
+            }
+        }
+    }
+
+    /// Up to `want` ids from the union of `sets`, newest first, older than `after`, that
+    /// match the parts of `filter` the index does not answer.
+    fn newest_ids(
+        &self,
+        sets: &[IndexKey],
+        filter: &Filter,
+        after: Option<&IntentId>,
+        want: usize,
+    ) -> Vec<IntentId> {
+        let upper = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let check = filter.beyond_index();
+        let mut found = Vec::new();
+        for set in sets.iter().filter_map(|k| self.set(k)) {
+            found.extend(
+                set.range((Bound::Unbounded, upper))
+                    .rev()
+                    .filter(|id| {
+                        !check
+                            || self
+                                .intents
+                                .get(*id)
+                                .is_some_and(|e| filter.matches(&e.intent))
+                    })
+                    .take(want)
+                    .cloned(),
+            );
+        }
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        found.truncate(want);
+        found
+    }
 }
 
 /// `(agent_id, key) -> intent` for idempotency.
@@ -125,16 +211,21 @@ impl Inner {
     /// which the caller removes after releasing the shard (lock order: keys before intents).
     fn sweep(&self, shard: &mut Shard, now: Millis) -> Vec<(String, String)> {
         let cutoff = now.saturating_sub(self.retention_ms);
+        let expired: Vec<IntentId> = shard
+            .intents
+            .values()
+            .filter(|e| e.intent.is_terminal() && e.intent.decided_at.is_some_and(|d| d < cutoff))
+            .map(|e| e.intent.id.clone())
+            .collect();
         let mut keys = Vec::new();
-        shard.intents.retain(|_, e| {
-            let keep = !e.intent.is_terminal() || e.intent.decided_at.is_none_or(|d| d >= cutoff);
-            if !keep {
-                if let Some(k) = &e.intent.idempotency_key {
-                    keys.push((e.intent.agent_id.clone(), k.clone()));
+        for id in expired {
+            if let Some(e) = shard.intents.remove(&id) {
+                shard.index_remove(&e.intent);
+                if let Some(k) = e.intent.idempotency_key {
+                    keys.push((e.intent.agent_id, k));
                 }
             }
-            keep
-        });
+        }
         keys
     }
 
@@ -143,6 +234,14 @@ impl Inner {
             .intents
             .get(id)
             .map(|e| e.intent.clone())
+    }
+
+    /// The intent as events carry it, without copying its payload.
+    fn current_slim(&self, id: &IntentId) -> Option<Intent> {
+        lock(self.shard_of(id))
+            .intents
+            .get(id)
+            .map(|e| slim(&e.intent))
     }
 }
 
@@ -206,7 +305,8 @@ impl Store for MemoryStore {
             intent: intent.clone(),
             watchers: None,
         };
-        inner.publish(&mut entry, DecisionEvent::transition(intent.clone(), now));
+        inner.publish(&mut entry, DecisionEvent::transition(&intent, now));
+        shard.index_add(&intent);
         shard.intents.insert(intent.id.clone(), entry);
         shard.creations = shard.creations.wrapping_add(1);
         let swept = if shard.creations.is_multiple_of(SWEEP_EVERY) {
@@ -246,18 +346,23 @@ impl Store for MemoryStore {
         after: Option<&IntentId>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let mut matched: Vec<Intent> = Vec::new();
+        // Each shard offers its newest `want` ids from the filter's sets; the newest overall
+        // are among them. Only the page's intents are copied.
+        let want = limit.saturating_add(1);
+        let sets = IndexKey::for_filter(filter).unwrap_or_else(|| {
+            IntentState::ALL
+                .into_iter()
+                .map(|state| IndexKey { agent: None, state })
+                .collect()
+        });
+        let mut ids: Vec<IntentId> = Vec::new();
         for shard in &self.inner.shards {
-            let shard = lock(shard);
-            matched.extend(
-                shard
-                    .intents
-                    .values()
-                    .filter(|e| after.is_none_or(|a| e.intent.id < *a))
-                    .filter(|e| filter.matches(&e.intent))
-                    .map(|e| e.intent.clone()),
-            );
+            ids.extend(lock(shard).newest_ids(&sets, filter, after, want));
         }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.truncate(want);
+        // An intent swept out by retention between the two steps is simply not listed.
+        let matched = ids.iter().filter_map(|id| self.inner.current(id)).collect();
         Ok(Page::newest_first(matched, limit))
     }
 
@@ -289,8 +394,12 @@ impl Store for MemoryStore {
             return Err(StoreError::Conflict { current });
         }
         let previous_deadline = current.expires_at;
-        entry.intent = next.clone();
-        inner.publish(entry, DecisionEvent::transition(next.clone(), now));
+        let previous = std::mem::replace(&mut entry.intent, next.clone());
+        inner.publish(entry, DecisionEvent::transition(&next, now));
+        if previous.state != next.state {
+            shard.index_remove(&previous);
+            shard.index_add(&next);
+        }
         Inner::audit_into(&mut shard, record_for(&next, "transition", now));
         // Still under the shard lock (order: shard, then deadlines; nothing takes them the
         // other way round), so racing transitions cannot leave a stale deadline behind.
@@ -315,7 +424,7 @@ impl Store for MemoryStore {
             .intents
             .get_mut(id)
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-        let event = DecisionEvent::progress(entry.intent.clone(), detail, now);
+        let event = DecisionEvent::progress(&entry.intent, detail, now);
         let mut record = record_for(&entry.intent, "progress", now);
         record.detail = detail.to_string();
         inner.publish(entry, event);
@@ -337,12 +446,12 @@ impl Store for MemoryStore {
                     .get_or_insert_with(|| broadcast::channel(INTENT_CHANNEL).0)
                     .subscribe()
             });
-            (entry.intent.clone(), rx)
+            (slim(&entry.intent), rx)
         };
         let id = id.clone();
         Ok(Box::pin(async_stream::stream! {
             let mut seen = snapshot.version;
-            yield Ok(DecisionEvent::snapshot(snapshot, now_millis()));
+            yield Ok(DecisionEvent::snapshot(&snapshot, now_millis()));
             let Some(mut rx) = rx else { return };
             loop {
                 match rx.recv().await {
@@ -359,11 +468,11 @@ impl Store for MemoryStore {
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Missed some events: the current state is what matters; send it.
-                        let Some(current) = inner.current(&id) else { return };
+                        let Some(current) = inner.current_slim(&id) else { return };
                         if current.version > seen {
                             seen = current.version;
                             let terminal = current.is_terminal();
-                            yield Ok(DecisionEvent::snapshot(current, now_millis()));
+                            yield Ok(DecisionEvent::snapshot(&current, now_millis()));
                             if terminal {
                                 return;
                             }
@@ -372,9 +481,9 @@ impl Store for MemoryStore {
                     Err(broadcast::error::RecvError::Closed) => {
                         // The sender is dropped after the terminal event was sent and read; if we
                         // got here without it, tell the final state from the record.
-                        if let Some(current) = inner.current(&id) {
+                        if let Some(current) = inner.current_slim(&id) {
                             if current.version > seen {
-                                yield Ok(DecisionEvent::snapshot(current, now_millis()));
+                                yield Ok(DecisionEvent::snapshot(&current, now_millis()));
                             }
                         }
                         return;
@@ -502,6 +611,27 @@ mod tests {
             .map(|s| lock(s).intents.len())
             .sum();
         assert!(total < 70_000, "decided intents are swept: {total} left");
+        // The indexes lost exactly the swept intents: every entry names a kept intent, and
+        // every kept intent is in its two sets.
+        for shard in &store.inner.shards {
+            let shard = lock(shard);
+            let by_agent = shard.by_agent.iter().flat_map(|(agent, sets)| {
+                sets.iter()
+                    .enumerate()
+                    .map(move |(i, set)| (Some(agent), i, set))
+            });
+            let by_state = shard.by_state.iter().enumerate().map(|(i, s)| (None, i, s));
+            let mut entries = 0;
+            for (agent, i, set) in by_state.chain(by_agent) {
+                for id in set {
+                    entries += 1;
+                    let e = shard.intents.get(id).expect("no entry for a swept intent");
+                    assert_eq!(slot(e.intent.state), i);
+                    assert!(agent.is_none_or(|a| *a == e.intent.agent_id));
+                }
+            }
+            assert_eq!(entries, 2 * shard.intents.len());
+        }
         assert!(
             store.get(&pending.id).await.unwrap().is_some(),
             "pending survives"

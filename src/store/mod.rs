@@ -7,6 +7,7 @@
 //! exactly one winner, and the loser learns the current state. Watches never lose a transition
 //! between "read the current state" and "subscribe".
 
+pub mod index;
 pub mod memory;
 pub mod redis;
 

@@ -34,9 +34,12 @@ use tracing::{info, warn};
 pub mod ratelimit;
 pub mod telnyx;
 
+use super::index::IndexKey;
 use super::memory::record_for;
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
-use crate::domain::{now_millis, DecisionEvent, EventKind, Intent, IntentId, IntentState, Millis};
+use crate::domain::{
+    now_millis, slim, DecisionEvent, EventKind, Intent, IntentId, IntentState, Millis,
+};
 
 /// Buckets (hash tags) the keyspace is split into: enough to spread over a few masters,
 /// few enough that the per-bucket reads of `due`, `list` and `audit_range` stay cheap.
@@ -451,7 +454,7 @@ fn parse_intent(json: &[u8]) -> Result<Intent, StoreError> {
     serde_json::from_slice(json).map_err(|e| corrupt("stored intent", e))
 }
 
-/// `DecisionEvent` JSON around an already encoded intent, so the intent is encoded once.
+/// `DecisionEvent` JSON around an already encoded slim intent (see [`slim`]).
 fn event_json(
     kind: EventKind,
     intent_json: &str,
@@ -529,6 +532,32 @@ impl RedisStore {
         self.key(bucket, "index")
     }
 
+    /// `st:<STATE>` (a bucket's intents in a state) or `as:<STATE>:<agent>` (one agent's).
+    fn set_key(&self, bucket: u32, set: &IndexKey) -> String {
+        match &set.agent {
+            None => self.key(bucket, &format!("st:{}", set.state.as_str())),
+            Some(agent) => self.key(bucket, &format!("as:{}:{agent}", set.state.as_str())),
+        }
+    }
+
+    /// The state's and the agent's index sets of `agent` in `state`, in that order.
+    fn set_keys(&self, bucket: u32, agent: &str, state: IntentState) -> [String; 2] {
+        [
+            self.set_key(bucket, &IndexKey { agent: None, state }),
+            self.set_key(
+                bucket,
+                &IndexKey {
+                    agent: Some(agent.to_string()),
+                    state,
+                },
+            ),
+        ]
+    }
+
+    fn retention_ms(&self) -> String {
+        self.inner.retention.as_millis().max(1).to_string()
+    }
+
     fn audit_key(&self, bucket: u32) -> String {
         self.key(bucket, "audit")
     }
@@ -575,18 +604,25 @@ impl RedisStore {
         let token = uuid::Uuid::new_v4().to_string();
         let bucket = bucket_of(intent.id.as_str());
         let json = to_json(intent)?;
-        let event = event_json(EventKind::Transition, &json, "", now)?;
+        let event = event_json(EventKind::Transition, &to_json(&slim(intent))?, "", now)?;
         let audit = to_json(&record_for(intent, "created", now))?;
         let deadline = match (intent.is_terminal(), intent.expires_at) {
             (false, Some(d)) => d.to_string(),
             _ => String::new(),
         };
-        let keys = [
+        let mut keys = vec![
             self.intent_key(&intent.id),
             self.deadlines_key(bucket),
             self.index_key(bucket),
             self.audit_key(bucket),
         ];
+        keys.extend(self.set_keys(bucket, &intent.agent_id, intent.state));
+        keys.extend(
+            IntentState::ALL
+                .into_iter()
+                .filter(|s| s.is_terminal())
+                .map(|state| self.set_key(bucket, &IndexKey { agent: None, state })),
+        );
         let args = [
             json,
             intent.id.to_string(),
@@ -600,6 +636,7 @@ impl RedisStore {
             self.record_ttl(intent),
             min_uuid_v7(self.retention_cutoff(now)),
             self.retention_cutoff(now).to_string(),
+            self.retention_ms(),
         ];
         let reply: Vec<Value> = self
             .call("create", |mut c| {
@@ -619,39 +656,65 @@ impl RedisStore {
         }
     }
 
-    /// Up to `count` ids of a bucket's list index older than `after`, newest first.
-    async fn index_page(
+    /// Up to `count` ids of a bucket older than `after`, newest first, from the union of
+    /// the index sets `sets` (the whole list index when `None`): one round trip.
+    async fn bucket_ids(
         &self,
         bucket: u32,
+        sets: Option<&[IndexKey]>,
         after: Option<&IntentId>,
         count: usize,
     ) -> Result<Vec<IntentId>, StoreError> {
-        let key = self.index_key(bucket);
+        let keys: Vec<String> = match sets {
+            Some(sets) => sets.iter().map(|k| self.set_key(bucket, k)).collect(),
+            None => vec![self.index_key(bucket)],
+        };
         let max = match after {
             Some(a) => format!("({a}"),
             None => "+".to_string(),
         };
-        let ids: Vec<String> = self
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("ZREVRANGEBYLEX")
+                .arg(key)
+                .arg(&max)
+                .arg("-")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(count);
+        }
+        let per_set: Vec<Vec<String>> = self
             .call("list", |mut c| {
-                let (key, max) = (key.clone(), max.clone());
-                async move {
-                    redis::cmd("ZREVRANGEBYLEX")
-                        .arg(&key)
-                        .arg(&max)
-                        .arg("-")
-                        .arg("LIMIT")
-                        .arg(0)
-                        .arg(count)
-                        .query_async(&mut c)
-                        .await
-                }
+                let pipe = pipe.clone();
+                async move { pipe.query_async(&mut c).await }
             })
             .await?;
-        ids.iter()
+        let mut ids = per_set
+            .iter()
+            .flatten()
             .map(|s| {
                 IntentId::parse(s).ok_or_else(|| corrupt("list index", format!("bad id {s:?}")))
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.dedup();
+        ids.truncate(count);
+        Ok(ids)
+    }
+
+    /// Reads intents of any buckets: one pipelined round trip per bucket, concurrently.
+    async fn read_page(&self, ids: &[IntentId]) -> Result<Vec<Intent>, StoreError> {
+        let mut by_bucket: HashMap<u32, Vec<IntentId>> = HashMap::new();
+        for id in ids {
+            by_bucket
+                .entry(bucket_of(id.as_str()))
+                .or_default()
+                .push(id.clone());
+        }
+        let found =
+            futures::future::try_join_all(by_bucket.values().map(|ids| self.read_many(ids)))
+                .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// Reads many intents of one bucket in one round trip.
@@ -676,10 +739,12 @@ impl RedisStore {
             .collect()
     }
 
-    /// Up to `limit` matching intents of one bucket, newest first, older than `after`.
+    /// Up to `limit` matching intents of one bucket, newest first, older than `after`, read
+    /// from the index sets `sets` and checked against the whole filter.
     async fn list_bucket(
         &self,
         bucket: u32,
+        sets: Option<&[IndexKey]>,
         filter: &Filter,
         after: Option<&IntentId>,
         limit: usize,
@@ -689,7 +754,9 @@ impl RedisStore {
         let mut out = Vec::new();
         let mut cursor = after.cloned();
         loop {
-            let ids = self.index_page(bucket, cursor.as_ref(), batch).await?;
+            let ids = self
+                .bucket_ids(bucket, sets, cursor.as_ref(), batch)
+                .await?;
             let exhausted = ids.len() < batch;
             cursor = ids.last().cloned();
             for intent in self.read_many(&ids).await? {
@@ -711,8 +778,7 @@ impl RedisStore {
             return Err(StoreError::NotFound(id.clone()));
         };
         let now = now_millis();
-        let json = to_json(&current)?;
-        let event = event_json(EventKind::Progress, &json, detail, now)?;
+        let event = event_json(EventKind::Progress, &to_json(&slim(&current))?, detail, now)?;
         let mut record = record_for(&current, "progress", now);
         record.detail = detail.to_string();
         let bucket = bucket_of(id.as_str());
@@ -824,9 +890,27 @@ impl Store for RedisStore {
         limit: usize,
     ) -> Result<Page, StoreError> {
         // Each bucket contributes its newest `limit + 1` matches; the newest overall are
-        // among them. Ids are UUIDv7, so id order is creation order.
+        // among them. Ids are UUIDv7, so id order is creation order. The index sets answer
+        // agent and state exactly: then only ids are read from every bucket, and only the
+        // page's intents are fetched.
+        let want = limit.saturating_add(1);
+        let sets = IndexKey::for_filter(filter);
+        if !filter.beyond_index() {
+            let per_bucket = self
+                .per_bucket(|b| self.bucket_ids(b, sets.as_deref(), after, want))
+                .await?;
+            let mut ids: Vec<IntentId> = per_bucket.into_iter().flatten().collect();
+            ids.sort_unstable_by(|a, b| b.cmp(a));
+            ids.truncate(want);
+            let intents = self.read_page(&ids).await?;
+            if intents.len() == ids.len() {
+                return Ok(Page::newest_first(intents, limit));
+            }
+            // An index entry outlived its record (a decided intent expired before the next
+            // creation in its bucket trimmed the index): read on bucket by bucket.
+        }
         let per_bucket = self
-            .per_bucket(|b| self.list_bucket(b, filter, after, limit + 1))
+            .per_bucket(|b| self.list_bucket(b, sets.as_deref(), filter, after, want))
             .await?;
         let matched: Vec<Intent> = per_bucket.into_iter().flatten().collect();
         Ok(Page::newest_first(matched, limit))
@@ -836,28 +920,32 @@ impl Store for RedisStore {
         let now = now_millis();
         let bucket = bucket_of(next.id.as_str());
         let json = to_json(&next)?;
-        let event = event_json(EventKind::Transition, &json, "", now)?;
+        let event = event_json(EventKind::Transition, &to_json(&slim(&next))?, "", now)?;
         let mut rejected = record_for(&next, "rejected", now);
         rejected.detail = format!(
             "lost race: wanted {} from version {}",
             next.state,
             next.version.saturating_sub(1)
         );
-        let allowed_from: String = IntentState::ALL
+        let from: Vec<IntentState> = IntentState::ALL
             .into_iter()
             .filter(|s| s.can_become(next.state))
-            .map(|s| format!("{},", s.as_str()))
             .collect();
+        let allowed_from: String = from.iter().map(|s| format!("{},", s.as_str())).collect();
         let deadline = match (next.is_terminal(), next.expires_at) {
             (false, Some(d)) => d.to_string(),
             _ => String::new(),
         };
-        let keys = [
+        let mut keys = vec![
             self.intent_key(&next.id),
             self.deadlines_key(bucket),
             self.audit_key(bucket),
         ];
-        let args = [
+        keys.extend(self.set_keys(bucket, &next.agent_id, next.state));
+        for state in &from {
+            keys.extend(self.set_keys(bucket, &next.agent_id, *state));
+        }
+        let mut args = vec![
             json,
             next.id.to_string(),
             next.version.to_string(),
@@ -871,7 +959,10 @@ impl Store for RedisStore {
             uuid::Uuid::new_v4().to_string(),
             self.record_ttl(&next),
             self.retention_cutoff(now).to_string(),
+            self.retention_ms(),
+            min_uuid_v7(self.retention_cutoff(now)),
         ];
+        args.extend(from.iter().map(|s| s.as_str().to_string()));
         let reply: Vec<Value> = self
             .call("transition", |mut c| {
                 let mut invocation = self.inner.scripts.transition.prepare_invoke();
@@ -912,15 +1003,18 @@ impl Store for RedisStore {
             bus: self.inner.bus.clone(),
             id: id.clone(),
         };
-        let snapshot = self
-            .read(id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        // Slim at once: the stream lives as long as the watch and must not hold the payload.
+        let snapshot = slim(
+            &self
+                .read(id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(id.clone()))?,
+        );
         let store = self.clone();
         Ok(Box::pin(async_stream::stream! {
             let mut seen = snapshot.version;
             let done = snapshot.is_terminal();
-            yield Ok(DecisionEvent::snapshot(snapshot, now_millis()));
+            yield Ok(DecisionEvent::snapshot(&snapshot, now_millis()));
             if done {
                 return;
             }
@@ -957,7 +1051,7 @@ impl Store for RedisStore {
                             if current.version > seen {
                                 seen = current.version;
                                 let terminal = current.is_terminal();
-                                yield Ok(DecisionEvent::snapshot(current, now_millis()));
+                                yield Ok(DecisionEvent::snapshot(&current, now_millis()));
                                 if terminal {
                                     return;
                                 }
@@ -1252,7 +1346,8 @@ async fn forward(pubsub: redis::aio::PubSub, bus: &Bus, stop: &CancellationToken
             msg = messages.next() => {
                 let Some(msg) = msg else { return "connection closed" };
                 match serde_json::from_slice::<DecisionEvent>(msg.get_payload_bytes()) {
-                    Ok(event) => bus.dispatch(event),
+                    // Slimmed again in case a replica of an older build sent the payload.
+                    Ok(event) => bus.dispatch(event.into_slim()),
                     Err(e) => warn!(error = %e, "ignoring an undecodable event"),
                 }
             }

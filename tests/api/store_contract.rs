@@ -55,6 +55,11 @@ contract!(
     list_is_newest_first_filtered_and_paged,
     audit_records_every_attempt,
     an_overdue_pending_intent_can_only_expire,
+    list_by_agent_reads_only_that_agents_intents,
+    list_by_state_and_by_agent_and_state,
+    filtered_lists_page_newest_first,
+    a_transition_moves_an_intent_between_state_lists,
+    index_filters_combine_with_module_action_and_time,
 );
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -286,7 +291,10 @@ async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(
         .unwrap()
         .unwrap();
     assert_eq!(first.kind, EventKind::Snapshot);
-    assert_eq!(first.intent, pending);
+    // Events carry the decision fields, never the agent's payload or reasoning.
+    assert_eq!(first.intent, sentinel::domain::slim(&pending));
+    assert_eq!(first.intent.payload, serde_json::Value::Null);
+    assert!(first.intent.reasoning.is_empty());
 
     store
         .progress(&pending.id, "calling approver 1")
@@ -312,7 +320,7 @@ async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(
         .unwrap()
         .unwrap();
     assert_eq!(decided.kind, EventKind::Transition);
-    assert_eq!(decided.intent, approved);
+    assert_eq!(decided.intent, sentinel::domain::slim(&approved));
     assert!(
         tokio::time::timeout(WAIT, watch.next())
             .await
@@ -475,19 +483,26 @@ async fn audit_records_every_attempt(store: Arc<dyn Store>) {
         .is_empty());
 }
 
+/// A Redis store on `server` that keeps decided intents 300 ms, under its own key prefix.
+async fn short_retention(
+    server: &crate::redis_harness::RedisServer,
+    prefix: &str,
+) -> Arc<dyn Store> {
+    use sentinel::store::redis::{RedisOptions, RedisStore};
+    let options = RedisOptions {
+        prefix: prefix.to_string(),
+        retention: std::time::Duration::from_millis(300),
+        ..RedisOptions::default()
+    };
+    Arc::new(RedisStore::connect(&server.url(), options).await.unwrap())
+}
+
 /// Redis keeps decided intents for the retention period only: the record expires and the
 /// index and audit stream are trimmed by the same scripts that write them.
 #[tokio::test]
 async fn redis_retention_expires_decided_intents_and_trims_the_index() {
-    use sentinel::store::redis::{RedisOptions, RedisStore};
     let server = crate::redis_harness::RedisServer::start().await;
-    let options = RedisOptions {
-        prefix: "retention".to_string(),
-        retention: std::time::Duration::from_millis(300),
-        ..RedisOptions::default()
-    };
-    let store: Arc<dyn Store> =
-        Arc::new(RedisStore::connect(&server.url(), options).await.unwrap());
+    let store = short_retention(&server, "retention").await;
     let open = pending(&store).await;
     store
         .transition(by_human(&open, IntentState::Approved, "x", "y"))
@@ -542,4 +557,297 @@ async fn an_overdue_pending_intent_can_only_expire(store: Arc<dyn Store>) {
         .unwrap();
     let done = store.transition(expired).await.expect("expiry wins");
     assert_eq!(done.state, IntentState::Expired);
+}
+
+/// Creates intents for `agents` × `states` (one each, in that order), a millisecond apart.
+async fn mixed(store: &Arc<dyn Store>, agents: &[&str], states: &[IntentState]) -> Vec<Intent> {
+    let mut out = Vec::new();
+    for agent in agents {
+        for state in states {
+            let mut i = sample_intent(agent, *state);
+            if state.is_terminal() {
+                i.decided_by = Some(human("bob"));
+                i.decided_at = Some(now_millis());
+            }
+            out.push(create(store, i).await);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    out
+}
+
+fn ids_newest_first<'a>(intents: impl Iterator<Item = &'a Intent>) -> Vec<IntentId> {
+    let mut ids: Vec<IntentId> = intents.map(|i| i.id.clone()).collect();
+    ids.sort_by(|a, b| b.cmp(a));
+    ids
+}
+
+async fn listed(store: &Arc<dyn Store>, filter: &Filter, page: usize) -> Vec<IntentId> {
+    let mut out = Vec::new();
+    let mut after = None;
+    for _ in 0..100 {
+        let p = store.list(filter, after.as_ref(), page).await.unwrap();
+        assert!(p.intents.len() <= page);
+        assert!(
+            p.intents.iter().all(|i| filter.matches(i)),
+            "only matching intents"
+        );
+        out.extend(p.intents.iter().map(|i| i.id.clone()));
+        match p.next_after {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+    panic!("paging did not end");
+}
+
+const ALL_STATES: [IntentState; 3] = [
+    IntentState::PendingApproval,
+    IntentState::Approved,
+    IntentState::Declined,
+];
+
+async fn list_by_agent_reads_only_that_agents_intents(store: Arc<dyn Store>) {
+    let made = mixed(&store, &["ag-1", "ag-2", "ag-3"], &ALL_STATES).await;
+    let filter = Filter {
+        agent_id: Some("ag-2".into()),
+        ..Filter::default()
+    };
+    assert_eq!(
+        listed(&store, &filter, 50).await,
+        ids_newest_first(made.iter().filter(|i| i.agent_id == "ag-2"))
+    );
+    let nobody = Filter {
+        agent_id: Some("ag-none".into()),
+        ..Filter::default()
+    };
+    assert!(listed(&store, &nobody, 50).await.is_empty());
+}
+
+async fn list_by_state_and_by_agent_and_state(store: Arc<dyn Store>) {
+    let made = mixed(&store, &["ag-1", "ag-2"], &ALL_STATES).await;
+    let pending = Filter {
+        states: vec![IntentState::PendingApproval],
+        ..Filter::default()
+    };
+    assert_eq!(
+        listed(&store, &pending, 50).await,
+        ids_newest_first(
+            made.iter()
+                .filter(|i| i.state == IntentState::PendingApproval)
+        )
+    );
+    let decided = Filter {
+        states: vec![IntentState::Approved, IntentState::Declined],
+        ..Filter::default()
+    };
+    assert_eq!(
+        listed(&store, &decided, 50).await,
+        ids_newest_first(made.iter().filter(|i| i.is_terminal()))
+    );
+    let both = Filter {
+        agent_id: Some("ag-1".into()),
+        states: vec![IntentState::Approved],
+        ..Filter::default()
+    };
+    assert_eq!(
+        listed(&store, &both, 50).await,
+        ids_newest_first(
+            made.iter()
+                .filter(|i| i.agent_id == "ag-1" && i.state == IntentState::Approved)
+        )
+    );
+    let expired = Filter {
+        agent_id: Some("ag-1".into()),
+        states: vec![IntentState::Expired],
+        ..Filter::default()
+    };
+    assert!(listed(&store, &expired, 50).await.is_empty());
+}
+
+async fn filtered_lists_page_newest_first(store: Arc<dyn Store>) {
+    let made = mixed(
+        &store,
+        &["ag-p", "ag-q"],
+        &[IntentState::PendingApproval; 7],
+    )
+    .await;
+    for filter in [
+        Filter {
+            agent_id: Some("ag-p".into()),
+            ..Filter::default()
+        },
+        Filter {
+            states: vec![IntentState::PendingApproval],
+            ..Filter::default()
+        },
+        Filter {
+            agent_id: Some("ag-q".into()),
+            states: vec![IntentState::PendingApproval],
+            ..Filter::default()
+        },
+    ] {
+        let expected = ids_newest_first(made.iter().filter(|i| filter.matches(i)));
+        for page in [1, 2, 3, 50] {
+            assert_eq!(
+                listed(&store, &filter, page).await,
+                expected,
+                "pages of {page} cover every match once, newest first: {filter:?}"
+            );
+        }
+    }
+}
+
+async fn a_transition_moves_an_intent_between_state_lists(store: Arc<dyn Store>) {
+    let open = create(&store, sample_intent("ag-m", IntentState::PendingApproval)).await;
+    let in_state = |state: IntentState| Filter {
+        agent_id: Some("ag-m".into()),
+        states: vec![state],
+        ..Filter::default()
+    };
+    let state_only = |state: IntentState| Filter {
+        states: vec![state],
+        ..Filter::default()
+    };
+    assert_eq!(
+        listed(&store, &in_state(IntentState::PendingApproval), 10).await,
+        vec![open.id.clone()]
+    );
+    let declined = store
+        .transition(by_human(&open, IntentState::Declined, "bob", "no"))
+        .await
+        .unwrap();
+    assert!(listed(&store, &in_state(IntentState::PendingApproval), 10)
+        .await
+        .is_empty());
+    assert!(
+        !listed(&store, &state_only(IntentState::PendingApproval), 10)
+            .await
+            .contains(&open.id)
+    );
+    assert_eq!(
+        listed(&store, &in_state(IntentState::Declined), 10).await,
+        vec![open.id.clone()]
+    );
+    assert!(listed(&store, &state_only(IntentState::Declined), 10)
+        .await
+        .contains(&open.id));
+    // The listed intent is the current one, and a lost race moves nothing.
+    let page = store
+        .list(&in_state(IntentState::Declined), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.intents, vec![declined]);
+    assert!(store
+        .transition(by_human(&open, IntentState::Approved, "eve", "late"))
+        .await
+        .is_err());
+    assert!(listed(&store, &in_state(IntentState::Approved), 10)
+        .await
+        .is_empty());
+}
+
+async fn index_filters_combine_with_module_action_and_time(store: Arc<dyn Store>) {
+    let mut made = Vec::new();
+    for n in 0..6 {
+        let mut i = sample_intent("ag-f", IntentState::PendingApproval);
+        if n % 2 == 0 {
+            i.module = "OpsGuard".into();
+            i.action = "DELETE_USER".into();
+        }
+        made.push(create(&store, i).await);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let ops = Filter {
+        agent_id: Some("ag-f".into()),
+        states: vec![IntentState::PendingApproval],
+        module: Some("OpsGuard".into()),
+        ..Filter::default()
+    };
+    assert_eq!(
+        listed(&store, &ops, 1).await,
+        ids_newest_first(made.iter().filter(|i| i.module == "OpsGuard"))
+    );
+    let action = Filter {
+        agent_id: Some("ag-f".into()),
+        action: Some("PAY_INVOICE".into()),
+        ..Filter::default()
+    };
+    assert_eq!(
+        listed(&store, &action, 2).await,
+        ids_newest_first(made.iter().filter(|i| i.action == "PAY_INVOICE"))
+    );
+    let since = made[3].created_at;
+    let recent = Filter {
+        states: vec![IntentState::PendingApproval],
+        created_after: Some(since),
+        ..Filter::default()
+    };
+    assert_eq!(
+        listed(&store, &recent, 2).await,
+        ids_newest_first(made.iter().filter(|i| i.created_at >= since))
+    );
+}
+
+/// Redis drops decided intents after the retention period, and with them every list index
+/// entry: the per-state sets are trimmed by later creations, an agent's decided sets expire
+/// with their newest record. No index entry is left pointing at a dropped intent.
+#[tokio::test]
+async fn redis_retention_drops_list_index_entries() {
+    let server = crate::redis_harness::RedisServer::start().await;
+    let store = short_retention(&server, "indexret").await;
+    let old = mixed(&store, &["ag-old"], &[IntentState::Approved; 5]).await;
+    let open = create(
+        &store,
+        sample_intent("ag-old", IntentState::PendingApproval),
+    )
+    .await;
+    let moved = store
+        .transition(by_human(&open, IntentState::Declined, "bob", "no"))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // Later creations by another agent trim every bucket's state sets (200 creations reach
+    // all 16 buckets but with a chance of about 1 in 25,000).
+    for _ in 0..200 {
+        create(&store, sample_intent("ag-new", IntentState::Approved)).await;
+    }
+    let by_agent = Filter {
+        agent_id: Some("ag-old".into()),
+        ..Filter::default()
+    };
+    assert!(listed(&store, &by_agent, 50).await.is_empty());
+    let approved = Filter {
+        states: vec![IntentState::Approved],
+        ..Filter::default()
+    };
+    let still = listed(&store, &approved, 500).await;
+    assert!(!still.is_empty(), "the newest creations are listed");
+    assert!(old.iter().all(|i| !still.contains(&i.id)));
+
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("indexret:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for key in keys
+        .iter()
+        .filter(|k| k.contains(":st:") || k.contains(":as:"))
+    {
+        assert!(
+            !key.contains("ag-old"),
+            "{key}: the old agent's sets are gone"
+        );
+        for gone in old.iter().chain([&moved]) {
+            let rank: Option<i64> = ::redis::cmd("ZRANK")
+                .arg(key)
+                .arg(gone.id.as_str())
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(rank, None, "{key} still lists {}", gone.id);
+        }
+    }
 }

@@ -281,3 +281,144 @@ async fn streams_end_cleanly_on_shutdown() {
         .await
         .expect("server stops");
 }
+
+/// Sixty-four labels of 256 bytes: the largest event an agent can make (events carry labels
+/// but never the payload), so a few dozen fill the transport's buffers.
+fn big_labels(n: usize) -> std::collections::HashMap<String, String> {
+    (0..64)
+        .map(|k| (format!("label-{k:02}"), format!("{n:08}").repeat(32)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stalled_watch_decisions_reader_is_ended_while_others_get_every_decision() {
+    let mut parts = Parts::default();
+    // The smallest budget allowed, so the test needs few events.
+    parts.config.watch_max_lag_bytes = 64 * 1024;
+    let app = spawn_with(parts).await;
+    let mut c = app.client().await;
+
+    // Its own connection with small HTTP/2 windows: the client stops taking data soon.
+    let small = tonic::transport::Endpoint::from_shared(app.url())
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let mut stalled_client = pb::sentinel_client::SentinelClient::new(small);
+    let mut stalled = stalled_client
+        .watch_decisions(pb::WatchDecisionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let r = c.req(pb::WatchDecisionsRequest::default());
+    let mut live = c.inner.watch_decisions(r).await.unwrap().into_inner();
+    let n = 200;
+    // The reader that keeps up sees every decision, in order, whatever the stalled one does.
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while seen.len() < n {
+            let e = next_event(&mut live, LIMIT)
+                .await
+                .expect("live stream open");
+            seen.push(e.intent_id);
+        }
+        seen
+    });
+
+    // About 21 KB per event: 200 events are ~4 MB, far past 64 KiB + the client's 64 KiB
+    // window + hyper's 400 KiB send buffer.
+    let mut submitted = Vec::new();
+    for k in 0..n {
+        let mut request = intent_request(
+            "stall",
+            "PAY_INVOICE",
+            json!({"amount": 5, "vendor": "AWS"}),
+        );
+        request.labels = big_labels(k);
+        submitted.push(c.submit(request).await.unwrap().intent.unwrap().intent_id);
+    }
+    assert_eq!(reader.await.unwrap(), submitted);
+
+    // The stalled reader gets what was already on its way, then RESOURCE_EXHAUSTED.
+    let mut delivered = 0;
+    let end = loop {
+        match tokio::time::timeout(LIMIT, stalled.message())
+            .await
+            .expect("the stalled stream answers")
+        {
+            Ok(Some(_)) => delivered += 1,
+            Ok(None) => panic!("ended without an error after {delivered} events"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(end.code(), Code::ResourceExhausted, "{end:?}");
+    assert!(end.message().contains("fell behind"), "{}", end.message());
+    assert!(end.message().contains("resubscribe"), "{}", end.message());
+    assert!(delivered < n, "it was cut off, not sent everything");
+
+    // A new subscription works at once and sees new decisions.
+    let mut again = stalled_client
+        .watch_decisions(pb::WatchDecisionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let fresh = c
+        .submit_json(
+            "stall",
+            "PAY_INVOICE",
+            json!({"amount": 6, "vendor": "AWS"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut again, LIMIT).await.unwrap().intent_id,
+        fresh.intent_id
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn events_carry_no_payload_or_reasoning_but_get_intent_does() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let r = c.req(pb::WatchDecisionsRequest::default());
+    let mut all = c.inner.watch_decisions(r).await.unwrap().into_inner();
+    let mut request = intent_request("slim", "DELETE_USER", json!({"user_id": "u-42"}));
+    request.reasoning = "the user asked to be forgotten".into();
+    request.labels = [("ticket".to_string(), "T-1".to_string())].into();
+    let submitted = c.submit(request).await.unwrap().intent.unwrap();
+    assert_eq!(state(&submitted), S::PendingApproval);
+
+    let mut one = c.watch(&submitted.intent_id).await.unwrap();
+    let first = next_event(&mut one, LIMIT).await.unwrap();
+    c.resolve(&submitted.intent_id, true, "ok").await.unwrap();
+    let mut events = vec![first];
+    events.extend(collect(one, LIMIT).await);
+    for _ in 0..2 {
+        events.push(next_event(&mut all, LIMIT).await.unwrap());
+    }
+    assert!(events.iter().any(|e| e.terminal));
+    for e in &events {
+        let i = e.intent.as_ref().expect("events carry the slim intent");
+        assert_eq!(i.intent_id, submitted.intent_id);
+        assert!(i.payload.is_none(), "no payload in {e:?}");
+        assert!(i.reasoning.is_empty(), "no reasoning in {e:?}");
+        // The decision fields are all there.
+        assert_eq!(i.agent_id, "slim");
+        assert_eq!(i.action, "DELETE_USER");
+        assert_eq!(i.module, submitted.module);
+        assert_eq!(i.risk_score, submitted.risk_score);
+        assert_eq!(i.labels.get("ticket").map(String::as_str), Some("T-1"));
+        assert!(!i.reasons.is_empty());
+        assert_eq!(i.policy_version, submitted.policy_version);
+    }
+
+    let full = c.get(&submitted.intent_id).await.unwrap();
+    assert_eq!(full.reasoning, "the user asked to be forgotten");
+    let payload = sentinel::grpc::convert::struct_to_json(full.payload.as_ref().unwrap());
+    assert_eq!(payload, json!({"user_id": "u-42"}));
+    assert_eq!(state(&full), S::Approved);
+    app.stop().await;
+}

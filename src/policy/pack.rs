@@ -198,8 +198,9 @@ pub struct PolicyPack {
     /// Strings and field names the rules name: what the scorer's approving pass may read.
     known: Arc<KnownValues>,
 
-    /// The `[facts]` table as JSON, bound to every evaluation as `facts`.
-    facts: serde_json::Value,
+    /// The `[facts]` table, converted for CEL once at load and bound to every evaluation as
+    /// `facts` (a clone shares the converted maps).
+    facts: cel::Value,
     /// The CEL standard environment, built once: building it per evaluation was a measurable
     /// share of a submission's CPU time.
     env: CelEnv,
@@ -315,7 +316,9 @@ impl PolicyPack {
         }
 
         let facts = serde_json::to_value(&file.facts)
-            .map_err(|e| PolicyError::Invalid(format!("facts: {e}")))?;
+            .ok()
+            .and_then(|json| cel::to_value(json).ok())
+            .ok_or_else(|| PolicyError::Invalid("facts: cannot be converted for CEL".into()))?;
         // The strings extension gives rules `join` and `lowerAscii`: a rule can match one
         // regular expression against all of a payload's field names at once.
         let mut env = Env::stdlib();
@@ -469,7 +472,7 @@ impl PolicyPack {
         bind(&mut ctx, "labels", &draft.labels);
         bind(&mut ctx, "payload", &draft.payload);
         bind(&mut ctx, "reasoning", &draft.reasoning);
-        bind(&mut ctx, "facts", &self.facts);
+        ctx.add_variable_from_value("facts", self.facts.clone());
 
         let mut floor = RiskScore::MIN;
         let mut reasons = Vec::new();

@@ -5,6 +5,7 @@
 
 mod event;
 mod intent;
+mod known;
 mod state;
 
 pub use event::{slim, DecisionEvent, EventKind};
@@ -12,6 +13,7 @@ pub use intent::{
     canonical_json, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
     Reason, ReasonSource, RiskLevel, RiskScore, ScorerInfo,
 };
+pub use known::KnownValues;
 pub use state::IntentState;
 
 /// Milliseconds since the Unix epoch: the one clock representation stored and compared.

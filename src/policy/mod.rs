@@ -42,5 +42,5 @@ pub struct Evaluation {
     /// over `scorer_max_approve_amount`); `None` when it may.
     pub scorer_limit: Option<String>,
     /// The strings and field names the pack knows (see `scoring::facts`).
-    pub known: std::sync::Arc<crate::scoring::facts::KnownValues>,
+    pub known: std::sync::Arc<crate::domain::KnownValues>,
 }

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::{Evaluation, Verdict};
+use crate::domain::KnownValues;
 use crate::domain::{IntentDraft, Reason, ReasonSource, RiskScore};
-use crate::scoring::facts::KnownValues;
 
 const BUILTIN: &str = include_str!("builtin.toml");
 

@@ -14,18 +14,33 @@ use sentinel::store::redis::{RedisOptions, RedisStore};
 use sentinel::store::Store;
 use tempfile::TempDir;
 
-/// A port nothing listens on right now (and, for Cluster nodes, whose bus port +10000 is free).
+/// A loopback port nothing listens on right now, for a child process to bind (and, for Cluster
+/// nodes, whose bus port +10000 is free too).
+///
+/// Ports come from below the kernel's ephemeral range (32768-60999 on Linux): a port picked
+/// there could be taken, between this check and the child's bind, as the local port of some
+/// other test's outgoing connection. Each test process walks the window from its own
+/// starting point (from its pid) and never hands a port out twice.
 pub fn free_port() -> u16 {
-    for _ in 0..50 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("loopback bind")
-            .port();
-        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 12_000;
+    const SPAN: u32 = 20_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(7_919)) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+        {
             return port;
         }
     }
-    panic!("no free loopback port pair found");
+    panic!("no free loopback port pair found below the ephemeral range");
 }
 
 fn require(binary: &str) {

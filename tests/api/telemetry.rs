@@ -54,14 +54,6 @@ fn attr(span: &Span, key: &str) -> Option<String> {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn spans_are_exported_over_otlp_and_join_the_callers_trace() {
     let collector = Collector::default();
@@ -74,7 +66,10 @@ async fn spans_are_exported_over_otlp_and_join_the_callers_trace() {
 
     // A phone channel too, so the escalation's span can be checked against the same trace.
     let telnyx = crate::fakes::telnyx::FakeTelnyx::start().await;
-    let (grpc, http) = (free_port(), free_port());
+    let (grpc, http) = (
+        crate::redis_harness::free_port(),
+        crate::redis_harness::free_port(),
+    );
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
         .arg("serve")
         .env("SENTINEL_GRPC_ADDR", format!("127.0.0.1:{grpc}"))

@@ -88,10 +88,28 @@ class Redis:
         self.proc.wait(timeout=10)
 
 
+_PORT_LOW, _PORT_SPAN = 12_000, 20_000
+_next_port = (os.getpid() * 7_919) % _PORT_SPAN
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port below the kernel's ephemeral range (32768-60999), for the server to bind.
+
+    A port the kernel picked (bind to 0) is in the ephemeral range, where another test's
+    outgoing connection can take it before the server binds it; below that range only explicit
+    binds compete. Ports are never handed out twice by one test process.
+    """
+    global _next_port
+    for _ in range(_PORT_SPAN):
+        port = _PORT_LOW + _next_port % _PORT_SPAN
+        _next_port += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def _serving(line: str) -> Optional[Dict[str, str]]:

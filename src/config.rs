@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::{hash_key, KeyRing, Principal};
-use crate::gateway::validate::Limits;
+use crate::domain::validate::Limits;
 
 /// Bounds of `SENTINEL_WATCH_MAX_LAG_BYTES`: 64 KiB to 1 GiB.
 const MIN_WATCH_LAG_BYTES: u64 = 64 * 1024;

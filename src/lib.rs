@@ -25,6 +25,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod decision;
 pub mod domain;
 pub mod escalation;
 pub mod gateway;

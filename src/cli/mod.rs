@@ -351,7 +351,7 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             let pack = load(policy)?;
             let text = std::fs::read_to_string(&corpus)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", corpus.display()))?;
-            let results = crate::policy::testing::run_corpus(&pack, &text).await;
+            let results = crate::decision::corpus::run_corpus(&pack, &text).await;
             let failed = results.iter().filter(|r| !r.passed()).count();
             if json {
                 for r in &results {
@@ -368,7 +368,7 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 outln!("policy {}", pack.version());
                 output::write_stdout(format_args!(
                     "{}",
-                    crate::policy::testing::render_table(&results)
+                    crate::decision::corpus::render_table(&results)
                 ));
             }
             Ok(if failed == 0 && !results.is_empty() {

@@ -6,6 +6,7 @@
 mod event;
 mod intent;
 mod state;
+pub mod validate;
 
 pub use event::{slim, DecisionEvent, EventKind};
 pub use intent::{

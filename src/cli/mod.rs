@@ -402,7 +402,7 @@ async fn audit_export(since: &str, until: Option<&str>) -> anyhow::Result<ExitCo
         None => crate::domain::now_millis(),
     };
     let config = Config::from_env().map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
-    if config.redis_url.is_none() {
+    if config.store.redis_url().is_none() {
         anyhow::bail!("SENTINEL_REDIS_URL is not set: the in-memory store lives inside `sentinel serve`; there is no log to export");
     }
     let store = crate::app::open_store(&config).await?;

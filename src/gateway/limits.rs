@@ -21,8 +21,7 @@ use crate::auth::Principal;
 pub use crate::store::ratelimit::{Admission, RateLimiter};
 use crate::store::{EventStream, StoreError};
 
-/// Open watch streams per principal when `SENTINEL_MAX_WATCHES_PER_AGENT` is unset.
-pub const DEFAULT_MAX_WATCHES: usize = 1000;
+pub use crate::config::limits::DEFAULT_MAX_WATCHES;
 
 /// The in-process limiter: one GCRA bucket per agent, per replica.
 pub struct LocalRateLimiter {

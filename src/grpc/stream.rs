@@ -29,7 +29,7 @@ use crate::domain::DecisionEvent;
 use crate::gateway::WatchError;
 
 /// The default queue budget of one `WatchDecisions` stream (`SENTINEL_WATCH_MAX_LAG_BYTES`).
-pub const DEFAULT_MAX_LAG_BYTES: usize = 4 * 1024 * 1024;
+pub use crate::config::limits::DEFAULT_MAX_LAG_BYTES;
 
 /// What a queued event is charged beyond its encoded size: the message structs themselves.
 const EVENT_OVERHEAD: usize =

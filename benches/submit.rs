@@ -123,7 +123,9 @@ fn main() -> anyhow::Result<()> {
         // BENCH_RATE_LIMIT=N: a per-agent submission limit high enough never to refuse, to see
         // what checking it costs (in process; with SENTINEL_REDIS_URL set, through Redis).
         config.agent_rate_limit = std::num::NonZeroU32::new(env_or("BENCH_RATE_LIMIT", 0u32));
-        config.redis_url = url.clone().filter(|_| config.agent_rate_limit.is_some()).map(sentinel::config::Secret::new);
+        if let Some(url) = url.clone().filter(|_| config.agent_rate_limit.is_some()) {
+            config.store.backend = sentinel::config::StoreBackend::Redis(sentinel::config::RedisUrl::parse(&url)?);
+        }
         let app = App::build_with(config, Arc::new(PolicyPack::builtin()), store, Arc::new(FallbackScorer)).await?;
         let addr = format!("http://{}", app.grpc_addr());
         let shutdown = app.shutdown_token();

@@ -34,14 +34,14 @@ pub struct App {
 
 /// Picks the store the configuration names.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    match &config.redis_url {
-        None => Ok(Arc::new(match config.retention {
+    match config.store.redis_url() {
+        None => Ok(Arc::new(match config.store.retention {
             Some(retention) => MemoryStore::with_retention(retention),
             None => MemoryStore::new(),
         })),
         Some(url) => {
             let mut options = crate::store::redis::RedisOptions::default();
-            if let Some(retention) = config.retention {
+            if let Some(retention) = config.store.retention {
                 options.retention = retention;
             }
             let store = crate::store::redis::RedisStore::connect(url.expose(), options)
@@ -60,7 +60,7 @@ pub async fn open_rate_limiter(
     let Some(per_second) = config.agent_rate_limit else {
         return Ok(None);
     };
-    Ok(Some(match &config.redis_url {
+    Ok(Some(match config.store.redis_url() {
         None => Arc::new(crate::gateway::limits::LocalRateLimiter::new(per_second)),
         Some(url) => Arc::new(
             crate::store::redis::ratelimit::RedisRateLimiter::connect(
@@ -76,8 +76,9 @@ pub async fn open_rate_limiter(
 
 /// Picks the scorer the configuration names.
 pub fn open_scorer(config: &Config) -> anyhow::Result<Arc<dyn Scorer>> {
-    match LlmOptions::from_config(&config.llm) {
-        Some(options) => {
+    match &config.llm.scorer {
+        Some(settings) => {
+            let options = LlmOptions::from_settings(settings, config.llm.timeout);
             info!(model = %options.model, base_url = %options.base_url, "LLM scorer enabled");
             Ok(Arc::new(LlmScorer::new(options).context("GROQ_API_KEY")?))
         }
@@ -129,15 +130,12 @@ impl App {
         }
 
         // Telnyx: the phone/SMS channel only with an API key; webhooks only with the public key.
-        let webhook_key = match &config.telnyx.public_key {
-            Some(key) => Some(WebhookKey::from_base64(key).context("TELNYX_PUBLIC_KEY")?),
-            None => None,
-        };
+        let webhook_key = config.telnyx.public_key.map(WebhookKey::from);
         let telnyx = match &config.telnyx.api_key {
             None => None,
             Some(_) => {
                 // Ladders, indexes and webhook dedupe must be shared when replicas share Redis.
-                let state: Arc<dyn TelnyxState> = match &config.redis_url {
+                let state: Arc<dyn TelnyxState> = match config.store.redis_url() {
                     None => Arc::new(MemoryState::new()),
                     Some(url) => Arc::new(
                         crate::store::redis::telnyx::RedisTelnyxState::connect(

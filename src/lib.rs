@@ -7,7 +7,8 @@
 //! `webhook` -> `store` -> `grpc`.
 //!
 //! - [`domain`]: intents, the state machine, decisions and reasons. Pure; no I/O.
-//! - [`policy`]: policy packs (TOML + CEL), the built-in pack, the corpus test harness.
+//! - [`policy`]: policy packs (TOML + CEL), the built-in pack.
+//! - [`decision`]: the pure decision function and the corpus harness that replays it.
 //! - [`scoring`]: the scorer trait, the deterministic fallback, the combination rule.
 //! - [`gateway`]: the pipeline (validate, idempotency, policy, score, decide, persist) and
 //!   the operator's actions (resolve, cancel, expiry).
@@ -25,6 +26,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod decision;
 pub mod domain;
 pub mod escalation;
 pub mod gateway;

@@ -351,7 +351,7 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             let pack = load(policy)?;
             let text = std::fs::read_to_string(&corpus)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", corpus.display()))?;
-            let results = crate::policy::testing::run_corpus(&pack, &text).await;
+            let results = crate::decision::corpus::run_corpus(&pack, &text).await;
             let failed = results.iter().filter(|r| !r.passed()).count();
             if json {
                 for r in &results {
@@ -368,7 +368,7 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 outln!("policy {}", pack.version());
                 output::write_stdout(format_args!(
                     "{}",
-                    crate::policy::testing::render_table(&results)
+                    crate::decision::corpus::render_table(&results)
                 ));
             }
             Ok(if failed == 0 && !results.is_empty() {
@@ -402,7 +402,7 @@ async fn audit_export(since: &str, until: Option<&str>) -> anyhow::Result<ExitCo
         None => crate::domain::now_millis(),
     };
     let config = Config::from_env().map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
-    if config.redis_url.is_none() {
+    if config.store.redis_url().is_none() {
         anyhow::bail!("SENTINEL_REDIS_URL is not set: the in-memory store lives inside `sentinel serve`; there is no log to export");
     }
     let store = crate::app::open_store(&config).await?;

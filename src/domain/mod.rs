@@ -7,6 +7,7 @@ mod event;
 mod intent;
 mod known;
 mod state;
+pub mod validate;
 
 pub use event::{slim, DecisionEvent, EventKind};
 pub use intent::{

@@ -9,7 +9,6 @@
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use dashmap::mapref::entry::Entry;
@@ -19,30 +18,10 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::auth::Principal;
+pub use crate::store::ratelimit::{Admission, RateLimiter};
 use crate::store::{EventStream, StoreError};
 
-/// Open watch streams per principal when `SENTINEL_MAX_WATCHES_PER_AGENT` is unset.
-pub const DEFAULT_MAX_WATCHES: usize = 1000;
-
-/// What a rate limiter answers for one submission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    Allowed,
-    /// Over budget: the next submission can succeed after this long.
-    Limited {
-        retry_after: Duration,
-    },
-}
-
-/// A per-agent submission budget. An error means the budget could not be checked; the
-/// gateway then refuses the submission (UNAVAILABLE), never lets it through unchecked.
-#[async_trait]
-pub trait RateLimiter: Send + Sync {
-    /// Takes one submission from `agent_id`'s budget.
-    async fn admit(&self, agent_id: &str) -> Result<Admission, StoreError>;
-    /// The configured rate (requests per second, and the burst), for messages.
-    fn per_second(&self) -> u32;
-}
+pub use crate::config::limits::DEFAULT_MAX_WATCHES;
 
 /// The in-process limiter: one GCRA bucket per agent, per replica.
 pub struct LocalRateLimiter {
@@ -187,6 +166,7 @@ pub fn holding(stream: EventStream, permit: WatchPermit) -> EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn watch_slots_are_per_principal_and_released_on_drop() {

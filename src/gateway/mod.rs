@@ -4,9 +4,7 @@
 //! decide -> persist -> publish. Transport-free: the gRPC adapter calls it with a
 //! [`Principal`] and plain inputs, and maps [`GatewayError`] to status codes in one place.
 
-pub mod decide;
 pub mod limits;
-pub mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,15 +14,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn, Instrument};
 
 use crate::auth::Principal;
+use crate::decision::{decide, Decision};
+use crate::domain::validate::{Limits, SubmitInput, ValidationError};
 use crate::domain::{
     now_millis, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
     IntentState, Reason, ReasonSource,
 };
 use crate::policy::{PolicyError, PolicyPack, Verdict};
 use crate::scoring::{ScoreError, ScoreRequest, Scorer};
-use crate::store::{Created, EventStream, Filter, Store, StoreError, WatchError};
-use decide::{decide, Decision};
-use validate::{Limits, SubmitInput, ValidationError};
+use crate::store::{Created, EventStream, Filter, Store, StoreError};
+
+/// What the transport sees of the store: a list filter and the event stream of a watch,
+/// named as the gateway hands them out.
+pub use crate::store::{EventStream as IntentEvents, Filter as IntentFilter, WatchError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {

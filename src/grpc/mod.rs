@@ -26,9 +26,9 @@ use tonic::{Request, Response, Status};
 use tracing::{error, warn, Instrument};
 
 use crate::auth::{KeyRing, Principal};
-use crate::gateway::validate::SubmitInput;
+use crate::domain::validate::SubmitInput;
+use crate::gateway::IntentFilter;
 use crate::gateway::{Gateway, GatewayError, Resolution};
-use crate::store::Filter;
 use convert::{intent_to_pb, millis, state_from_pb, struct_to_json};
 use pb::sentinel_server::Sentinel;
 
@@ -100,7 +100,7 @@ impl SentinelService {
 
     /// Wraps a domain event stream for the wire: ends on shutdown, and after the terminal
     /// event for single-intent watches.
-    fn wire_stream(&self, events: crate::store::EventStream) -> EventStream {
+    fn wire_stream(&self, events: crate::gateway::IntentEvents) -> EventStream {
         let shutdown = self.shutdown.clone();
         let stream = events
             .take_until(shutdown.cancelled_owned())
@@ -136,7 +136,7 @@ fn filter_from(
     module: String,
     action: String,
     states: &[i32],
-) -> Result<Filter, Status> {
+) -> Result<IntentFilter, Status> {
     let mut parsed = Vec::new();
     for (i, raw) in states.iter().enumerate() {
         parsed.push(state_from_pb(*raw).ok_or_else(|| {
@@ -144,7 +144,7 @@ fn filter_from(
         })?);
     }
     let opt = |s: String| (!s.is_empty()).then_some(s);
-    Ok(Filter {
+    Ok(IntentFilter {
         agent_id: opt(agent_id),
         module: opt(module),
         action: opt(action),

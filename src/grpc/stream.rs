@@ -26,10 +26,10 @@ use tracing::warn;
 use super::convert::event_to_pb;
 use super::pb;
 use crate::domain::DecisionEvent;
-use crate::store::WatchError;
+use crate::gateway::WatchError;
 
 /// The default queue budget of one `WatchDecisions` stream (`SENTINEL_WATCH_MAX_LAG_BYTES`).
-pub const DEFAULT_MAX_LAG_BYTES: usize = 4 * 1024 * 1024;
+pub use crate::config::limits::DEFAULT_MAX_LAG_BYTES;
 
 /// What a queued event is charged beyond its encoded size: the message structs themselves.
 const EVENT_OVERHEAD: usize =
@@ -107,7 +107,7 @@ impl Drop for CloseOnDrop {
 /// `events` for the wire, with at most `budget` bytes waiting for the client; ends on
 /// `shutdown`, when the client goes away, or after the first error.
 pub fn bounded(
-    events: crate::store::EventStream,
+    events: crate::gateway::IntentEvents,
     budget: usize,
     shutdown: &CancellationToken,
 ) -> WireStream {
@@ -141,7 +141,7 @@ pub fn bounded(
 }
 
 async fn forward(
-    mut events: crate::store::EventStream,
+    mut events: crate::gateway::IntentEvents,
     budget: usize,
     shared: Arc<Shared>,
     stop: CancellationToken,

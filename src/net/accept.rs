@@ -28,7 +28,7 @@ use tonic::transport::server::TcpConnectInfo;
 use tracing::{debug, warn};
 
 use super::conn::{ConnState, Guarded};
-use super::tls::ServerTls;
+use crate::config::tls::ServerTls;
 use crate::metrics::{self, Listener, Refusal};
 
 /// Connections admitted above the cap while evicted ones are still closing.

@@ -8,7 +8,6 @@
 //! escalate. The pack's `version` (a content hash) is stamped on every decision.
 
 mod pack;
-pub mod testing;
 
 pub use pack::{Effect, PolicyError, PolicyPack};
 

@@ -26,7 +26,7 @@ use super::guard::{self, GuardAnswer, GuardFamily, GuardModel};
 use super::prompt::{self, Verdict};
 use super::scan::{self, INJECTION_SCORE};
 use super::{facts, Assessment, ScoreError, ScoreRequest, Scorer};
-use crate::config::{LlmConfig, Secret};
+use crate::config::{LlmSettings, Secret};
 use crate::domain::{Intent, Reason, ReasonSource, RiskScore, ScorerInfo};
 
 /// Output budget for a verdict. gpt-oss reasons before answering and its reasoning counts
@@ -41,7 +41,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Models Groq has decommissioned (protocols.md 1.2): requests to them fail.
 const RETIRED_MODELS: [&str; 2] = ["llama-3.3-70b-versatile", "llama-3.1-8b-instant"];
 
-/// Everything the scorer needs; built from [`LlmConfig`] or by tests.
+/// Everything the scorer needs; built from [`LlmSettings`] or by tests.
 #[derive(Debug, Clone)]
 pub struct LlmOptions {
     /// Without the trailing `/chat/completions`, e.g. `https://api.groq.com/openai/v1`.
@@ -84,15 +84,19 @@ impl LlmOptions {
         }
     }
 
-    /// `None` when no API key is configured (the fallback scorer runs instead).
-    pub fn from_config(config: &LlmConfig) -> Option<Self> {
-        let key = config.api_key.clone()?;
-        let mut options = Self::new(&config.base_url, key, &config.model, config.timeout);
-        options.breaker_failures = config.breaker_failures;
-        options.breaker_cooldown = config.breaker_cooldown;
-        options.cache_ttl = config.cache_ttl;
-        options.guard = config.guard_model.clone();
-        Some(options)
+    /// The configured scorer with `timeout` as the whole call's deadline.
+    pub fn from_settings(settings: &LlmSettings, timeout: Duration) -> Self {
+        LlmOptions {
+            base_url: settings.base_url.clone(),
+            api_key: settings.api_key.clone(),
+            model: settings.model.clone(),
+            timeout,
+            breaker_failures: settings.breaker_failures,
+            breaker_cooldown: settings.breaker_cooldown,
+            cache_ttl: settings.cache_ttl,
+            guard: settings.guard_model.clone(),
+            ..Self::new(String::new(), settings.api_key.clone(), "", timeout)
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod index;
 pub mod memory;
+pub mod ratelimit;
 pub mod redis;
 
 use std::pin::Pin;

@@ -41,6 +41,12 @@ impl std::fmt::Debug for WebhookKey {
     }
 }
 
+impl From<VerifyingKey> for WebhookKey {
+    fn from(key: VerifyingKey) -> Self {
+        WebhookKey(key)
+    }
+}
+
 impl WebhookKey {
     /// Decodes the Base64 public key from Mission Control.
     pub fn from_base64(text: &str) -> Result<Self, SignatureError> {

@@ -145,10 +145,10 @@ async fn a_limiter_that_cannot_reach_redis_refuses_and_stores_nothing() {
     let mut parts = Parts::default();
     parts.config.agent_rate_limit = NonZeroU32::new(5);
     // Nothing listens there: the limiter cannot count, while the memory store works.
-    parts.config.redis_url = Some(sentinel::config::Secret::new(format!(
-        "redis://127.0.0.1:{}",
-        free_port()
-    )));
+    parts.config.store.backend = sentinel::config::StoreBackend::Redis(
+        sentinel::config::RedisUrl::parse(&format!("redis://127.0.0.1:{}", free_port()))
+            .expect("a redis URL"),
+    );
     let app = spawn_with(parts).await;
     let mut c = app.client().await;
     let err = c

@@ -10,7 +10,7 @@ const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policy/corpus/builtin
 async fn the_builtin_corpus_passes_in_process() {
     let text = std::fs::read_to_string(CORPUS).unwrap();
     let results =
-        sentinel::policy::testing::run_corpus(&sentinel::policy::PolicyPack::builtin(), &text)
+        sentinel::decision::corpus::run_corpus(&sentinel::policy::PolicyPack::builtin(), &text)
             .await;
     assert!(results.len() >= 30);
     let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();

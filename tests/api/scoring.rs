@@ -462,8 +462,15 @@ async fn policy_decided_intents_make_no_llm_call() {
 async fn open_scorer_uses_the_llm_when_groq_api_key_is_set() {
     let fake = FakeLlm::start(Reply::Score(25)).await;
     let mut config = Config::ephemeral();
-    config.llm.api_key = Some(Secret::new(KEY));
-    config.llm.base_url = fake.base_url();
+    config.llm.scorer = Some(sentinel::config::LlmSettings {
+        api_key: Secret::new(KEY),
+        base_url: fake.base_url(),
+        ..Config::load(&|name| (name == "GROQ_API_KEY").then(|| KEY.to_string()))
+            .expect("defaults are valid")
+            .llm
+            .scorer
+            .expect("a key turns the scorer on")
+    });
     let app = sentinel::app::App::build(config).await.expect("builds");
     let grpc = app.grpc_addr();
     let shutdown = app.shutdown_token();

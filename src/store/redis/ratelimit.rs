@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::{bucket_of, Redis, RedisOptions};
-use crate::gateway::limits::{Admission, RateLimiter};
+use crate::store::ratelimit::{Admission, RateLimiter};
 use crate::store::StoreError;
 
 const RATELIMIT: &str = include_str!("ratelimit.lua");

@@ -223,7 +223,7 @@ impl FakeTelnyx {
 pub fn config(fake: &FakeTelnyx, roster: Vec<ApproverConfig>) -> Config {
     let mut c = Config::ephemeral();
     c.telnyx.api_key = Some(Secret::new(API_KEY));
-    c.telnyx.public_key = Some(public_key_b64());
+    c.telnyx.public_key = Some(signing_key().verifying_key());
     c.telnyx.base_url = fake.base_url();
     c.telnyx.connection_id = Some(CONNECTION_ID.into());
     c.telnyx.phone_number = Some(CALLER_ID.into());

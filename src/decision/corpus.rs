@@ -8,10 +8,10 @@
 
 use serde::Deserialize;
 
-use super::PolicyPack;
+use super::decide::{decide, Decision};
+use crate::domain::validate::{Limits, SubmitInput};
 use crate::domain::{IntentState, RiskScore};
-use crate::gateway::decide::{decide, Decision};
-use crate::gateway::validate::{Limits, SubmitInput};
+use crate::policy::PolicyPack;
 use crate::scoring::fallback::FallbackScorer;
 use crate::scoring::{ScoreRequest, Scorer};
 
@@ -82,7 +82,7 @@ pub async fn run_corpus(pack: &PolicyPack, corpus: &str) -> Vec<CaseResult> {
             Ok(draft) => match pack.evaluate(&draft) {
                 Err(e) => Err(format!("INVALID_ARGUMENT: {e}")),
                 Ok(eval) => {
-                    let scored = if eval.verdict == super::Verdict::Open {
+                    let scored = if eval.verdict == crate::policy::Verdict::Open {
                         let req = ScoreRequest {
                             draft: &draft,
                             module: &eval.module,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::domain::IntentDraft;
+use super::IntentDraft;
 
 /// Bounds on what one submission may carry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -1,0 +1,300 @@
+//! Configuration: one TOML file (`SENTINEL_CONFIG`) plus environment overrides, loaded once,
+//! typed and validated before anything binds. A bad value stops start-up naming the variable.
+//! Secrets come only from the environment and never appear in `Debug` output or logs.
+//!
+//! Each section parses its variables into the types the rest of the server takes:
+//! [`store`] (the backend and retention), [`llm`] (the scorer, on only with a key),
+//! [`telnyx`] (credentials, webhook key, roster), [`auth`] (the key ring), [`net`] (listener
+//! limits and [`tls`]) and [`limits`] (per-caller limits). Nothing downstream re-checks a
+//! string.
+
+mod auth;
+mod env;
+pub mod limits;
+pub mod llm;
+pub mod net;
+pub mod store;
+pub mod telnyx;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::KeyRing;
+use crate::domain::validate::Limits;
+use env::Env;
+
+pub use llm::{LlmConfig, LlmSettings, DEFAULT_LLM_BASE_URL, DEFAULT_LLM_MODEL};
+pub use net::NetConfig;
+pub use store::{RedisUrl, StoreBackend, StoreConfig};
+pub use telnyx::{
+    ApproverConfig, EscalationConfig, TelnyxConfig, DEFAULT_PIN_MIN_RISK, DEFAULT_TELNYX_BASE_URL,
+    DEFAULT_TELNYX_VOICE,
+};
+
+/// A secret value: usable, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+    pub log_format: LogFormat,
+    /// A `tracing` filter (`SENTINEL_LOG`, else `RUST_LOG`), default `info`.
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// Where intents live and for how long (`SENTINEL_REDIS_URL`, `SENTINEL_RETENTION_HOURS`).
+    pub store: StoreConfig,
+    pub policy_path: Option<PathBuf>,
+    pub approval_timeout: Duration,
+    pub limits: Limits,
+    pub llm: LlmConfig,
+    pub telnyx: TelnyxConfig,
+    pub telemetry: TelemetryConfig,
+    pub keys: KeyRing,
+    pub net: NetConfig,
+    /// Open watch streams (WatchDecision and WatchDecisions) per principal on one replica
+    /// (`SENTINEL_MAX_WATCHES_PER_AGENT`).
+    pub max_watches_per_agent: usize,
+    /// Submissions per second per agent, burst the same (`SENTINEL_AGENT_RATE_LIMIT`); `None`:
+    /// unlimited.
+    pub agent_rate_limit: Option<std::num::NonZeroU32>,
+    /// Bytes of events a `WatchDecisions` stream may have waiting for its client before it is
+    /// ended with RESOURCE_EXHAUSTED (`SENTINEL_WATCH_MAX_LAG_BYTES`).
+    pub watch_max_lag_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ConfigError {
+    /// The environment variable or file key at fault.
+    pub name: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(name: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            name: name.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The file's shape. Secrets are deliberately absent: they come from the environment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    grpc_addr: Option<String>,
+    http_addr: Option<String>,
+    policy: Option<PathBuf>,
+    approval_timeout_secs: Option<u64>,
+    retention_hours: Option<u64>,
+    log_format: Option<LogFormat>,
+    limits: Option<Limits>,
+    llm: llm::FileLlm,
+    telnyx: telnyx::FileTelnyx,
+    auth: auth::FileAuth,
+    approvers: Vec<ApproverConfig>,
+    escalation: telnyx::FileEscalation,
+    watch_max_lag_bytes: Option<u64>,
+}
+
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+impl Config {
+    /// Loads from the process environment (and the file it names).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::load(&|name| std::env::var(name).ok())
+    }
+
+    /// Loads with `env` as the environment: tests pass a map.
+    pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let env = Env::new(env);
+        let file: FileConfig = match env.get("SENTINEL_CONFIG") {
+            None => FileConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::new("SENTINEL_CONFIG", format!("cannot read {path}: {e}"))
+                })?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::new("SENTINEL_CONFIG", format!("{path}: {e}")))?
+            }
+        };
+
+        let grpc_addr = env.addr("SENTINEL_GRPC_ADDR", file.grpc_addr, DEFAULT_GRPC_ADDR)?;
+        let http_addr = env.addr("SENTINEL_HTTP_ADDR", file.http_addr, DEFAULT_HTTP_ADDR)?;
+        let policy_path = env
+            .get("SENTINEL_POLICY")
+            .map(PathBuf::from)
+            .or(file.policy);
+        if let Some(p) = &policy_path {
+            if !p.is_file() {
+                return Err(ConfigError::new(
+                    "SENTINEL_POLICY",
+                    format!("{} is not a readable file", p.display()),
+                ));
+            }
+        }
+        let approval_timeout = Duration::from_secs(env.number(
+            "SENTINEL_APPROVAL_TIMEOUT_SECS",
+            file.approval_timeout_secs,
+            600,
+        )?);
+        let store = store::load(&env, file.retention_hours, approval_timeout)?;
+        let llm = llm::load(&env, file.llm)?;
+        let telnyx = telnyx::load(&env, file.telnyx, file.escalation, file.approvers)?;
+
+        let log_format = match env.get("SENTINEL_LOG_FORMAT") {
+            None => file.log_format.unwrap_or_default(),
+            Some(v) => match v.as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                other => {
+                    return Err(ConfigError::new(
+                        "SENTINEL_LOG_FORMAT",
+                        format!("{other:?} is not 'text' or 'json'"),
+                    ))
+                }
+            },
+        };
+        let telemetry = TelemetryConfig {
+            otlp_endpoint: env.url("OTEL_EXPORTER_OTLP_ENDPOINT", None, None)?,
+            service_name: env
+                .get("OTEL_SERVICE_NAME")
+                .unwrap_or_else(|| "sentinel".to_string()),
+            log_format,
+            log_filter: env
+                .get("SENTINEL_LOG")
+                .or_else(|| env.get("RUST_LOG"))
+                .unwrap_or_else(|| "info".to_string()),
+        };
+        let keys = auth::load(&env, file.auth)?;
+        let net = net::load(&env)?;
+        let caller = limits::load(&env, file.watch_max_lag_bytes)?;
+
+        Ok(Config {
+            grpc_addr,
+            http_addr,
+            store,
+            policy_path,
+            approval_timeout,
+            limits: file.limits.unwrap_or_default(),
+            llm,
+            telnyx,
+            telemetry,
+            keys,
+            net,
+            max_watches_per_agent: caller.max_watches_per_agent,
+            agent_rate_limit: caller.agent_rate_limit,
+            watch_max_lag_bytes: caller.watch_max_lag_bytes,
+        })
+    }
+
+    /// A configuration for tests and embedding: defaults, ports chosen by the OS.
+    pub fn ephemeral() -> Config {
+        let mut c = Self::load(&|_| None).expect("defaults are valid");
+        c.grpc_addr = "127.0.0.1:0".parse().expect("literal");
+        c.http_addr = "127.0.0.1:0".parse().expect("literal");
+        c
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub(super) fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_start_with_nothing_set() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.grpc_addr.to_string(), DEFAULT_GRPC_ADDR);
+        assert_eq!(c.http_addr.to_string(), DEFAULT_HTTP_ADDR);
+        assert_eq!(c.approval_timeout, Duration::from_secs(600));
+        assert_eq!(c.llm.timeout, Duration::from_millis(3000));
+        assert!(c.keys.is_open() && c.store.redis_url().is_none() && c.llm.scorer.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("SENTINEL_GRPC_ADDR", "nonsense"),
+            ("SENTINEL_APPROVAL_TIMEOUT_SECS", "ten"),
+            ("SENTINEL_APPROVAL_TIMEOUT_SECS", "0"),
+            ("SENTINEL_LLM_TIMEOUT_MS", "-5"),
+            ("SENTINEL_LLM_BASE_URL", "not a url"),
+            ("SENTINEL_REDIS_URL", "localhost:6379"),
+            ("SENTINEL_POLICY", "/does/not/exist.toml"),
+            ("ADMIN_PHONE_NUMBER", "555-1234"),
+            ("SENTINEL_API_KEYS", "agent:bot"),
+            ("SENTINEL_LOG_FORMAT", "xml"),
+            ("SENTINEL_RETENTION_HOURS", "0"),
+            ("SENTINEL_RETENTION_HOURS", "12"),
+            ("SENTINEL_RETENTION_HOURS", "week"),
+            ("SENTINEL_LLM_CACHE_TTL_SECS", "soon"),
+            ("SENTINEL_LLM_BREAKER_FAILURES", "0"),
+            ("SENTINEL_LLM_BREAKER_COOLDOWN_MS", "1.5"),
+            ("SENTINEL_MAX_WATCHES_PER_AGENT", "0"),
+            ("SENTINEL_MAX_WATCHES_PER_AGENT", "many"),
+            ("SENTINEL_AGENT_RATE_LIMIT", "0"),
+            ("SENTINEL_AGENT_RATE_LIMIT", "2.5"),
+        ] {
+            let e = load(&[(var, value)]).unwrap_err();
+            assert_eq!(e.name, var, "{e}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let c = load(&[
+            ("GROQ_API_KEY", "gsk_supersecretvalue"),
+            ("SENTINEL_API_KEYS", "operator:alice=alice-key-0123456789"),
+        ])
+        .unwrap();
+        let dump = format!("{c:?}");
+        assert!(!dump.contains("supersecret"), "{dump}");
+        assert!(!dump.contains("alice-key-0123456789"), "{dump}");
+        assert_eq!(c.keys.len(), 1);
+    }
+}

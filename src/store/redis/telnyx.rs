@@ -68,7 +68,6 @@ impl RedisTelnyxState {
         let key = self.key("claim", intent.as_str());
         let index = self.index("claims", bucket_of(intent.as_str()));
         let ms = millis(ttl);
-        let expiry = now_millis().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
         let taken: i64 = self
             .redis
             .call("telnyx state", |mut c| {
@@ -79,7 +78,6 @@ impl RedisTelnyxState {
                     .arg(owner)
                     .arg(ms)
                     .arg(intent.as_str())
-                    .arg(expiry)
                     .arg(mode);
                 async move { invocation.invoke_async(&mut c).await }
             })

@@ -22,8 +22,8 @@ use anyhow::Context as _;
 use common::{cpu_seconds, env_or, free_port, spawn_redis};
 use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use sentinel::domain::{now_millis, IntentId};
+use sentinel::escalation::telnyx::state::redis::RedisTelnyxState;
 use sentinel::escalation::telnyx::state::{TelnyxState, Watchdog, WatchdogKind};
-use sentinel::store::redis::telnyx::RedisTelnyxState;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

@@ -119,7 +119,7 @@ impl App {
                 let state: Arc<dyn TelnyxState> = match &config.redis_url {
                     None => Arc::new(MemoryState::new()),
                     Some(url) => Arc::new(
-                        crate::store::redis::telnyx::RedisTelnyxState::connect(
+                        crate::escalation::telnyx::state::redis::RedisTelnyxState::connect(
                             url.expose(),
                             Default::default(),
                         )

@@ -31,8 +31,6 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub mod telnyx;
-
 use super::memory::record_for;
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
 use crate::domain::{now_millis, DecisionEvent, EventKind, Intent, IntentId, IntentState, Millis};

@@ -3,10 +3,12 @@
 //! Pure data and rules; no I/O. Nothing here knows about tonic, Redis, reqwest or axum:
 //! adapters convert at the edges.
 
+mod channel;
 mod event;
 mod intent;
 mod state;
 
+pub use channel::Channel;
 pub use event::{DecisionEvent, EventKind};
 pub use intent::{
     canonical_json, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,

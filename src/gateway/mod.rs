@@ -4,6 +4,7 @@
 //! decide -> persist -> publish. Transport-free: the gRPC adapter calls it with a
 //! [`Principal`] and plain inputs, and maps [`GatewayError`] to status codes in one place.
 
+pub mod channels;
 pub mod decide;
 pub mod validate;
 
@@ -16,7 +17,7 @@ use tracing::{info, instrument, warn, Instrument};
 
 use crate::auth::Principal;
 use crate::domain::{
-    now_millis, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
+    now_millis, Channel, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
     IntentState, Reason, ReasonSource,
 };
 use crate::policy::{PolicyError, PolicyPack, Verdict};
@@ -36,9 +37,12 @@ pub enum GatewayError {
     /// The idempotency key was used before with a different body.
     #[error("idempotency_key {key} was already used by this agent for a different request (intent {existing})")]
     KeyConflict { key: String, existing: IntentId },
-    /// The intent cannot make this transition (already decided, still analysing, ...).
+    /// The intent cannot make this transition (still analysing, past its deadline, ...).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The intent was decided first, by someone else or a race this call lost.
+    #[error("{}", already_decided(.current))]
+    AlreadyDecided { current: Box<Intent> },
     #[error("store unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal error: {0}")]
@@ -102,8 +106,7 @@ pub struct Resolution {
     pub approver: String,
     pub reason: String,
     pub expected_version: Option<u64>,
-    /// `grpc`, `cli`, `console`, `voice`, `sms`.
-    pub channel: String,
+    pub channel: Channel,
 }
 
 pub struct Gateway {
@@ -132,14 +135,6 @@ impl Gateway {
             scorer,
             settings,
         }
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    pub fn policy(&self) -> &PolicyPack {
-        &self.policy
     }
 
     #[instrument(skip_all, fields(agent_id = %input.agent_id, action = %input.action, intent_id, module, state, risk_score, replayed))]
@@ -407,11 +402,7 @@ impl Gateway {
         self.decide_pending(
             current,
             to,
-            DecidedBy::new(
-                DeciderKind::Human,
-                approver.clone(),
-                resolution.channel.clone(),
-            ),
+            DecidedBy::new(DeciderKind::Human, approver.clone(), resolution.channel),
             Reason::new(
                 ReasonSource::Human,
                 if resolution.approve {
@@ -444,8 +435,10 @@ impl Gateway {
     ) -> Result<Intent, GatewayError> {
         let current = self.get(caller, id).await?;
         let by = match caller {
-            Principal::Agent(name) => DecidedBy::new(DeciderKind::Agent, name.clone(), "grpc"),
-            other => DecidedBy::new(DeciderKind::Human, other.name(), "grpc"),
+            Principal::Agent(name) => {
+                DecidedBy::new(DeciderKind::Agent, name.clone(), Channel::Grpc)
+            }
+            other => DecidedBy::new(DeciderKind::Human, other.name(), Channel::Grpc),
         };
         let message = if reason.is_empty() {
             "withdrawn".to_string()
@@ -463,7 +456,7 @@ impl Gateway {
     }
 
     /// Compare-and-set a pending intent into `to`. Losing a race, or finding the intent
-    /// already decided, is `FailedPrecondition` naming the current state.
+    /// already decided, is `AlreadyDecided` with the current intent.
     pub async fn decide_pending(
         &self,
         current: Intent,
@@ -480,10 +473,10 @@ impl Gateway {
                 current.id
             )))
             }
-            decided => {
-                return Err(GatewayError::FailedPrecondition(already_decided(
-                    &current, decided,
-                )))
+            _ => {
+                return Err(GatewayError::AlreadyDecided {
+                    current: Box::new(current),
+                })
             }
         }
         let now = now_millis();
@@ -509,9 +502,7 @@ impl Gateway {
                 info!(intent_id = %intent.id, state = %intent.state, "intent resolved");
                 Ok(counted(intent))
             }
-            Err(StoreError::Conflict { current }) => Err(GatewayError::FailedPrecondition(
-                already_decided(&current, current.state),
-            )),
+            Err(StoreError::Conflict { current }) => Err(GatewayError::AlreadyDecided { current }),
             Err(e) => Err(e.into()),
         }
     }
@@ -559,7 +550,7 @@ impl Gateway {
                 IntentState::Analyzing => {
                     let mut next = intent.decide(
                         IntentState::PendingApproval,
-                        DecidedBy::new(DeciderKind::System, "", "system"),
+                        DecidedBy::new(DeciderKind::System, "", Channel::System),
                         "",
                         Some(Reason::system("analysis_interrupted", "scoring did not finish (a replica stopped mid-analysis); a human must decide")),
                         now,
@@ -624,7 +615,7 @@ fn counted(intent: Intent) -> Intent {
 fn expiry(intent: &Intent, now: i64) -> Result<Intent, IllegalTransition> {
     intent.decide(
         IntentState::Expired,
-        DecidedBy::new(DeciderKind::Timeout, "", "timeout"),
+        DecidedBy::new(DeciderKind::Timeout, "", Channel::Timeout),
         "approval deadline passed",
         Some(Reason::system(
             "approval_timeout",
@@ -653,13 +644,14 @@ fn parse_id(id: &str) -> Result<IntentId, GatewayError> {
         .ok_or_else(|| GatewayError::Invalid(format!("intent_id: {id:?} is not an intent id")))
 }
 
-fn already_decided(intent: &Intent, state: IntentState) -> String {
+fn already_decided(intent: &Intent) -> String {
+    let state = intent.state;
     match &intent.decided_by {
         Some(by) => format!(
             "intent {} is already {state} (by {} via {})",
             intent.id,
             if by.approver.is_empty() {
-                format!("{:?}", by.kind).to_lowercase()
+                by.kind.as_str().to_string()
             } else {
                 by.approver.clone()
             },
@@ -723,7 +715,7 @@ mod tests {
             approver: String::new(),
             reason: String::new(),
             expected_version: None,
-            channel: "grpc".into(),
+            channel: Channel::Grpc,
         };
         let err = gw
             .resolve(&Principal::Open, intent.id.as_str(), late)

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
-use crate::domain::{now_millis, DecisionEvent, Intent, IntentId, IntentState, Millis};
+use crate::domain::{now_millis, Channel, DecisionEvent, Intent, IntentId, IntentState, Millis};
 
 const SHARDS: usize = 64;
 /// Events buffered per watched intent: a handful of transitions and progress lines.
@@ -151,13 +151,13 @@ pub(super) fn record_for(intent: &Intent, event: &str, at: Millis) -> AuditRecor
     let (actor, channel) = match &intent.decided_by {
         Some(by) if intent.is_terminal() => (
             if by.approver.is_empty() {
-                format!("{:?}", by.kind).to_lowercase()
+                by.kind.as_str().to_string()
             } else {
                 by.approver.clone()
             },
-            by.channel.clone(),
+            by.channel.as_str().to_string(),
         ),
-        _ => (intent.agent_id.clone(), "grpc".to_string()),
+        _ => (intent.agent_id.clone(), Channel::Grpc.as_str().to_string()),
     };
     AuditRecord {
         at,
@@ -469,7 +469,7 @@ mod tests {
             analysis: String::new(),
             decided_by: state
                 .is_terminal()
-                .then(|| DecidedBy::new(DeciderKind::Policy, "", "policy")),
+                .then(|| DecidedBy::new(DeciderKind::Policy, "", Channel::Policy)),
             decision_reason: String::new(),
             policy_version: "p".into(),
             version: 1,

@@ -134,10 +134,11 @@ impl Client {
         &self,
         call_control_id: &str,
         action: &str,
-        body: &Value,
+        body: &impl serde::Serialize,
     ) -> Result<CommandOutcome, ClientError> {
         let url = self.url(&["calls", call_control_id, "actions", action])?;
-        match self.post(action, url, body, true).await {
+        let body = serde_json::to_value(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        match self.post(action, url, &body, true).await {
             Ok(_) => Ok(CommandOutcome::Done),
             Err(ClientError::Api {
                 status: 422, code, ..

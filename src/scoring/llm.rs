@@ -36,7 +36,7 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 /// First retry wait when the provider gives no `retry-after`; doubles per retry.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// Models Groq has decommissioned (protocols.md 1.2): requests to them fail.
+/// Models Groq has decommissioned (docs/llm.md): requests to them fail.
 const RETIRED_MODELS: [&str; 2] = ["llama-3.3-70b-versatile", "llama-3.1-8b-instant"];
 
 /// Everything the scorer needs; built from [`LlmConfig`] or by tests.

@@ -39,7 +39,7 @@ use crate::domain::{now_millis, DecisionEvent, EventKind, Intent, IntentId, Inte
 /// few enough that the per-bucket reads of `due`, `list` and `audit_range` stay cheap.
 /// Changing it re-homes every intent, so it is a constant, not a setting.
 pub const BUCKETS: u32 = 16;
-/// Idempotency keys are kept this long (the brief asks for at least 24 hours).
+/// Idempotency keys are kept this long: a day, well past any client's retry window.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Events buffered per watched intent before a watcher is re-synchronised from the record.
 const INTENT_CHANNEL: usize = 16;

@@ -1,6 +1,6 @@
 //! A small Telnyx API v2 client: dial, call commands and SMS, with bearer auth.
 //!
-//! Wire rules from the reference (protocols.md 2.1-2.8, 3.1): bodies are wrapped in
+//! Telnyx API v2 wire rules (docs/telnyx.md): bodies are wrapped in
 //! `{"data": ...}`, errors are `{"errors": [{"code": "90018", ...}]}` with string codes,
 //! 429 is retried (honouring `retry-after`), and a command on a call that already ended
 //! (422 / 90018) counts as done. Dials and commands carry a `command_id`, so retrying them

@@ -127,3 +127,148 @@ impl Gateway {
         Ok(self.store.ping().await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::StreamExt as _;
+
+    use super::*;
+    use crate::auth::Principal;
+    use crate::gateway::validate::SubmitInput;
+    use crate::gateway::Settings;
+    use crate::policy::PolicyPack;
+    use crate::scoring::fallback::FallbackScorer;
+    use crate::store::{MemoryStore, Store};
+
+    async fn pending_intent() -> (Gateway, Arc<dyn Store>, Intent) {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let gateway = Gateway::new(
+            store.clone(),
+            Arc::new(PolicyPack::builtin()),
+            Arc::new(FallbackScorer),
+            Settings::default(),
+        );
+        let input = SubmitInput {
+            agent_id: "ops".into(),
+            action: "DELETE_USER".into(),
+            payload: Some(serde_json::json!({"user_id": "u"})),
+            ..Default::default()
+        };
+        let (intent, _) = gateway.submit(&Principal::Open, input).await.unwrap();
+        assert_eq!(intent.state, IntentState::PendingApproval);
+        (gateway, store, intent)
+    }
+
+    #[tokio::test]
+    async fn a_human_decision_is_recorded_once_and_the_loser_is_told_who_won() {
+        let (gateway, _, intent) = pending_intent().await;
+        let approved = gateway
+            .record_human_decision(&intent.id, true, "alice", Channel::Voice)
+            .await
+            .unwrap();
+        assert_eq!(approved.state, IntentState::Approved);
+        assert_eq!(
+            approved.decided_by,
+            Some(DecidedBy::new(DeciderKind::Human, "alice", Channel::Voice))
+        );
+        let reason = approved.reasons.last().unwrap();
+        assert_eq!(reason.code, "human_approved");
+        assert_eq!(reason.message, "approved by alice via voice");
+
+        let late = gateway
+            .record_human_decision(&intent.id, false, "bob", Channel::Sms)
+            .await
+            .unwrap_err();
+        match &late {
+            GatewayError::AlreadyDecided { current } => {
+                assert_eq!(current.state, IntentState::Approved);
+                assert_eq!(current.version, approved.version);
+            }
+            other => panic!("expected AlreadyDecided, got {other:?}"),
+        }
+        assert_eq!(
+            late.to_string(),
+            format!(
+                "intent {} is already APPROVED (by alice via voice)",
+                intent.id
+            )
+        );
+        assert_eq!(gateway.pending(&intent.id).await.unwrap(), None);
+        assert_eq!(
+            gateway.intent(&intent.id).await.unwrap().unwrap().state,
+            IntentState::Approved
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_intent_is_not_found_and_nothing_is_decided() {
+        let (gateway, _, _) = pending_intent().await;
+        let unknown = IntentId::generate();
+        let err = gateway
+            .record_human_decision(&unknown, true, "alice", Channel::Voice)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, GatewayError::NotFound(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_escalation_that_reached_nobody_declines_never_approves() {
+        let (gateway, _, intent) = pending_intent().await;
+        let declined = gateway
+            .decline_unescalated(intent, Channel::Telnyx)
+            .await
+            .unwrap();
+        assert_eq!(declined.state, IntentState::Declined);
+        assert_eq!(declined.reasons.last().unwrap().code, "escalation_failed");
+        assert_eq!(
+            declined.decided_by,
+            Some(DecidedBy::new(DeciderKind::System, "", Channel::Telnyx))
+        );
+    }
+
+    #[tokio::test]
+    async fn progress_reaches_watchers_and_refusals_reach_the_audit_log() {
+        let (gateway, store, intent) = pending_intent().await;
+        assert_eq!(
+            gateway.open_intents(10).await.unwrap(),
+            vec![intent.id.clone()]
+        );
+        let mut events = gateway.events().await.unwrap();
+        gateway
+            .progress(&intent.id, "calling approver 1")
+            .await
+            .unwrap();
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.next())
+            .await
+            .expect("the progress event arrives")
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.detail, "calling approver 1");
+
+        gateway
+            .audit_rejected(Rejected {
+                intent: Some(&intent.id),
+                channel: Channel::Sms,
+                actor: "mallory",
+                state: Some(IntentState::Approved),
+                why: "SMS approval without a valid PIN".into(),
+            })
+            .await
+            .unwrap();
+        let audit = store.audit_range(0, Millis::MAX, 100).await.unwrap();
+        let rejected: Vec<_> = audit.iter().filter(|r| r.event == "rejected").collect();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].channel, "sms");
+        assert_eq!(rejected[0].actor, "mallory");
+        assert_eq!(rejected[0].intent_id.as_ref(), Some(&intent.id));
+        assert_eq!(rejected[0].detail, "SMS approval without a valid PIN");
+        // Nothing was decided by either.
+        assert_eq!(
+            gateway.pending(&intent.id).await.unwrap().map(|i| i.id),
+            Some(intent.id)
+        );
+        gateway.ready().await.unwrap();
+    }
+}

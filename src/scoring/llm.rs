@@ -166,10 +166,6 @@ impl LlmScorer {
         })
     }
 
-    pub fn model(&self) -> &str {
-        &self.model
-    }
-
     /// The instant this call must be finished by. A little under the configured timeout, so
     /// that this scorer reports its own, precise failure (and feeds its breaker) before the
     /// gateway's hard cut-off at the full timeout fires.

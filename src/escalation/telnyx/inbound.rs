@@ -274,3 +274,161 @@ impl Telnyx {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    use super::*;
+    use crate::config::{ApproverConfig, Config, Secret};
+    use crate::escalation::telnyx::state::{MemoryState, TelnyxState};
+    use crate::gateway::{Gateway, Settings};
+    use crate::policy::PolicyPack;
+    use crate::scoring::fallback::FallbackScorer;
+    use crate::store::{MemoryStore, Store};
+
+    const OUR_NUMBER: &str = "+14155550199";
+
+    struct Fixture {
+        telnyx: Arc<Telnyx>,
+        store: Arc<dyn Store>,
+        state: Arc<MemoryState>,
+        shutdown: CancellationToken,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            self.shutdown.cancel();
+        }
+    }
+
+    fn fixture() -> Fixture {
+        let mut config = Config::ephemeral();
+        config.telnyx.api_key = Some(Secret::new("KEY"));
+        config.telnyx.connection_id = Some("1".into());
+        config.telnyx.phone_number = Some(OUR_NUMBER.into());
+        config.telnyx.roster = vec![ApproverConfig {
+            name: "alice".into(),
+            phone: "+14155550101".into(),
+            pin_sha256: None,
+            modules: vec![],
+            min_risk: 0,
+            order: 0,
+        }];
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let gateway = Arc::new(Gateway::new(
+            store.clone(),
+            Arc::new(PolicyPack::builtin()),
+            Arc::new(FallbackScorer),
+            Settings::default(),
+        ));
+        let state = Arc::new(MemoryState::new());
+        let shutdown = CancellationToken::new();
+        let telnyx = Telnyx::new(
+            &config.telnyx,
+            gateway,
+            Arc::new(FallbackScorer),
+            state.clone(),
+            TaskTracker::new(),
+            shutdown.clone(),
+        )
+        .unwrap();
+        Fixture {
+            telnyx,
+            store,
+            state,
+            shutdown,
+        }
+    }
+
+    fn event(event_type: &str, payload: serde_json::Value) -> EventData {
+        serde_json::from_value(serde_json::json!({
+            "id": "e-1", "event_type": event_type, "payload": payload
+        }))
+        .unwrap()
+    }
+
+    async fn rejected(store: &Arc<dyn Store>) -> Vec<(String, String, String)> {
+        store
+            .audit_range(0, i64::MAX, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.event == "rejected")
+            .map(|r| (r.actor, r.channel, r.detail))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_event_arriving_at_shutdown_is_left_for_redelivery() {
+        let f = fixture();
+        f.shutdown.cancel();
+        let result = f
+            .telnyx
+            .clone()
+            .handle(event(
+                "call.answered",
+                serde_json::json!({"call_control_id": "v3:x"}),
+            ))
+            .await;
+        assert!(
+            matches!(result, Err(TelnyxError::ShuttingDown)),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_of_unknown_calls_and_other_numbers_change_nothing() {
+        let f = fixture();
+        let unknown_call = event(
+            "call.gather.ended",
+            serde_json::json!({"call_control_id": "v3:nobody", "digits": "1", "status": "valid"}),
+        );
+        f.telnyx.clone().handle(unknown_call).await.unwrap();
+        let elsewhere = event(
+            "message.received",
+            serde_json::json!({
+                "from": {"phone_number": "+14155550101"},
+                "to": [{"phone_number": "+14155550000"}],
+                "text": "APPROVE 123456"
+            }),
+        );
+        f.telnyx.clone().handle(elsewhere).await.unwrap();
+        assert!(rejected(&f.store).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_client_state_naming_another_intent_is_refused_on_record() {
+        let f = fixture();
+        let ours = IntentId::generate();
+        f.state
+            .index_call("v3:c", &ours, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let other = crate::escalation::telnyx::wire::ClientState {
+            intent_id: IntentId::generate().to_string(),
+            attempt: 0,
+            traceparent: None,
+            prompt: Some(1),
+        };
+        let keys = event(
+            "call.gather.ended",
+            serde_json::json!({
+                "call_control_id": "v3:c", "digits": "1", "status": "valid",
+                "client_state": other.encode()
+            }),
+        );
+        f.telnyx.clone().handle(keys).await.unwrap();
+        assert_eq!(
+            rejected(&f.store).await,
+            vec![(
+                "telnyx-webhook".to_string(),
+                "voice".to_string(),
+                "call.gather.ended on this intent's call names another intent; ignored".to_string()
+            )]
+        );
+    }
+}

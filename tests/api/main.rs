@@ -15,6 +15,7 @@ mod policy;
 mod redis_faults;
 mod replicas;
 mod scoring;
+mod shutdown_work;
 mod store_contract;
 mod telemetry;
 mod telnyx_ladder;

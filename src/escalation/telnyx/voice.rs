@@ -374,29 +374,14 @@ pub(super) mod fixtures {
     use crate::domain::IntentId;
 
     pub fn ladder(pin_required: bool) -> Ladder {
-        Ladder {
-            intent_id: IntentId::generate(),
-            version: 1,
-            approvers: vec![],
-            pin_required,
-            step: 0,
-            stage: Stage::Calling,
-            calls: vec![Call::ringing(
-                "v3:c".into(),
-                0,
-                Approver {
-                    name: "alice".into(),
-                    phone: "+14155550101".into(),
-                },
-            )],
-            sms_code: None,
-            failures: 0,
-            delivered: 1,
-            bad_codes: 0,
-            bad_pins: 0,
-            failures_by_sender: Default::default(),
-            locked: false,
-        }
+        let alice = Approver {
+            name: "alice".into(),
+            phone: "+14155550101".into(),
+        };
+        let mut ladder = super::super::ladder::new(IntentId::generate(), vec![], pin_required);
+        ladder.calls.push(Call::ringing("v3:c".into(), 0, alice));
+        ladder.delivered = 1;
+        ladder
     }
 
     /// Keys answering the prompt the call awaits.

@@ -284,26 +284,13 @@ impl TelnyxState for MemoryState {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Stage;
     use super::*;
 
     fn ladder(version: u64) -> Ladder {
-        Ladder {
-            intent_id: IntentId::parse("0190f2d2-0000-7000-8000-000000000001").unwrap(),
-            version,
-            approvers: vec![],
-            pin_required: false,
-            step: 0,
-            stage: Stage::Calling,
-            calls: vec![],
-            sms_code: None,
-            failures: 0,
-            delivered: 0,
-            bad_codes: 0,
-            bad_pins: 0,
-            failures_by_sender: Default::default(),
-            locked: false,
-        }
+        let id = IntentId::parse("0190f2d2-0000-7000-8000-000000000001").unwrap();
+        let mut ladder = crate::escalation::telnyx::ladder::new(id, vec![], false);
+        ladder.version = version;
+        ladder
     }
 
     #[tokio::test]

@@ -23,6 +23,8 @@ use crate::gateway::GatewayError;
 use crate::metrics;
 
 impl Telnyx {
+    /// Records a progress line on the intent. A line that cannot be recorded is logged: it
+    /// never holds up the ladder.
     pub(super) async fn progress(&self, id: &IntentId, line: &str) {
         if let Err(e) = self.gateway.progress(id, line).await {
             warn!(intent_id = %id, error = %e, line, "cannot record escalation progress");

@@ -14,6 +14,10 @@
 //! BENCH_INTENTS=500 BENCH_WEBHOOKS=500 cargo bench --bench split   # a smoke run
 //! ```
 //!
+//! Sizes: `BENCH_INTENTS` decisions per store and path (default 5,000), `BENCH_WEBHOOKS`
+//! (default and at most 4,000: the memory store keeps the last 4,096 audit records of a shard,
+//! refusals that name no intent share one, and the check reads them), `BENCH_CONCURRENCY` requests in flight (default 64).
+//!
 //! Results and how to read them: docs/BENCHMARKS.md.
 
 #[allow(dead_code)]
@@ -241,7 +245,10 @@ fn command_bodies(n: usize) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let intents: usize = env_or("BENCH_INTENTS", 5_000);
-    let hooks: usize = env_or("BENCH_WEBHOOKS", 5_000);
+    // The memory store keeps the last 4,096 audit records of a shard (refusals that name no
+    // intent share one): the webhook check reads them all.
+    let hooks: usize = env_or("BENCH_WEBHOOKS", 4_000);
+    anyhow::ensure!(hooks <= 4_000, "BENCH_WEBHOOKS is at most 4000");
     let concurrency: usize = env_or("BENCH_CONCURRENCY", 64);
     println!("split: {intents} intents, {hooks} webhooks, {concurrency} in flight");
 

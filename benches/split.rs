@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use common::timing::{report, timed};
 use common::{env_or, free_port, spawn_redis};
 use ed25519_dalek::{Signer as _, SigningKey};
-use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use sentinel::app::App;
 use sentinel::auth::Principal;
 use sentinel::config::{ApproverConfig, Config, Secret};
@@ -44,48 +44,6 @@ use sentinel::scoring::fallback::FallbackScorer;
 use sentinel::store::redis::{RedisOptions, RedisStore};
 use sentinel::store::{MemoryStore, Store};
 use sentinel::webhook::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
-}
-
-fn report(what: &str, n: usize, total: Duration, mut each: Vec<Duration>) {
-    each.sort();
-    println!(
-        "{what:<44} {n:>7} ops  {:>9.0} ops/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
-        n as f64 / total.as_secs_f64(),
-        percentile(&each, 0.50).as_secs_f64() * 1e3,
-        percentile(&each, 0.99).as_secs_f64() * 1e3,
-    );
-}
-
-/// Runs `op` for every item with `concurrency` in flight; returns the wall time and each
-/// operation's latency.
-async fn timed<T, F, Fut>(
-    items: Vec<T>,
-    concurrency: usize,
-    op: F,
-) -> anyhow::Result<(Duration, Vec<Duration>)>
-where
-    F: Fn(T) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let start = Instant::now();
-    let each: Vec<Duration> = stream::iter(items)
-        .map(|item| {
-            let fut = op(item);
-            async move {
-                let t = Instant::now();
-                fut.await?;
-                Ok::<_, anyhow::Error>(t.elapsed())
-            }
-        })
-        .buffer_unordered(concurrency)
-        .try_collect()
-        .await?;
-    Ok((start.elapsed(), each))
-}
 
 /// `n` intents the built-in pack escalates to a human.
 async fn pending(gateway: &Gateway, n: usize) -> anyhow::Result<Vec<IntentId>> {

@@ -143,13 +143,11 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::config::{ApproverConfig, Config, Secret};
     use crate::domain::{IntentId, Millis};
     use crate::escalation::telnyx::state::{
         Ladder, MemoryState, StateError, TelnyxState, Watchdog,
     };
-    use crate::gateway::{Gateway, Settings};
-    use crate::policy::PolicyPack;
+    use crate::escalation::telnyx::testing;
     use crate::scoring::fallback::FallbackScorer;
     use crate::store::MemoryStore;
     use crate::store::Store;
@@ -286,25 +284,9 @@ mod tests {
     #[tokio::test]
     async fn an_event_that_failed_is_forgotten_and_its_redelivery_processed_once() {
         let key = SigningKey::from_bytes(&[7u8; 32]);
-        let mut config = Config::ephemeral();
-        config.telnyx.api_key = Some(Secret::new("KEY"));
-        config.telnyx.connection_id = Some("1".into());
-        config.telnyx.phone_number = Some("+14155550199".into());
-        config.telnyx.roster = vec![ApproverConfig {
-            name: "alice".into(),
-            phone: "+14155550101".into(),
-            pin_sha256: None,
-            modules: vec![],
-            min_risk: 0,
-            order: 0,
-        }];
+        let config = testing::config();
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let gateway = Arc::new(Gateway::new(
-            store.clone(),
-            Arc::new(PolicyPack::builtin()),
-            Arc::new(FallbackScorer),
-            Settings::default(),
-        ));
+        let gateway = testing::gateway(store.clone());
         let state = Arc::new(Flaky {
             inner: MemoryState::new(),
             fail: AtomicU32::new(1),

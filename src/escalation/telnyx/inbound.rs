@@ -283,14 +283,10 @@ mod tests {
     use tokio_util::task::TaskTracker;
 
     use super::*;
-    use crate::config::{ApproverConfig, Config, Secret};
     use crate::escalation::telnyx::state::{MemoryState, TelnyxState};
-    use crate::gateway::{Gateway, Settings};
-    use crate::policy::PolicyPack;
+    use crate::escalation::telnyx::testing;
     use crate::scoring::fallback::FallbackScorer;
     use crate::store::{MemoryStore, Store};
-
-    const OUR_NUMBER: &str = "+14155550199";
 
     struct Fixture {
         telnyx: Arc<Telnyx>,
@@ -306,25 +302,9 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let mut config = Config::ephemeral();
-        config.telnyx.api_key = Some(Secret::new("KEY"));
-        config.telnyx.connection_id = Some("1".into());
-        config.telnyx.phone_number = Some(OUR_NUMBER.into());
-        config.telnyx.roster = vec![ApproverConfig {
-            name: "alice".into(),
-            phone: "+14155550101".into(),
-            pin_sha256: None,
-            modules: vec![],
-            min_risk: 0,
-            order: 0,
-        }];
+        let config = testing::config();
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let gateway = Arc::new(Gateway::new(
-            store.clone(),
-            Arc::new(PolicyPack::builtin()),
-            Arc::new(FallbackScorer),
-            Settings::default(),
-        ));
+        let gateway = testing::gateway(store.clone());
         let state = Arc::new(MemoryState::new());
         let shutdown = CancellationToken::new();
         let telnyx = Telnyx::new(

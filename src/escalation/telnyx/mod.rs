@@ -29,6 +29,8 @@ pub mod roster;
 pub mod sms;
 pub mod speech;
 pub mod state;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod voice;
 pub mod watchdog;
 pub mod wire;

@@ -27,7 +27,7 @@ use futures::StreamExt as _;
 use sentinel::app::App;
 use sentinel::config::Config;
 use sentinel::domain::{
-    now_millis, DecidedBy, DeciderKind, Intent, IntentId, IntentState, RiskScore,
+    now_millis, Channel, DecidedBy, DeciderKind, Intent, IntentId, IntentState, RiskScore,
 };
 use sentinel::grpc::pb;
 use sentinel::grpc::pb::sentinel_client::SentinelClient;
@@ -58,7 +58,7 @@ fn intent(agent: &str, state: IntentState) -> Intent {
         risk_score: RiskScore::new(10).unwrap_or(RiskScore::MIN),
         reasons: Vec::new(),
         analysis: "small amount to a trusted vendor".into(),
-        decided_by: decided.then(|| DecidedBy::new(DeciderKind::Policy, "", "policy")),
+        decided_by: decided.then(|| DecidedBy::new(DeciderKind::Policy, "", Channel::Policy)),
         decision_reason: String::new(),
         policy_version: "builtin@bench".into(),
         version: 1,

@@ -19,53 +19,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use common::timing::{report, timed};
 use common::{cpu_seconds, env_or, free_port, spawn_redis};
-use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use sentinel::domain::{now_millis, IntentId};
+use sentinel::escalation::telnyx::state::redis::RedisTelnyxState;
 use sentinel::escalation::telnyx::state::{TelnyxState, Watchdog, WatchdogKind};
-use sentinel::store::redis::telnyx::RedisTelnyxState;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
-}
-
-fn report(what: &str, n: usize, total: Duration, mut each: Vec<Duration>) {
-    each.sort();
-    println!(
-        "{what:<38} {n:>7} ops  {:>9.0} ops/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
-        n as f64 / total.as_secs_f64(),
-        percentile(&each, 0.50).as_secs_f64() * 1e3,
-        percentile(&each, 0.99).as_secs_f64() * 1e3,
-    );
-}
-
-/// Runs `op` for every item with `concurrency` in flight; returns the wall time and each
-/// operation's latency.
-async fn timed<T, F, Fut>(
-    items: Vec<T>,
-    concurrency: usize,
-    op: F,
-) -> anyhow::Result<(Duration, Vec<Duration>)>
-where
-    F: Fn(T) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let start = Instant::now();
-    let each: Vec<Duration> = stream::iter(items)
-        .map(|item| {
-            let fut = op(item);
-            async move {
-                let t = Instant::now();
-                fut.await?;
-                Ok::<_, anyhow::Error>(t.elapsed())
-            }
-        })
-        .buffer_unordered(concurrency)
-        .try_collect()
-        .await?;
-    Ok((start.elapsed(), each))
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

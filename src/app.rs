@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -27,10 +28,14 @@ use crate::webhook::{router, HttpState};
 pub struct App {
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
-    gateway: Arc<Gateway>,
     shutdown: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
+    /// Escalation and webhook work spawned while serving; waited for (bounded) at shutdown.
+    work: TaskTracker,
 }
+
+/// How long shutdown waits for escalation and webhook work still running.
+const WORK_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Picks the store the configuration names.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -122,6 +127,7 @@ impl App {
                 .with_caller_limits(config.max_watches_per_agent, rate),
         );
         let shutdown = CancellationToken::new();
+        let work = TaskTracker::new();
 
         if config.keys.is_open() {
             warn!("NO API KEYS CONFIGURED: the gateway is OPEN; any caller may submit as any agent and resolve any intent. Set SENTINEL_API_KEYS or [auth] keys before exposing it.");
@@ -138,7 +144,7 @@ impl App {
                 let state: Arc<dyn TelnyxState> = match config.store.redis_url() {
                     None => Arc::new(MemoryState::new()),
                     Some(url) => Arc::new(
-                        crate::store::redis::telnyx::RedisTelnyxState::connect(
+                        crate::escalation::telnyx::state::redis::RedisTelnyxState::connect(
                             url.expose(),
                             Default::default(),
                         )
@@ -151,6 +157,7 @@ impl App {
                     gateway.clone(),
                     scorer.clone(),
                     state,
+                    work.clone(),
                     shutdown.clone(),
                 )?;
                 if webhook_key.is_none() {
@@ -232,9 +239,10 @@ impl App {
         {
             let shutdown = shutdown.clone();
             let app = router(HttpState {
-                store: store.clone(),
+                gateway: gateway.clone(),
                 telnyx: telnyx.clone(),
                 webhook_key: webhook_key.clone(),
+                tasks: work.clone(),
             });
             tasks.spawn(async move {
                 axum::serve(http_incoming, app)
@@ -251,7 +259,7 @@ impl App {
             tasks.spawn(async move { expiry.await.context("expiry loop panicked") });
         }
         {
-            let escalation = crate::escalation::spawn(store.clone(), channels, shutdown.clone());
+            let escalation = crate::escalation::spawn(gateway.clone(), channels, shutdown.clone());
             tasks.spawn(async move { escalation.await.context("escalation loop panicked") });
         }
 
@@ -265,7 +273,7 @@ impl App {
             // gRPC health follows the store, like /readyz: a replica that cannot reach Redis
             // says NOT_SERVING so load balancers send agents elsewhere.
             let shutdown = shutdown.clone();
-            let store = store.clone();
+            let gateway = gateway.clone();
             tasks.spawn(async move {
                 let mut serving = true;
                 loop {
@@ -274,7 +282,8 @@ impl App {
                         _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                     }
                     let ok = matches!(
-                        tokio::time::timeout(std::time::Duration::from_secs(1), store.ping()).await,
+                        tokio::time::timeout(std::time::Duration::from_secs(1), gateway.ready())
+                            .await,
                         Ok(Ok(()))
                     );
                     if ok != serving && !shutdown.is_cancelled() {
@@ -297,9 +306,9 @@ impl App {
         Ok(App {
             grpc_addr,
             http_addr,
-            gateway,
             shutdown,
             tasks,
+            work,
         })
     }
 
@@ -309,10 +318,6 @@ impl App {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
-    }
-
-    pub fn gateway(&self) -> &Arc<Gateway> {
-        &self.gateway
     }
 
     /// The token that stops everything; cancel it to shut down.
@@ -335,6 +340,18 @@ impl App {
                     first_error.get_or_insert(anyhow::anyhow!("task panicked: {e}"));
                 }
             }
+        }
+        // The listeners and loops are down: let phone and webhook work in flight finish (a
+        // decision being recorded, a hang-up being sent), but not forever.
+        self.work.close();
+        if tokio::time::timeout(WORK_DRAIN, self.work.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                tasks = self.work.len(),
+                "escalation and webhook work still running after {WORK_DRAIN:?}; stopping anyway"
+            );
         }
         match first_error {
             Some(e) => Err(e),

@@ -4,14 +4,14 @@
 //!
 //! The flow of an intent follows the modules:
 //! `grpc` -> `gateway` (`domain` + `policy` + `scoring`) -> `store` -> `escalation` ->
-//! `webhook` -> `store` -> `grpc`.
+//! `webhook` -> `gateway` -> `store` -> `grpc`. The gateway is the only door to the store.
 //!
 //! - [`domain`]: intents, the state machine, decisions and reasons. Pure; no I/O.
 //! - [`policy`]: policy packs (TOML + CEL), the built-in pack.
 //! - [`decision`]: the pure decision function and the corpus harness that replays it.
 //! - [`scoring`]: the scorer trait, the deterministic fallback, the combination rule.
-//! - [`gateway`]: the pipeline (validate, idempotency, policy, score, decide, persist) and
-//!   the operator's actions (resolve, cancel, expiry).
+//! - [`gateway`]: the pipeline (validate, idempotency, policy, score, decide, persist),
+//!   the operator's actions (resolve, cancel, expiry) and what channels may do (`channels`).
 //! - [`store`]: one `Store` trait; the in-memory store (and Redis).
 //! - [`escalation`]: getting a human to decide a pending intent.
 //! - [`grpc`]: the tonic adapter: authentication, conversion, error mapping.

@@ -1,6 +1,9 @@
 //! Helpers shared by the benchmark binaries (`mod common;` in each). Not a bench target
 //! itself: Cargo only discovers `benches/*.rs` and `benches/*/main.rs`.
 
+#[allow(dead_code)]
+pub mod timing;
+
 /// A `BENCH_*` setting, or the default when it is unset or does not parse.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

@@ -123,8 +123,10 @@ impl Client {
         if let Some(k) = &self.api_key {
             r.metadata_mut().insert("authorization", k.clone());
         }
-        r.metadata_mut()
-            .insert("x-sentinel-channel", MetadataValue::from_static("cli"));
+        r.metadata_mut().insert(
+            "x-sentinel-channel",
+            MetadataValue::from_static(crate::domain::Channel::Cli.as_str()),
+        );
         r
     }
 }

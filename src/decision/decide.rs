@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::domain::{DecidedBy, DeciderKind, IntentState, Reason, RiskScore, ScorerInfo};
+use crate::domain::{Channel, DecidedBy, DeciderKind, IntentState, Reason, RiskScore, ScorerInfo};
 use crate::policy::{Evaluation, Verdict};
 use crate::scoring::{combine, Assessment, ScoreError};
 
@@ -48,7 +48,7 @@ pub fn decide(eval: &Evaluation, scored: Option<Result<Assessment, ScoreError>>)
         scorer: None,
         approval_timeout: eval.approval_timeout,
     };
-    let policy = || Some(DecidedBy::new(DeciderKind::Policy, "", "policy"));
+    let policy = || Some(DecidedBy::new(DeciderKind::Policy, "", Channel::Policy));
     match (eval.verdict, scored) {
         (Verdict::Decline, _) => Decision {
             state: IntentState::Declined,
@@ -85,7 +85,7 @@ pub fn decide(eval: &Evaluation, scored: Option<Result<Assessment, ScoreError>>)
                 score: combined.score,
                 decided_by: combined
                     .approve
-                    .then(|| DecidedBy::new(DeciderKind::Scorer, "", "scorer")),
+                    .then(|| DecidedBy::new(DeciderKind::Scorer, "", Channel::Scorer)),
                 analysis: combined.analysis,
                 scorer: combined.info,
                 reasons,

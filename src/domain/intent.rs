@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{IntentState, Millis};
+use super::{Channel, IntentState, Millis};
 
 /// An intent's id: a UUIDv7, so ids sort by creation time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -153,6 +153,20 @@ pub enum DeciderKind {
     System,
 }
 
+impl DeciderKind {
+    /// The lowercase identifier used where no approver is named (audit actor, messages).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeciderKind::Policy => "policy",
+            DeciderKind::Scorer => "scorer",
+            DeciderKind::Human => "human",
+            DeciderKind::Timeout => "timeout",
+            DeciderKind::Agent => "agent",
+            DeciderKind::System => "system",
+        }
+    }
+}
+
 /// Who or what decided, and through which channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecidedBy {
@@ -160,16 +174,15 @@ pub struct DecidedBy {
     /// The approver's name or principal; empty for policy, scorer and timeout.
     #[serde(default)]
     pub approver: String,
-    /// `policy`, `scorer`, `grpc`, `cli`, `voice`, `sms`, `timeout`, ...
-    pub channel: String,
+    pub channel: Channel,
 }
 
 impl DecidedBy {
-    pub fn new(kind: DeciderKind, approver: impl Into<String>, channel: impl Into<String>) -> Self {
+    pub fn new(kind: DeciderKind, approver: impl Into<String>, channel: Channel) -> Self {
         DecidedBy {
             kind,
             approver: approver.into(),
-            channel: channel.into(),
+            channel,
         }
     }
 }

@@ -3,12 +3,14 @@
 //! Pure data and rules; no I/O. Nothing here knows about tonic, Redis, reqwest or axum:
 //! adapters convert at the edges.
 
+mod channel;
 mod event;
 mod intent;
 mod known;
 mod state;
 pub mod validate;
 
+pub use channel::Channel;
 pub use event::{slim, DecisionEvent, EventKind};
 pub use intent::{
     canonical_json, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,

@@ -4,7 +4,8 @@
 //! `watch_all`, starts its channels when an intent becomes PENDING_APPROVAL and stops them
 //! when the intent is decided, whichever replica or channel decided it. The operator channel
 //! (`ResolveIntent`, `sentinel resolve`) is always available and needs nothing here; the
-//! Telnyx voice and SMS channels (issue 5) plug in behind [`Channel`].
+//! Telnyx voice and SMS channels plug in behind [`Channel`]. Channels reach intents only
+//! through the [`Gateway`].
 
 pub mod telnyx;
 
@@ -15,28 +16,28 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::domain::{EventKind, Intent, IntentState, Millis};
-use crate::store::{Store, WatchError};
+use crate::domain::{EventKind, Intent, IntentState};
+use crate::gateway::Gateway;
+use crate::store::WatchError;
 
 /// One way of reaching a human.
 #[async_trait]
 pub trait Channel: Send + Sync + 'static {
-    fn name(&self) -> &str;
-    /// Starts asking for a decision on a pending intent. Progress goes to the store as
-    /// `progress` events; the decision itself arrives through the gateway.
+    /// Starts asking for a decision on a pending intent. Progress goes through the gateway as
+    /// `progress` events; so does the decision itself.
     async fn start(&self, intent: &Intent);
     /// The intent was decided elsewhere: stop asking (hang up, stop reminders).
     async fn stop(&self, intent: &Intent);
 }
 
-/// Follows the store's events and drives the configured channels until shutdown.
+/// Follows the gateway's events and drives the configured channels until shutdown.
 ///
 /// Every replica runs this loop; channels make `start` idempotent across replicas (the Telnyx
 /// channel claims an intent before phoning). Whenever the loop (re)subscribes or falls behind,
 /// it also starts the channels for every intent already pending, so an intent that became
 /// pending while this replica was down or disconnected is still escalated.
 pub fn spawn(
-    store: Arc<dyn Store>,
+    gateway: Arc<Gateway>,
     channels: Vec<Arc<dyn Channel>>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -47,7 +48,7 @@ pub fn spawn(
             return;
         }
         loop {
-            let mut events = match store.watch_all().await {
+            let mut events = match gateway.events().await {
                 Ok(events) => events,
                 Err(e) => {
                     warn!(error = %e, "escalation cannot follow events; retrying");
@@ -57,7 +58,7 @@ pub fn spawn(
                     }
                 }
             };
-            let mut caught_up = catch_up(store.as_ref(), &channels).await;
+            let mut caught_up = catch_up(&gateway, &channels).await;
             loop {
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -65,7 +66,7 @@ pub fn spawn(
                     // A catch-up the store could not answer is retried until it succeeds: an
                     // intent that became pending while this replica was away must be asked.
                     _ = tokio::time::sleep(std::time::Duration::from_secs(2)), if !caught_up => {
-                        caught_up = catch_up(store.as_ref(), &channels).await;
+                        caught_up = catch_up(&gateway, &channels).await;
                         continue;
                     }
                 };
@@ -76,7 +77,7 @@ pub fn spawn(
                             missed = n,
                             "escalation fell behind the event stream; catching up"
                         );
-                        caught_up = catch_up(store.as_ref(), &channels).await;
+                        caught_up = catch_up(&gateway, &channels).await;
                     }
                     Some(Err(e)) => {
                         warn!(error = %e, "escalation event stream failed; resubscribing");
@@ -87,8 +88,8 @@ pub fn spawn(
                         if intent.state == IntentState::PendingApproval {
                             // Events carry no payload; the channels tell the approver what it
                             // is, so they get the full intent.
-                            match store.get(&intent.id).await {
-                                Ok(Some(full)) if full.state == IntentState::PendingApproval => {
+                            match gateway.pending(&intent.id).await {
+                                Ok(Some(full)) => {
                                     debug!(intent_id = %full.id, "escalating");
                                     for channel in &channels {
                                         channel.start(&full).await;
@@ -121,8 +122,8 @@ const CATCH_UP_LIMIT: usize = 10_000;
 ///
 /// Open intents are found through the deadline index (every open intent has a deadline), not
 /// by listing: the cost follows what is open now, not everything kept for the retention period.
-async fn catch_up(store: &dyn Store, channels: &[Arc<dyn Channel>]) -> bool {
-    let open = match store.due(Millis::MAX, CATCH_UP_LIMIT).await {
+async fn catch_up(gateway: &Gateway, channels: &[Arc<dyn Channel>]) -> bool {
+    let open = match gateway.open_intents(CATCH_UP_LIMIT).await {
         Ok(ids) => ids,
         Err(e) => {
             warn!(error = %e, "cannot find pending intents to escalate; retrying");
@@ -130,7 +131,7 @@ async fn catch_up(store: &dyn Store, channels: &[Arc<dyn Channel>]) -> bool {
         }
     };
     for id in open {
-        match store.get(&id).await {
+        match gateway.intent(&id).await {
             Ok(Some(intent)) if intent.state == IntentState::PendingApproval => {
                 for channel in channels {
                     channel.start(&intent).await;

@@ -4,6 +4,7 @@
 //! decide -> persist -> publish. Transport-free: the gRPC adapter calls it with a
 //! [`Principal`] and plain inputs, and maps [`GatewayError`] to status codes in one place.
 
+pub mod channels;
 pub mod limits;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use crate::auth::Principal;
 use crate::decision::{decide, Decision};
 use crate::domain::validate::{Limits, SubmitInput, ValidationError};
 use crate::domain::{
-    now_millis, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
+    now_millis, Channel, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
     IntentState, Reason, ReasonSource,
 };
 use crate::policy::{PolicyError, PolicyPack, Verdict};
@@ -39,9 +40,12 @@ pub enum GatewayError {
     /// The idempotency key was used before with a different body.
     #[error("idempotency_key {key} was already used by this agent for a different request (intent {existing})")]
     KeyConflict { key: String, existing: IntentId },
-    /// The intent cannot make this transition (already decided, still analysing, ...).
+    /// The intent cannot make this transition (still analysing, past its deadline, ...).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The intent was decided first, by someone else or a race this call lost.
+    #[error("{}", already_decided(.current))]
+    AlreadyDecided { current: Box<Intent> },
     #[error("store unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal error: {0}")]
@@ -112,8 +116,7 @@ pub struct Resolution {
     pub approver: String,
     pub reason: String,
     pub expected_version: Option<u64>,
-    /// `grpc`, `cli`, `console`, `voice`, `sms`.
-    pub channel: String,
+    pub channel: Channel,
 }
 
 pub struct Gateway {
@@ -159,14 +162,6 @@ impl Gateway {
         self.watches = limits::WatchLimiter::new(max_watches);
         self.rate = rate;
         self
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    pub fn policy(&self) -> &PolicyPack {
-        &self.policy
     }
 
     #[instrument(skip_all, fields(agent_id = %input.agent_id, action = %input.action, intent_id, module, state, risk_score, replayed))]
@@ -461,11 +456,7 @@ impl Gateway {
         self.decide_pending(
             current,
             to,
-            DecidedBy::new(
-                DeciderKind::Human,
-                approver.clone(),
-                resolution.channel.clone(),
-            ),
+            DecidedBy::new(DeciderKind::Human, approver.clone(), resolution.channel),
             Reason::new(
                 ReasonSource::Human,
                 if resolution.approve {
@@ -498,8 +489,10 @@ impl Gateway {
     ) -> Result<Intent, GatewayError> {
         let current = self.get(caller, id).await?;
         let by = match caller {
-            Principal::Agent(name) => DecidedBy::new(DeciderKind::Agent, name.clone(), "grpc"),
-            other => DecidedBy::new(DeciderKind::Human, other.name(), "grpc"),
+            Principal::Agent(name) => {
+                DecidedBy::new(DeciderKind::Agent, name.clone(), Channel::Grpc)
+            }
+            other => DecidedBy::new(DeciderKind::Human, other.name(), Channel::Grpc),
         };
         let message = if reason.is_empty() {
             "withdrawn".to_string()
@@ -517,7 +510,7 @@ impl Gateway {
     }
 
     /// Compare-and-set a pending intent into `to`. Losing a race, or finding the intent
-    /// already decided, is `FailedPrecondition` naming the current state.
+    /// already decided, is `AlreadyDecided` with the current intent.
     pub async fn decide_pending(
         &self,
         current: Intent,
@@ -534,10 +527,10 @@ impl Gateway {
                 current.id
             )))
             }
-            decided => {
-                return Err(GatewayError::FailedPrecondition(already_decided(
-                    &current, decided,
-                )))
+            _ => {
+                return Err(GatewayError::AlreadyDecided {
+                    current: Box::new(current),
+                })
             }
         }
         let now = now_millis();
@@ -563,9 +556,7 @@ impl Gateway {
                 info!(intent_id = %intent.id, state = %intent.state, "intent resolved");
                 Ok(counted(intent))
             }
-            Err(StoreError::Conflict { current }) => Err(GatewayError::FailedPrecondition(
-                already_decided(&current, current.state),
-            )),
+            Err(StoreError::Conflict { current }) => Err(GatewayError::AlreadyDecided { current }),
             Err(e) => Err(e.into()),
         }
     }
@@ -624,7 +615,7 @@ impl Gateway {
                 IntentState::Analyzing => {
                     let mut next = intent.decide(
                         IntentState::PendingApproval,
-                        DecidedBy::new(DeciderKind::System, "", "system"),
+                        DecidedBy::new(DeciderKind::System, "", Channel::System),
                         "",
                         Some(Reason::system("analysis_interrupted", "scoring did not finish (a replica stopped mid-analysis); a human must decide")),
                         now,
@@ -689,7 +680,7 @@ fn counted(intent: Intent) -> Intent {
 fn expiry(intent: &Intent, now: i64) -> Result<Intent, IllegalTransition> {
     intent.decide(
         IntentState::Expired,
-        DecidedBy::new(DeciderKind::Timeout, "", "timeout"),
+        DecidedBy::new(DeciderKind::Timeout, "", Channel::Timeout),
         "approval deadline passed",
         Some(Reason::system(
             "approval_timeout",
@@ -718,13 +709,14 @@ fn parse_id(id: &str) -> Result<IntentId, GatewayError> {
         .ok_or_else(|| GatewayError::Invalid(format!("intent_id: {id:?} is not an intent id")))
 }
 
-fn already_decided(intent: &Intent, state: IntentState) -> String {
+fn already_decided(intent: &Intent) -> String {
+    let state = intent.state;
     match &intent.decided_by {
         Some(by) => format!(
             "intent {} is already {state} (by {} via {})",
             intent.id,
             if by.approver.is_empty() {
-                format!("{:?}", by.kind).to_lowercase()
+                by.kind.as_str().to_string()
             } else {
                 by.approver.clone()
             },
@@ -788,7 +780,7 @@ mod tests {
             approver: String::new(),
             reason: String::new(),
             expected_version: None,
-            channel: "grpc".into(),
+            channel: Channel::Grpc,
         };
         let err = gw
             .resolve(&Principal::Open, intent.id.as_str(), late)

@@ -169,7 +169,7 @@ fn decided_by_to_pb(d: &DecidedBy) -> pb::DecidedBy {
     pb::DecidedBy {
         kind: kind_to_pb(d.kind) as i32,
         approver: d.approver.clone(),
-        channel: d.channel.clone(),
+        channel: d.channel.as_str().to_string(),
     }
 }
 

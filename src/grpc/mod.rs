@@ -27,6 +27,7 @@ use tracing::{error, warn, Instrument};
 
 use crate::auth::{KeyRing, Principal};
 use crate::domain::validate::SubmitInput;
+use crate::domain::Channel;
 use crate::gateway::IntentFilter;
 use crate::gateway::{Gateway, GatewayError, Resolution};
 use convert::{intent_to_pb, millis, state_from_pb, struct_to_json};
@@ -41,6 +42,7 @@ pub fn status(e: GatewayError) -> Status {
         GatewayError::PermissionDenied(m) => Status::permission_denied(m),
         e @ GatewayError::KeyConflict { .. } => Status::failed_precondition(e.to_string()),
         GatewayError::FailedPrecondition(m) => Status::failed_precondition(m),
+        e @ GatewayError::AlreadyDecided { .. } => Status::failed_precondition(e.to_string()),
         GatewayError::Unavailable(source) => {
             warn!(error = %source, "store unavailable");
             Status::unavailable(
@@ -109,14 +111,15 @@ impl SentinelService {
     }
 }
 
-fn channel_of<T>(request: &Request<T>) -> String {
+fn channel_of<T>(request: &Request<T>) -> Channel {
     match request
         .metadata()
         .get("x-sentinel-channel")
         .and_then(|v| v.to_str().ok())
+        .and_then(Channel::parse)
     {
-        Some(c @ ("cli" | "console")) => c.to_string(),
-        _ => "grpc".to_string(),
+        Some(c @ (Channel::Cli | Channel::Console)) => c,
+        _ => Channel::Grpc,
     }
 }
 

@@ -38,7 +38,7 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 /// First retry wait when the provider gives no `retry-after`; doubles per retry.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// Models Groq has decommissioned (protocols.md 1.2): requests to them fail.
+/// Models Groq has decommissioned (docs/llm.md): requests to them fail.
 const RETIRED_MODELS: [&str; 2] = ["llama-3.3-70b-versatile", "llama-3.1-8b-instant"];
 
 /// Everything the scorer needs; built from [`LlmSettings`] or by tests.
@@ -187,10 +187,6 @@ impl LlmScorer {
             guard_cache: Cache::new(options.cache_capacity, options.cache_ttl),
             guard: options.guard,
         })
-    }
-
-    pub fn model(&self) -> &str {
-        &self.model
     }
 
     /// The instant this call must be finished by. A little under the configured timeout, so

@@ -19,7 +19,9 @@ use tokio::sync::broadcast;
 
 use super::index::IndexKey;
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
-use crate::domain::{now_millis, slim, DecisionEvent, Intent, IntentId, IntentState, Millis};
+use crate::domain::{
+    now_millis, slim, Channel, DecisionEvent, Intent, IntentId, IntentState, Millis,
+};
 
 const SHARDS: usize = 64;
 /// Events buffered per watched intent: a handful of transitions and progress lines.
@@ -250,13 +252,13 @@ pub(super) fn record_for(intent: &Intent, event: &str, at: Millis) -> AuditRecor
     let (actor, channel) = match &intent.decided_by {
         Some(by) if intent.is_terminal() => (
             if by.approver.is_empty() {
-                format!("{:?}", by.kind).to_lowercase()
+                by.kind.as_str().to_string()
             } else {
                 by.approver.clone()
             },
-            by.channel.clone(),
+            by.channel.as_str().to_string(),
         ),
-        _ => (intent.agent_id.clone(), "grpc".to_string()),
+        _ => (intent.agent_id.clone(), Channel::Grpc.as_str().to_string()),
     };
     AuditRecord {
         at,
@@ -578,7 +580,7 @@ mod tests {
             analysis: String::new(),
             decided_by: state
                 .is_terminal()
-                .then(|| DecidedBy::new(DeciderKind::Policy, "", "policy")),
+                .then(|| DecidedBy::new(DeciderKind::Policy, "", Channel::Policy)),
             decision_reason: String::new(),
             policy_version: "p".into(),
             version: 1,

@@ -1,7 +1,7 @@
 //! Durable state: one [`Store`] trait, two implementations that pass the same contract tests.
 //!
 //! - [`memory::MemoryStore`]: the embedded default, for `cargo run` with no setup and for tests.
-//! - Redis (issue 3): the production store shared by many replicas.
+//! - [`redis::RedisStore`]: the production store shared by many replicas.
 //!
 //! Every state change is a compare-and-set on the intent's `version`: racing deciders produce
 //! exactly one winner, and the loser learns the current state. Watches never lose a transition

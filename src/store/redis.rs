@@ -32,7 +32,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub mod ratelimit;
-pub mod telnyx;
 
 use super::index::IndexKey;
 use super::memory::record_for;
@@ -45,7 +44,7 @@ use crate::domain::{
 /// few enough that the per-bucket reads of `due`, `list` and `audit_range` stay cheap.
 /// Changing it re-homes every intent, so it is a constant, not a setting.
 pub const BUCKETS: u32 = 16;
-/// Idempotency keys are kept this long (the brief asks for at least 24 hours).
+/// Idempotency keys are kept this long: a day, well past any client's retry window.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Events buffered per watched intent before a watcher is re-synchronised from the record.
 const INTENT_CHANNEL: usize = 16;

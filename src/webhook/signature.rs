@@ -104,7 +104,7 @@ pub fn verify(
 mod tests {
     use super::*;
 
-    // The reference's self-generated vector (protocols.md section 2.6).
+    // A self-generated reference vector: a fixed Ed25519 key signing `timestamp|body`.
     const PUBLIC_KEY: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
     const TIMESTAMP: &str = "1700000000";
     const SIGNATURE: &str =

@@ -19,6 +19,7 @@ mod redis_faults;
 mod redteam;
 mod replicas;
 mod scoring;
+mod shutdown_work;
 mod store_contract;
 mod telemetry;
 mod telnyx_ladder;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use sentinel::domain::{now_millis, DecidedBy, DeciderKind, IntentState as State};
+use sentinel::domain::{now_millis, Channel, DecidedBy, DeciderKind, IntentState as State};
 use sentinel::grpc::pb;
 use sentinel::grpc::pb::IntentState;
 use sentinel::store::{Created, Store, StoreError};
@@ -303,7 +303,7 @@ async fn a_write_whose_reply_was_lost_is_retried_and_counts_once() {
     let next = created
         .decide(
             State::Declined,
-            DecidedBy::new(DeciderKind::Human, "alice", "cli"),
+            DecidedBy::new(DeciderKind::Human, "alice", Channel::Cli),
             "no",
             None,
             now_millis(),

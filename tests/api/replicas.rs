@@ -249,8 +249,8 @@ async fn the_audit_export_says_who_decided_through_what_and_when() {
 async fn telnyx_escalation_state_is_shared_by_the_replicas() {
     // Telnyx retries webhooks and a load balancer spreads them over replicas; a call's
     // webhooks may land anywhere. Two replicas' state handles must act as one.
+    use sentinel::escalation::telnyx::state::redis::RedisTelnyxState;
     use sentinel::escalation::telnyx::state::{Ladder, Stage, TelnyxState};
-    use sentinel::store::redis::telnyx::RedisTelnyxState;
 
     let redis = RedisServer::start().await;
     let open = || async {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sentinel::domain::{
-    now_millis, DecidedBy, DeciderKind, EventKind, Intent, IntentId, IntentState, RiskScore,
+    now_millis, Channel, DecidedBy, DeciderKind, EventKind, Intent, IntentId, IntentState,
+    RiskScore,
 };
 use sentinel::store::{AuditRecord, Created, Filter, Store, StoreError};
 
@@ -93,7 +94,7 @@ pub(crate) fn sample_intent(agent: &str, state: IntentState) -> Intent {
 }
 
 fn human(name: &str) -> DecidedBy {
-    DecidedBy::new(DeciderKind::Human, name, "cli")
+    DecidedBy::new(DeciderKind::Human, name, Channel::Cli)
 }
 
 /// The next version of `intent`, decided now by the human `who` through the CLI.
@@ -256,7 +257,7 @@ async fn deadlines_are_due_until_decided(store: Arc<dyn Store>) {
     let expired = overdue
         .decide(
             IntentState::Expired,
-            DecidedBy::new(DeciderKind::Timeout, "", "timeout"),
+            DecidedBy::new(DeciderKind::Timeout, "", Channel::Timeout),
             "deadline",
             None,
             now,
@@ -267,7 +268,7 @@ async fn deadlines_are_due_until_decided(store: Arc<dyn Store>) {
     let mut escalated = analyzing
         .decide(
             IntentState::PendingApproval,
-            DecidedBy::new(DeciderKind::System, "", "system"),
+            DecidedBy::new(DeciderKind::System, "", Channel::System),
             "",
             None,
             now,
@@ -549,7 +550,7 @@ async fn an_overdue_pending_intent_can_only_expire(store: Arc<dyn Store>) {
     let expired = late
         .decide(
             IntentState::Expired,
-            DecidedBy::new(DeciderKind::Timeout, "", "timeout"),
+            DecidedBy::new(DeciderKind::Timeout, "", Channel::Timeout),
             "deadline",
             None,
             now_millis(),

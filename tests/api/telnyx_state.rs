@@ -25,7 +25,7 @@ macro_rules! contract {
                 #[tokio::test]
                 async fn $case() {
                     let server = crate::redis_harness::RedisServer::start().await;
-                    let state = sentinel::store::redis::telnyx::RedisTelnyxState::connect(
+                    let state = sentinel::escalation::telnyx::state::redis::RedisTelnyxState::connect(
                         &server.url(),
                         Default::default(),
                     )

@@ -1,6 +1,6 @@
 //! A small Telnyx API v2 client: dial, call commands and SMS, with bearer auth.
 //!
-//! Wire rules from the reference (protocols.md 2.1-2.8, 3.1): bodies are wrapped in
+//! Telnyx API v2 wire rules (docs/telnyx.md): bodies are wrapped in
 //! `{"data": ...}`, errors are `{"errors": [{"code": "90018", ...}]}` with string codes,
 //! 429 is retried (honouring `retry-after`), and a command on a call that already ended
 //! (422 / 90018) counts as done. Dials and commands carry a `command_id`, so retrying them
@@ -134,10 +134,11 @@ impl Client {
         &self,
         call_control_id: &str,
         action: &str,
-        body: &Value,
+        body: &impl serde::Serialize,
     ) -> Result<CommandOutcome, ClientError> {
         let url = self.url(&["calls", call_control_id, "actions", action])?;
-        match self.post(action, url, body, true).await {
+        let body = serde_json::to_value(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        match self.post(action, url, &body, true).await {
             Ok(_) => Ok(CommandOutcome::Done),
             Err(ClientError::Api {
                 status: 422, code, ..

@@ -2,12 +2,18 @@
 //!
 //! A reply decides only when it is `APPROVE <code>` or `DECLINE <code>` (case-insensitive;
 //! at or above the PIN tier `APPROVE <code> <pin>`) and comes from a roster number that the
-//! intent was routed to.
+//! intent was routed to. Wrong codes and PINs count against every intent the sender was
+//! texted about; too many lock the intent out of SMS and PIN approval.
 
 use rand::Rng;
+use tracing::warn;
 
-use super::voice::{clip, payload_field, AGENT_FIELDS};
-use crate::domain::Intent;
+use super::ladder::{self, Failure, Next, Strike};
+use super::speech::{clip, payload_field, AGENT_FIELDS};
+use super::wire::EventData;
+use super::{Telnyx, TelnyxError, LADDER_TTL};
+use crate::domain::{Channel, Intent};
+use crate::metrics;
 
 /// A fresh six-digit code.
 pub fn new_code() -> String {
@@ -15,7 +21,7 @@ pub fn new_code() -> String {
 }
 
 /// The message the approvers get: Sentinel's facts first, then what the agent says, marked
-/// as such (see `voice::summary`).
+/// as such (see `speech::summary`).
 pub fn message(intent: &Intent, code: &str, pin_required: bool) -> String {
     let pin = if pin_required { " <PIN>" } else { "" };
     let mut facts = format!(
@@ -76,6 +82,304 @@ pub fn parse_reply(text: &str) -> Option<Reply> {
         code: code.to_string(),
         pin,
     })
+}
+
+/// The hint sent once per sender when an SMS approval lacks the PIN.
+const PIN_HINT: &str = "Sentinel: this intent needs APPROVE <code> <PIN>. Nothing was approved.";
+/// Sent when wrong PINs locked the intent.
+const PIN_LOCKED: &str = "Sentinel: too many wrong PINs; this intent can no longer be approved by SMS. Nothing was approved.";
+/// Tries at a one-time code not already in use.
+const CODE_TRIES: usize = 5;
+
+impl Telnyx {
+    /// Texts every approver of the ladder a one-time code (the step after the calls).
+    pub(super) async fn send_sms(&self, intent: &Intent) -> Next {
+        let Ok(Some(ladder)) = self.state.load(&intent.id).await else {
+            return Next::Nothing;
+        };
+        let mut code = None;
+        for _ in 0..CODE_TRIES {
+            let candidate = new_code();
+            match self
+                .state
+                .index_code(&candidate, &intent.id, LADDER_TTL)
+                .await
+            {
+                Ok(true) => {
+                    code = Some(candidate);
+                    break;
+                }
+                Ok(false) => continue,
+                Err(e) => {
+                    warn!(error = %e, "cannot store SMS code");
+                    break;
+                }
+            }
+        }
+        let Some(code) = code else {
+            self.progress(
+                &intent.id,
+                "SMS step failed: no one-time code could be stored",
+            )
+            .await;
+            let _ = self.update(&intent.id, |l| l.failures += 1).await;
+            return Next::Exhausted;
+        };
+        let _ = self
+            .update(&intent.id, |l| l.sms_code = Some(code.clone()))
+            .await;
+        let text = message(intent, &code, ladder.pin_required);
+        let (mut sent, mut failed) = (0, 0);
+        for (i, approver) in ladder.approvers.iter().enumerate() {
+            match self
+                .client
+                .send_sms(
+                    &self.from,
+                    &approver.phone,
+                    &text,
+                    self.webhook_url.as_deref(),
+                )
+                .await
+            {
+                Ok(_) => {
+                    sent += 1;
+                    if let Err(e) = self
+                        .state
+                        .note_texted(&approver.phone, &intent.id, LADDER_TTL)
+                        .await
+                    {
+                        warn!(error = %e, "cannot note an SMS recipient");
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    self.progress(
+                        &intent.id,
+                        &format!("SMS to approver {} ({}) failed: {e}", i + 1, approver.name),
+                    )
+                    .await;
+                }
+            }
+        }
+        metrics::inc(
+            "sentinel_escalation_steps_total",
+            &[
+                ("step", "sms"),
+                ("outcome", if sent > 0 { "sent" } else { "failed" }),
+            ],
+        );
+        if sent > 0 {
+            self.progress(
+                &intent.id,
+                &format!(
+                    "SMS with a one-time code sent to {sent} approver{}",
+                    if sent == 1 { "" } else { "s" }
+                ),
+            )
+            .await;
+        }
+        let _ = self
+            .update(&intent.id, |l| {
+                l.delivered += usize::from(sent > 0);
+                l.failures += usize::from(sent == 0 && failed > 0);
+            })
+            .await;
+        Next::Exhausted
+    }
+
+    /// Reads an SMS reply; `Err` only when the state could not be read (nothing changed).
+    pub(super) async fn on_sms(&self, data: &EventData) -> Result<(), TelnyxError> {
+        let from = data.message_from();
+        let text = data.str("text").unwrap_or_default();
+        // Only replies to our own number: another number on the same messaging profile is
+        // not this channel.
+        if !data.message_to(&self.from) {
+            metrics::inc("sentinel_webhooks_total", &[("outcome", "not_our_number")]);
+            return Ok(());
+        }
+        let Some(approver) = self.roster.by_phone(from) else {
+            // Not a roster number: ignored, but the attempt is on record (last digits only).
+            metrics::inc("sentinel_webhooks_total", &[("outcome", "unknown_number")]);
+            let tail: String = from
+                .chars()
+                .rev()
+                .take(4)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            self.rejected(
+                None,
+                "unknown",
+                Channel::Sms,
+                None,
+                format!("SMS from a number not on the roster (ending {tail})"),
+            )
+            .await;
+            return Ok(());
+        };
+        let name = approver.name.clone();
+        let Some(reply) = parse_reply(text) else {
+            self.rejected(
+                None,
+                &name,
+                Channel::Sms,
+                None,
+                "SMS reply is not APPROVE <code> or DECLINE <code>".into(),
+            )
+            .await;
+            return Ok(());
+        };
+        let intent = match self.state.code_intent(&reply.code).await {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                self.rejected(
+                    None,
+                    &name,
+                    Channel::Sms,
+                    None,
+                    "SMS reply with an unknown or retired code".into(),
+                )
+                .await;
+                self.bad_code(from, &name).await;
+                return Ok(());
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot look up an SMS code");
+                return Err(e.into());
+            }
+        };
+        let Some(ladder) = self.state.load(&intent).await? else {
+            return Ok(());
+        };
+        if !ladder.approvers.iter().any(|a| a.phone == from) {
+            self.rejected(
+                Some(&intent),
+                &name,
+                Channel::Sms,
+                None,
+                "SMS reply from an approver this intent was not routed to".into(),
+            )
+            .await;
+            // A live code for someone else's intent is still a guess from this number.
+            self.bad_code(from, &name).await;
+            return Ok(());
+        }
+        if ladder.locked {
+            self.rejected(
+                Some(&intent),
+                &name,
+                Channel::Sms,
+                None,
+                "SMS reply for an intent locked after too many wrong codes or PINs".into(),
+            )
+            .await;
+            return Ok(());
+        }
+        if reply.approve
+            && ladder.pin_required
+            && !reply
+                .pin
+                .as_deref()
+                .is_some_and(|p| self.roster.check_pin(from, p))
+        {
+            self.rejected(
+                Some(&intent),
+                &name,
+                Channel::Sms,
+                None,
+                "SMS approval without a valid PIN".into(),
+            )
+            .await;
+            let strike = self
+                .update(&intent, |l| ladder::strike(l, from, Failure::Pin))
+                .await;
+            let why = format!("{name}'s SMS approval was refused: PIN missing or wrong");
+            let reply_text = match strike {
+                Ok(Some((
+                    _,
+                    Strike::Counted {
+                        count,
+                        max,
+                        by_sender,
+                    },
+                ))) => {
+                    self.progress(&intent, &format!("{why} ({count} of {max})"))
+                        .await;
+                    // One hint per sender: a guesser gets no stream of texts to bill us for.
+                    (by_sender == 1).then_some(PIN_HINT)
+                }
+                Ok(Some((_, Strike::Locked { max, code }))) => {
+                    self.lock_out(
+                        &intent,
+                        code,
+                        &format!("{why} ({max} of {max})"),
+                        Channel::Sms,
+                    )
+                    .await;
+                    Some(PIN_LOCKED)
+                }
+                _ => None,
+            };
+            if let Some(text) = reply_text {
+                let _ = self.client.send_sms(&self.from, from, text, None).await;
+            }
+            return Ok(());
+        }
+        self.progress(
+            &intent,
+            &format!(
+                "{name} replied {} by SMS",
+                if reply.approve { "APPROVE" } else { "DECLINE" }
+            ),
+        )
+        .await;
+        let outcome = self
+            .decide(&intent, reply.approve, &name, Channel::Sms)
+            .await;
+        if let Err(e) = self
+            .client
+            .send_sms(&self.from, from, &format!("Sentinel: {outcome}"), None)
+            .await
+        {
+            warn!(error = %e, "cannot confirm SMS decision");
+        }
+        Ok(())
+    }
+
+    /// A wrong (or foreign) SMS code from `from`: counted against every intent that number was
+    /// texted about and that still takes SMS replies.
+    async fn bad_code(&self, from: &str, name: &str) {
+        let intents = match self.state.texted_intents(from).await {
+            Ok(intents) => intents,
+            Err(e) => {
+                warn!(error = %e, "cannot count a wrong SMS code");
+                return;
+            }
+        };
+        for id in intents {
+            let counted = self
+                .update(&id, |l| {
+                    if l.sms_code.is_none() {
+                        return Strike::AlreadyLocked;
+                    }
+                    ladder::strike(l, from, Failure::Code)
+                })
+                .await;
+            let why = format!("{name} sent a wrong SMS code");
+            match counted {
+                Ok(Some((_, Strike::Counted { count, max, .. }))) => {
+                    self.progress(&id, &format!("{why} ({count} of {max})"))
+                        .await;
+                }
+                Ok(Some((_, Strike::Locked { max, code }))) => {
+                    self.lock_out(&id, code, &format!("{why} ({max} of {max})"), Channel::Sms)
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 #[cfg(test)]

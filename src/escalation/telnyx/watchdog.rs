@@ -24,7 +24,7 @@ use super::ladder::{self, Next};
 use super::state::{Mode, Stage, StateError, Watchdog, WatchdogKind};
 use super::voice::CallEvent;
 use super::{Telnyx, RING_GRACE};
-use crate::domain::{now_millis, IntentId, IntentState};
+use crate::domain::{now_millis, IntentId};
 
 /// How long a claim lasts without renewal: a dead replica's escalations are taken over this
 /// long after its last heartbeat.
@@ -50,24 +50,27 @@ impl Telnyx {
         };
         let me = Arc::downgrade(self);
         let shutdown = self.shutdown.clone();
-        runtime.spawn(async move {
-            let mut poll = tokio::time::interval(POLL);
-            poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            let mut heartbeat = tokio::time::interval(HEARTBEAT);
-            heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            loop {
-                let Some(this) = me.upgrade() else { return };
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = heartbeat.tick() => this.renew_claims().await,
-                    _ = poll.tick() => {
-                        this.fire_due().await;
-                        this.take_over().await;
+        self.tasks.spawn_on(
+            async move {
+                let mut poll = tokio::time::interval(POLL);
+                poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                let mut heartbeat = tokio::time::interval(HEARTBEAT);
+                heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                loop {
+                    let Some(this) = me.upgrade() else { return };
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = heartbeat.tick() => this.renew_claims().await,
+                        _ = poll.tick() => {
+                            this.fire_due().await;
+                            this.take_over().await;
+                        }
+                        _ = this.wake.notified() => this.fire_due().await,
                     }
-                    _ = this.wake.notified() => this.fire_due().await,
                 }
-            }
-        });
+            },
+            &runtime,
+        );
     }
 
     /// Arms a watchdog of `kind` on the call `ccid`, due after `wait`. Stored where every
@@ -91,7 +94,7 @@ impl Telnyx {
             return;
         }
         let Some(me) = self.self_arc() else { return };
-        tokio::spawn(async move {
+        self.spawn(async move {
             tokio::select! {
                 _ = me.shutdown.cancelled() => {}
                 _ = tokio::time::sleep(wait) => me.wake.notify_one(),
@@ -111,7 +114,7 @@ impl Telnyx {
         for watchdog in due {
             let Some(me) = self.self_arc() else { return };
             let span = tracing::info_span!("telnyx.watchdog", intent_id = %watchdog.intent, kind = watchdog.kind.as_str());
-            tokio::spawn(async move { me.fire(watchdog).await }.instrument(span));
+            self.spawn(async move { me.fire(watchdog).await }.instrument(span));
         }
     }
 
@@ -201,7 +204,7 @@ impl Telnyx {
                 Ok(true) => {
                     let Some(me) = self.self_arc() else { return };
                     let span = tracing::info_span!("escalation.takeover", intent_id = %intent);
-                    tokio::spawn(async move { me.resume(intent).await }.instrument(span));
+                    self.spawn(async move { me.resume(intent).await }.instrument(span));
                 }
                 Ok(false) => {} // renewed meanwhile, or another replica was first
                 Err(e) => warn!(intent_id = %intent, error = %e, "cannot take over an escalation"),
@@ -211,9 +214,9 @@ impl Telnyx {
 
     /// Picks up an escalation whose replica stopped renewing its claim, where it was left.
     async fn resume(self: Arc<Self>, id: IntentId) {
-        let intent = match self.store().get(&id).await {
-            Ok(Some(intent)) if intent.state == IntentState::PendingApproval => intent,
-            Ok(_) => {
+        let intent = match self.gateway.pending(&id).await {
+            Ok(Some(intent)) => intent,
+            Ok(None) => {
                 // Decided (or gone) while nobody held the claim: nothing to resume.
                 self.release(&id).await;
                 return;

@@ -73,6 +73,8 @@ struct Inner {
     /// Call commands refused because of the call's state: (action, call id, error code).
     refused: Vec<(String, String, &'static str)>,
     next_id: u64,
+    /// How long a dial waits before it is answered (a slow Telnyx).
+    dial_delay: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -105,6 +107,11 @@ impl FakeTelnyx {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every dial from now on is answered only after `delay`.
+    pub fn delay_dials(&self, delay: std::time::Duration) {
+        self.lock().dial_delay = delay;
     }
 
     /// The next requests fail with these statuses and error codes, in order.
@@ -286,6 +293,8 @@ async fn dial(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    let delay = inner.lock().unwrap_or_else(|e| e.into_inner()).dial_delay;
+    tokio::time::sleep(delay).await;
     let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(refused) = gate(&mut inner, &headers) {
         return refused;

@@ -84,6 +84,7 @@ class SentinelServicer(object):
 
     def WatchDecision(self, request, context):
         """The intent's current state first, then every transition; ends after the terminal one.
+        Every event, the first included, carries the slim intent (see DecisionEvent.intent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -116,7 +117,10 @@ class SentinelServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def WatchDecisions(self, request, context):
-        """Every transition of every intent the caller may see, filtered.
+        """Every transition of every intent the caller may see, filtered. Events carry the slim
+        intent. A follower that stops reading is ended with RESOURCE_EXHAUSTED once more than the
+        server's per-stream budget (SENTINEL_WATCH_MAX_LAG_BYTES) waits for it: resubscribe and
+        catch up with ListIntents.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -11,9 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Script;
 
-use super::{bucket_of, Redis, RedisOptions, BUCKETS};
+use super::{Ladder, StateError, TelnyxState, Watchdog};
 use crate::domain::{now_millis, IntentId, Millis};
-use crate::escalation::telnyx::state::{Ladder, StateError, TelnyxState, Watchdog};
+use crate::store::redis::{bucket_of, Redis, RedisOptions, BUCKETS};
 use crate::store::StoreError;
 
 const LADDER: &str = include_str!("ladder.lua");

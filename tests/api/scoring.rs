@@ -464,19 +464,8 @@ async fn open_scorer_uses_the_llm_when_groq_api_key_is_set() {
     let mut config = Config::ephemeral();
     config.llm.api_key = Some(Secret::new(KEY));
     config.llm.base_url = fake.base_url();
-    let app = sentinel::app::App::build(config).await.expect("builds");
-    let grpc = app.grpc_addr();
-    let shutdown = app.shutdown_token();
-    let handle = tokio::spawn(app.run());
-    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = Client {
-        inner: pb::sentinel_client::SentinelClient::new(channel),
-        key: None,
-    };
+    let app = TestApp::serve(sentinel::app::App::build(config).await.expect("builds"));
+    let mut client = app.client().await;
 
     let intent = submit_open(&mut client, 2500).await;
 
@@ -486,8 +475,7 @@ async fn open_scorer_uses_the_llm_when_groq_api_key_is_set() {
         fake.requests()[0].authorization.as_deref(),
         Some(format!("Bearer {KEY}").as_str())
     );
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    app.stop().await;
 }
 
 fn pending_intent() -> Intent {

@@ -195,13 +195,19 @@ async fn a_replica_started_before_redis_becomes_ready_when_it_appears() {
     let mut redis = RedisServer::start().await;
     let url = redis.url();
     redis.kill();
-    let replica = tokio::spawn(async move { Replica::start(&url, &[]).await });
+    let replica = Replica::spawn(&url, &[]);
     // The replica is up but not ready; start Redis and it becomes ready on its own.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        replica.wait_readyz(503, WAIT).await,
+        "the replica answers not-ready while Redis is down:\n{}",
+        replica.log()
+    );
     redis.restart().await;
-    let replica = replica
-        .await
-        .expect("replica becomes ready once redis answers");
+    assert!(
+        replica.wait_ready(WAIT).await,
+        "the replica becomes ready once Redis answers:\n{}",
+        replica.log()
+    );
     let mut client = replica.client().await;
     assert_eq!(
         state(

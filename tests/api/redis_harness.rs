@@ -247,7 +247,19 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// Starts a replica and waits until it is ready.
     pub async fn start(redis_url: &str, env: &[(&str, &str)]) -> Replica {
+        let replica = Replica::spawn(redis_url, env);
+        assert!(
+            replica.wait_ready(Duration::from_secs(20)).await,
+            "replica did not become ready:\n{}",
+            replica.log()
+        );
+        replica
+    }
+
+    /// Starts a replica without waiting for it.
+    pub fn spawn(redis_url: &str, env: &[(&str, &str)]) -> Replica {
         let dir = tempfile::tempdir().expect("temp dir");
         let grpc_addr = format!("127.0.0.1:{}", free_port());
         let http_addr = format!("127.0.0.1:{}", free_port());
@@ -265,18 +277,12 @@ impl Replica {
             .stderr(log)
             .spawn()
             .expect("sentinel serve starts");
-        let replica = Replica {
+        Replica {
             grpc_addr,
             http_addr,
             child,
             _dir: dir,
-        };
-        assert!(
-            replica.wait_ready(Duration::from_secs(20)).await,
-            "replica did not become ready:\n{}",
-            replica.log()
-        );
-        replica
+        }
     }
 
     pub fn url(&self) -> String {

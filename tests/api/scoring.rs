@@ -613,21 +613,16 @@ async fn the_chat_span_carries_genai_attributes() {
 
     // The span closes when the scorer's task drops it, which may be just after the response
     // went out: wait (bounded) for it rather than race it.
-    let mut chat = None;
-    for _ in 0..200 {
-        chat = spans
+    let chat = eventually(Duration::from_secs(10), "a gen_ai.chat span", || async {
+        spans
             .0
             .lock()
             .unwrap()
             .iter()
             .find(|(name, _)| name == "gen_ai.chat")
-            .map(|(_, fields)| fields.clone());
-        if chat.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let chat = chat.expect("a gen_ai.chat span");
+            .map(|(_, fields)| fields.clone())
+    })
+    .await;
     let expect = [
         ("gen_ai.operation.name", "chat"),
         ("gen_ai.provider.name", "openai_compatible"),

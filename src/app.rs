@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::domain::{Clock, SystemClock};
 use crate::escalation::telnyx::state::{MemoryState, TelnyxState};
 use crate::escalation::telnyx::{Telnyx, TelnyxChannel};
 use crate::gateway::{Gateway, Settings};
@@ -116,6 +117,18 @@ impl App {
         store: Arc<dyn Store>,
         scorer: Arc<dyn Scorer>,
     ) -> anyhow::Result<App> {
+        Self::build_with_clock(config, policy, store, scorer, SystemClock::shared()).await
+    }
+
+    /// Like [`App::build_with`], with the gateway reading the time from `clock` (give a
+    /// memory store the same clock: [`MemoryStore::with_clock`]).
+    pub async fn build_with_clock(
+        config: Config,
+        policy: Arc<PolicyPack>,
+        store: Arc<dyn Store>,
+        scorer: Arc<dyn Scorer>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<App> {
         let settings = Settings {
             limits: config.limits.clone(),
             approval_timeout: config.approval_timeout,
@@ -124,7 +137,8 @@ impl App {
         let rate = open_rate_limiter(&config).await?;
         let gateway = Arc::new(
             Gateway::new(store.clone(), policy.clone(), scorer.clone(), settings)
-                .with_caller_limits(config.max_watches_per_agent, rate),
+                .with_caller_limits(config.max_watches_per_agent, rate)
+                .with_clock(clock),
         );
         let shutdown = CancellationToken::new();
         let work = TaskTracker::new();

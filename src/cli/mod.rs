@@ -399,6 +399,7 @@ async fn audit_export(since: &str, until: Option<&str>) -> anyhow::Result<ExitCo
     let mut cursor = parse_time("--since", since)?;
     let until = match until {
         Some(u) => parse_time("--until", u)?,
+        // The operator's "until now" is the wall time: the export runs outside any gateway.
         None => crate::domain::now_millis(),
     };
     let config = Config::from_env().map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;

@@ -4,6 +4,7 @@
 //! adapters convert at the edges.
 
 mod channel;
+mod clock;
 mod event;
 mod intent;
 mod known;
@@ -11,6 +12,7 @@ mod state;
 pub mod validate;
 
 pub use channel::Channel;
+pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use event::{slim, DecisionEvent, EventKind};
 pub use intent::{
     canonical_json, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
@@ -22,6 +24,7 @@ pub use state::IntentState;
 /// Milliseconds since the Unix epoch: the one clock representation stored and compared.
 pub type Millis = i64;
 
+/// The wall time. Code on a path a test wants to control takes a [`Clock`] instead.
 pub fn now_millis() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }

@@ -18,8 +18,8 @@ use crate::auth::Principal;
 use crate::decision::{decide, Decision};
 use crate::domain::validate::{Limits, SubmitInput, ValidationError};
 use crate::domain::{
-    now_millis, Channel, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
-    IntentState, Reason, ReasonSource,
+    Channel, Clock, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
+    IntentState, Reason, ReasonSource, SystemClock,
 };
 use crate::policy::{PolicyError, PolicyPack, Verdict};
 use crate::scoring::{ScoreError, ScoreRequest, Scorer};
@@ -127,6 +127,8 @@ pub struct Gateway {
     watches: limits::WatchLimiter,
     /// `None`: submissions are not rate-limited (and the check costs nothing).
     rate: Option<Arc<dyn limits::RateLimiter>>,
+    /// Stamps submissions and decisions and drives the approval deadlines.
+    clock: Arc<dyn Clock>,
 }
 
 const MAX_PAGE: u32 = 500;
@@ -149,7 +151,18 @@ impl Gateway {
             settings,
             watches: limits::WatchLimiter::new(limits::DEFAULT_MAX_WATCHES),
             rate: None,
+            clock: SystemClock::shared(),
         }
+    }
+
+    /// Replaces the system clock (tests move a manual one instead of sleeping).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Sets the per-caller limits: open watch streams per principal, and the submission rate
@@ -194,7 +207,7 @@ impl Gateway {
         let span = tracing::Span::current();
         span.record("module", eval.module.as_str());
 
-        let now = now_millis();
+        let now = self.clock.now();
         let id = IntentId::generate();
         span.record("intent_id", id.as_str());
 
@@ -226,7 +239,7 @@ impl Gateway {
                 (intent, false) => intent,
             };
             let decision = decide(&eval, Some(self.score(&draft, &eval).await));
-            let decided_at = now_millis();
+            let decided_at = self.clock.now();
             let mut next = self.build(
                 created.id.clone(),
                 &draft,
@@ -533,7 +546,7 @@ impl Gateway {
                 })
             }
         }
-        let now = now_millis();
+        let now = self.clock.now();
         if current.expires_at.is_some_and(|deadline| deadline <= now) {
             // The deadline passed and the expiry loop has not run yet: a late decision must not
             // win. Expire it now (whoever wins that race, the result is EXPIRED) and refuse.
@@ -601,7 +614,7 @@ impl Gateway {
     /// Expires every pending intent whose deadline has passed, and escalates analyses that a
     /// dead replica left behind. Returns how many intents it changed.
     pub async fn expire_due(&self) -> Result<usize, GatewayError> {
-        let now = now_millis();
+        let now = self.clock.now();
         let mut changed = 0;
         for id in self.store.due(now, 256).await? {
             let Some(intent) = self.store.get(&id).await? else {
@@ -656,14 +669,16 @@ impl Gateway {
                 if let Err(e) = self.expire_due().await {
                     warn!(error = %e, "expiry pass failed; retrying");
                 }
-                let now = now_millis();
-                let wait = match self.store.next_deadline().await {
+                let next = self.store.next_deadline().await;
+                let now = self.clock.now();
+                let wait = match next {
                     Ok(Some(d)) => (d - now).clamp(5, 1000),
                     _ => 1000,
                 };
+                // The clock may wake us early; the next pass simply finds nothing due.
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                    _ = self.clock.sleep_until(now, now + wait) => {}
                 }
             }
         })

@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 use super::index::IndexKey;
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
 use crate::domain::{
-    now_millis, slim, Channel, DecisionEvent, Intent, IntentId, IntentState, Millis,
+    slim, Channel, Clock, DecisionEvent, Intent, IntentId, IntentState, Millis, SystemClock,
 };
 
 const SHARDS: usize = 64;
@@ -138,6 +138,8 @@ struct Inner {
     /// Events are shared (`Arc`): one allocation per event however many channels hold it.
     all: broadcast::Sender<Arc<DecisionEvent>>,
     retention_ms: Millis,
+    /// Stamps events and audit records and decides what retention drops.
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Clone)]
@@ -166,6 +168,11 @@ impl MemoryStore {
     /// idempotency keys, so a long-running embedded gateway does not grow without bound.
     /// Pending intents are never dropped.
     pub fn with_retention(retention: std::time::Duration) -> Self {
+        Self::with_clock(retention, SystemClock::shared())
+    }
+
+    /// Like [`MemoryStore::with_retention`], reading the time from `clock`.
+    pub fn with_clock(retention: std::time::Duration, clock: Arc<dyn Clock>) -> Self {
         let (all, _) = broadcast::channel(ALL_CHANNEL);
         MemoryStore {
             inner: Arc::new(Inner {
@@ -175,6 +182,7 @@ impl MemoryStore {
                 deadlines: Mutex::new(BTreeSet::new()),
                 all,
                 retention_ms: retention.as_millis().min(i64::MAX as u128) as Millis,
+                clock,
             }),
         }
     }
@@ -297,7 +305,7 @@ impl Store for MemoryStore {
             }
             keys.insert(k.clone(), intent.id.clone());
         }
-        let now = now_millis();
+        let now = inner.clock.now();
         if let (false, Some(deadline)) = (intent.is_terminal(), intent.expires_at) {
             lock(&inner.deadlines).insert((deadline, intent.id.clone()));
         }
@@ -370,7 +378,7 @@ impl Store for MemoryStore {
 
     async fn transition(&self, next: Intent) -> Result<Intent, StoreError> {
         let inner = &self.inner;
-        let now = now_millis();
+        let now = inner.clock.now();
         let mut shard = lock(inner.shard_of(&next.id));
         let entry = shard
             .intents
@@ -420,7 +428,7 @@ impl Store for MemoryStore {
 
     async fn progress(&self, id: &IntentId, detail: &str) -> Result<(), StoreError> {
         let inner = &self.inner;
-        let now = now_millis();
+        let now = inner.clock.now();
         let mut shard = lock(inner.shard_of(id));
         let entry = shard
             .intents
@@ -453,7 +461,7 @@ impl Store for MemoryStore {
         let id = id.clone();
         Ok(Box::pin(async_stream::stream! {
             let mut seen = snapshot.version;
-            yield Ok(DecisionEvent::snapshot(&snapshot, now_millis()));
+            yield Ok(DecisionEvent::snapshot(&snapshot, inner.clock.now()));
             let Some(mut rx) = rx else { return };
             loop {
                 match rx.recv().await {
@@ -474,7 +482,7 @@ impl Store for MemoryStore {
                         if current.version > seen {
                             seen = current.version;
                             let terminal = current.is_terminal();
-                            yield Ok(DecisionEvent::snapshot(&current, now_millis()));
+                            yield Ok(DecisionEvent::snapshot(&current, inner.clock.now()));
                             if terminal {
                                 return;
                             }
@@ -485,7 +493,7 @@ impl Store for MemoryStore {
                         // got here without it, tell the final state from the record.
                         if let Some(current) = inner.current_slim(&id) {
                             if current.version > seen {
-                                yield Ok(DecisionEvent::snapshot(&current, now_millis()));
+                                yield Ok(DecisionEvent::snapshot(&current, inner.clock.now()));
                             }
                         }
                         return;

@@ -60,14 +60,22 @@ async fn submit_wait_streams_until_an_operator_resolves_from_another_cli() {
         ])
         .spawn()
         .unwrap();
-    let mut c = app.client().await;
-    let id = loop {
-        let page = c.list(Default::default()).await.unwrap();
-        if let Some(i) = page.intents.iter().find(|i| state(i) == S::PendingApproval) {
-            break i.intent_id.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let c = app.client().await;
+    let id = eventually(
+        Duration::from_secs(30),
+        "the CLI's intent to be pending",
+        || {
+            let mut c = c.clone();
+            async move {
+                let page = c.list(Default::default()).await.unwrap();
+                page.intents
+                    .iter()
+                    .find(|i| state(i) == S::PendingApproval)
+                    .map(|i| i.intent_id.clone())
+            }
+        },
+    )
+    .await;
     let resolve = cli(&app)
         .args(["resolve", &id, "--approve", "--reason", "ticket OPS-12"])
         .output()

@@ -2,12 +2,14 @@
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sentinel::app::App;
 use sentinel::config::Config;
+use sentinel::domain::{Clock, ManualClock, SystemClock};
 use sentinel::grpc::convert::json_to_struct;
 use sentinel::grpc::pb;
 use sentinel::grpc::pb::sentinel_client::SentinelClient;
@@ -24,6 +26,7 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Parts a test may swap.
@@ -32,6 +35,24 @@ pub struct Parts {
     pub policy: Arc<PolicyPack>,
     pub store: Arc<dyn Store>,
     pub scorer: Arc<dyn Scorer>,
+    /// The gateway's clock; give a memory store the same one ([`Parts::with_manual_clock`]).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Parts {
+    /// Default parts whose gateway and memory store read a manual clock that the test moves.
+    pub fn with_manual_clock() -> (Parts, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::starting_now());
+        let parts = Parts {
+            store: Arc::new(MemoryStore::with_clock(
+                sentinel::store::memory::DEFAULT_RETENTION,
+                clock.clone(),
+            )),
+            clock: clock.clone(),
+            ..Parts::default()
+        };
+        (parts, clock)
+    }
 }
 
 impl Default for Parts {
@@ -41,6 +62,7 @@ impl Default for Parts {
             policy: Arc::new(PolicyPack::builtin()),
             store: Arc::new(MemoryStore::new()),
             scorer: Arc::new(FallbackScorer),
+            clock: SystemClock::shared(),
         }
     }
 }
@@ -51,19 +73,23 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_with(parts: Parts) -> TestApp {
     let store = parts.store.clone();
-    let app = App::build_with(parts.config, parts.policy, parts.store, parts.scorer)
-        .await
-        .expect("app builds");
-    let grpc_addr = app.grpc_addr();
-    let http_addr = app.http_addr();
-    let shutdown = app.shutdown_token();
-    let handle = tokio::spawn(app.run());
+    let clock = parts.clock.clone();
+    let app = App::build_with_clock(
+        parts.config,
+        parts.policy,
+        parts.store,
+        parts.scorer,
+        parts.clock,
+    )
+    .await
+    .expect("app builds");
     TestApp {
-        grpc_addr,
-        http_addr,
-        shutdown,
-        handle,
+        grpc_addr: app.grpc_addr(),
+        http_addr: app.http_addr(),
+        shutdown: app.shutdown_token(),
+        handle: tokio::spawn(app.run()),
         store,
+        clock,
     }
 }
 
@@ -96,9 +122,53 @@ impl TestApp {
         }
     }
 
+    /// Shuts the app down and fails the test unless every task ended cleanly, in time.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.handle).await;
+        match tokio::time::timeout(SHUTDOWN_LIMIT, self.handle).await {
+            Err(_) => panic!("the app did not shut down within {SHUTDOWN_LIMIT:?}"),
+            Ok(Err(join)) => panic!("the app's run task panicked: {join}"),
+            Ok(Ok(Err(e))) => panic!("a task of the app failed: {e:#}"),
+            Ok(Ok(Ok(()))) => {}
+        }
+    }
+}
+
+/// How long a shutdown may take before the test fails.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Polls `check` until it returns `Some` and returns that value; panics naming `what` if that
+/// does not happen within `limit` (a slow check included).
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match within(limit, check).await {
+        Some(value) => value,
+        None => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `limit` (a check that hangs is cut off
+/// at the deadline too); `None` if it never did. Polls quickly at first, then every 100 ms.
+pub async fn within<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Ok(Some(value)) = tokio::time::timeout_at(deadline, check()).await {
+            return Some(value);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 

@@ -163,16 +163,17 @@ async fn a_limiter_that_cannot_reach_redis_refuses_and_stores_nothing() {
 
 /// Retries a refused watch until the slot released by another stream's end is seen.
 async fn watch_once_released(client: &mut Client, id: &str) -> tonic::Streaming<pb::DecisionEvent> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match client.watch(id).await {
-            Ok(stream) => return stream,
-            Err(e) if e.code() == Code::ResourceExhausted && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+    eventually(WAIT, "a released watch slot", || {
+        let mut client = client.clone();
+        async move {
+            match client.watch(id).await {
+                Ok(stream) => Some(stream),
+                Err(e) if e.code() == Code::ResourceExhausted => None,
+                Err(e) => panic!("the slot was not released: {e:?}"),
             }
-            Err(e) => panic!("the slot was not released: {e:?}"),
         }
-    }
+    })
+    .await
 }
 
 #[tokio::test]

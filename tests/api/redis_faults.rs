@@ -74,28 +74,24 @@ async fn grpc_health_becomes(
     replica: &Replica,
     want: tonic_health::pb::health_check_response::ServingStatus,
 ) -> bool {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(channel) = tonic::transport::Channel::from_shared(replica.url())
+    crate::helpers::within(WAIT, || async {
+        let channel = tonic::transport::Channel::from_shared(replica.url())
             .expect("url")
             .connect()
             .await
-        {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-            let request = tonic_health::pb::HealthCheckRequest {
-                service: "sentinel.v1.Sentinel".into(),
-            };
-            if let Ok(Ok(r)) =
-                tokio::time::timeout(Duration::from_secs(1), health.check(request)).await
-            {
-                if r.into_inner().status == want as i32 {
-                    return true;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+            .ok()?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: "sentinel.v1.Sentinel".into(),
+        };
+        let r = tokio::time::timeout(Duration::from_secs(1), health.check(request))
+            .await
+            .ok()?
+            .ok()?;
+        (r.into_inner().status == want as i32).then_some(())
+    })
+    .await
+    .is_some()
 }
 
 impl Scene {
@@ -199,13 +195,19 @@ async fn a_replica_started_before_redis_becomes_ready_when_it_appears() {
     let mut redis = RedisServer::start().await;
     let url = redis.url();
     redis.kill();
-    let replica = tokio::spawn(async move { Replica::start(&url, &[]).await });
+    let replica = Replica::spawn(&url, &[]);
     // The replica is up but not ready; start Redis and it becomes ready on its own.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        replica.wait_readyz(503, WAIT).await,
+        "the replica answers not-ready while Redis is down:\n{}",
+        replica.log()
+    );
     redis.restart().await;
-    let replica = replica
-        .await
-        .expect("replica becomes ready once redis answers");
+    assert!(
+        replica.wait_ready(WAIT).await,
+        "the replica becomes ready once Redis answers:\n{}",
+        replica.log()
+    );
     let mut client = replica.client().await;
     assert_eq!(
         state(

@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sentinel::store::redis::{RedisOptions, RedisStore};
 use sentinel::store::Store;
@@ -126,28 +126,19 @@ impl RedisServer {
     }
 
     async fn wait_until_answering(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
         let client = redis::Client::open(self.url()).expect("url");
-        loop {
-            let ok = async {
+        let what = format!("redis-server on port {} to answer PING", self.port);
+        crate::helpers::eventually(Duration::from_secs(10), &what, || async {
+            let ping = async {
                 let mut c = client.get_multiplexed_async_connection().await.ok()?;
                 redis::cmd("PING").query_async::<String>(&mut c).await.ok()
             };
-            if tokio::time::timeout(Duration::from_millis(500), ok)
+            tokio::time::timeout(Duration::from_millis(500), ping)
                 .await
                 .ok()
                 .flatten()
-                .is_some()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not start",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
@@ -234,29 +225,20 @@ impl RedisCluster {
     }
 
     async fn wait_until_ok(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
         for node in &self.nodes {
             let client = redis::Client::open(node.url()).expect("url");
-            loop {
-                let info = async {
-                    let mut c = client.get_multiplexed_async_connection().await.ok()?;
-                    redis::cmd("CLUSTER")
-                        .arg("INFO")
-                        .query_async::<String>(&mut c)
-                        .await
-                        .ok()
-                }
-                .await
-                .unwrap_or_default();
-                if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3") {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "cluster did not converge: {info}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let what = format!("cluster node {} to report a converged cluster", node.url());
+            crate::helpers::eventually(Duration::from_secs(20), &what, || async {
+                let mut c = client.get_multiplexed_async_connection().await.ok()?;
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut c)
+                    .await
+                    .ok()?;
+                (info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3"))
+                    .then_some(())
+            })
+            .await;
         }
     }
 
@@ -280,7 +262,19 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// Starts a replica and waits until it is ready.
     pub async fn start(redis_url: &str, env: &[(&str, &str)]) -> Replica {
+        let replica = Replica::spawn(redis_url, env);
+        assert!(
+            replica.wait_ready(Duration::from_secs(20)).await,
+            "replica did not become ready:\n{}",
+            replica.log()
+        );
+        replica
+    }
+
+    /// Starts a replica without waiting for it.
+    pub fn spawn(redis_url: &str, env: &[(&str, &str)]) -> Replica {
         let dir = tempfile::tempdir().expect("temp dir");
         let grpc_addr = format!("127.0.0.1:{}", free_port());
         let http_addr = format!("127.0.0.1:{}", free_port());
@@ -298,18 +292,12 @@ impl Replica {
             .stderr(log)
             .spawn()
             .expect("sentinel serve starts");
-        let replica = Replica {
+        Replica {
             grpc_addr,
             http_addr,
             child,
             _dir: dir,
-        };
-        assert!(
-            replica.wait_ready(Duration::from_secs(20)).await,
-            "replica did not become ready:\n{}",
-            replica.log()
-        );
-        replica
+        }
     }
 
     pub fn url(&self) -> String {
@@ -339,14 +327,11 @@ impl Replica {
     }
 
     pub async fn wait_readyz(&self, status: u16, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.readyz().await == Some(status) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
+        crate::helpers::within(limit, || async {
+            (self.readyz().await == Some(status)).then_some(())
+        })
+        .await
+        .is_some()
     }
 
     pub async fn client(&self) -> crate::helpers::Client {

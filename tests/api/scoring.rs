@@ -471,19 +471,15 @@ async fn open_scorer_uses_the_llm_when_groq_api_key_is_set() {
             .scorer
             .expect("a key turns the scorer on")
     });
-    let app = sentinel::app::App::build(config).await.expect("builds");
-    let grpc = app.grpc_addr();
-    let shutdown = app.shutdown_token();
-    let handle = tokio::spawn(app.run());
-    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = Client {
-        inner: pb::sentinel_client::SentinelClient::new(channel),
-        key: None,
-    };
+    // The scorer the configuration names, as `sentinel serve` opens it.
+    let scorer = sentinel::app::open_scorer(&config).expect("opens the LLM scorer");
+    let app = spawn_with(Parts {
+        config,
+        scorer,
+        ..Parts::default()
+    })
+    .await;
+    let mut client = app.client().await;
 
     let intent = submit_open(&mut client, 2500).await;
 
@@ -493,8 +489,7 @@ async fn open_scorer_uses_the_llm_when_groq_api_key_is_set() {
         fake.requests()[0].authorization.as_deref(),
         Some(format!("Bearer {KEY}").as_str())
     );
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    app.stop().await;
 }
 
 fn pending_intent() -> Intent {
@@ -632,21 +627,16 @@ async fn the_chat_span_carries_genai_attributes() {
 
     // The span closes when the scorer's task drops it, which may be just after the response
     // went out: wait (bounded) for it rather than race it.
-    let mut chat = None;
-    for _ in 0..200 {
-        chat = spans
+    let chat = eventually(Duration::from_secs(10), "a gen_ai.chat span", || async {
+        spans
             .0
             .lock()
             .unwrap()
             .iter()
             .find(|(name, _)| name == "gen_ai.chat")
-            .map(|(_, fields)| fields.clone());
-        if chat.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let chat = chat.expect("a gen_ai.chat span");
+            .map(|(_, fields)| fields.clone())
+    })
+    .await;
     let expect = [
         ("gen_ai.operation.name", "chat"),
         ("gen_ai.provider.name", "openai_compatible"),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sentinel::domain::{
-    now_millis, Channel, DecidedBy, DeciderKind, EventKind, Intent, IntentId, IntentState,
-    RiskScore,
+    now_millis, Channel, Clock, DecidedBy, DeciderKind, EventKind, Intent, IntentId, IntentState,
+    ManualClock, Millis, RiskScore,
 };
 use sentinel::store::{AuditRecord, Created, Filter, Store, StoreError};
 
@@ -18,7 +18,12 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    super::$case(std::sync::Arc::new(sentinel::store::MemoryStore::new())).await;
+                    let clock = std::sync::Arc::new(sentinel::domain::ManualClock::starting_now());
+                    let store = sentinel::store::MemoryStore::with_clock(
+                        sentinel::store::memory::DEFAULT_RETENTION,
+                        clock.clone(),
+                    );
+                    super::$case(std::sync::Arc::new(store), super::Time::Manual(clock)).await;
                 }
             )*
         }
@@ -27,7 +32,7 @@ macro_rules! contract {
                 #[tokio::test]
                 async fn $case() {
                     let server = crate::redis_harness::RedisServer::start().await;
-                    super::$case(server.store().await).await;
+                    super::$case(server.store().await, super::Time::Wall).await;
                 }
             )*
         }
@@ -39,7 +44,7 @@ macro_rules! contract {
             F: Fn(&'static str) -> Fut,
             Fut: std::future::Future<Output = Arc<dyn Store>>,
         {
-            $( $case(make(stringify!($case)).await).await; )*
+            $( $case(make(stringify!($case)).await, Time::Wall).await; )*
         }
     };
 }
@@ -65,8 +70,44 @@ contract!(
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// The time the store under test reads. The memory store reads a manual clock that the case
+/// moves; a Redis store stamps with the wall time and enforces deadlines with the server's
+/// `TIME`, so there time passes for real (briefly: only to make timestamps distinct).
+#[derive(Clone)]
+pub(crate) enum Time {
+    Manual(Arc<ManualClock>),
+    Wall,
+}
+
+impl Time {
+    fn now(&self) -> Millis {
+        match self {
+            Time::Manual(clock) => clock.now(),
+            Time::Wall => now_millis(),
+        }
+    }
+
+    /// Lets `by` pass: the manual clock moves, the wall clock is waited for.
+    async fn pass(&self, by: Duration) {
+        match self {
+            Time::Manual(clock) => {
+                clock.advance(by);
+            }
+            Time::Wall => tokio::time::sleep(by).await,
+        }
+    }
+
+    /// [`sample_intent`] created now by this time.
+    fn intent(&self, agent: &str, state: IntentState) -> Intent {
+        sample_intent_at(agent, state, self.now())
+    }
+}
+
 pub(crate) fn sample_intent(agent: &str, state: IntentState) -> Intent {
-    let now = now_millis();
+    sample_intent_at(agent, state, now_millis())
+}
+
+fn sample_intent_at(agent: &str, state: IntentState, now: Millis) -> Intent {
     Intent {
         id: IntentId::generate(),
         agent_id: agent.to_string(),
@@ -119,7 +160,7 @@ async fn create(store: &Arc<dyn Store>, i: Intent) -> Intent {
     }
 }
 
-async fn created_intents_read_back(store: Arc<dyn Store>) {
+async fn created_intents_read_back(store: Arc<dyn Store>, _: Time) {
     let stored = pending(&store).await;
     let read = store.get(&stored.id).await.unwrap().expect("found");
     assert_eq!(read, stored, "the stored intent reads back unchanged");
@@ -127,7 +168,7 @@ async fn created_intents_read_back(store: Arc<dyn Store>) {
     store.ping().await.expect("ping");
 }
 
-async fn idempotency_keys_replay_or_conflict_per_agent(store: Arc<dyn Store>) {
+async fn idempotency_keys_replay_or_conflict_per_agent(store: Arc<dyn Store>, _: Time) {
     let mut first = sample_intent("agent-a", IntentState::PendingApproval);
     first.idempotency_key = Some("key-1".into());
     let first = create(&store, first).await;
@@ -166,7 +207,7 @@ async fn idempotency_keys_replay_or_conflict_per_agent(store: Arc<dyn Store>) {
         .is_none());
 }
 
-async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
+async fn transitions_are_compare_and_set(store: Arc<dyn Store>, _: Time) {
     let pending = pending(&store).await;
     let approve = by_human(&pending, IntentState::Approved, "alice", "looks fine");
     let approved = store
@@ -200,7 +241,7 @@ async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
     );
 }
 
-async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>) {
+async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>, _: Time) {
     let pending = pending(&store).await;
     let attempts = (0..16).map(|n| {
         let store = store.clone();
@@ -224,7 +265,7 @@ async fn racing_deciders_produce_one_winner(store: Arc<dyn Store>) {
     }
 }
 
-async fn transition_of_a_missing_intent_is_not_found(store: Arc<dyn Store>) {
+async fn transition_of_a_missing_intent_is_not_found(store: Arc<dyn Store>, _: Time) {
     let ghost = sample_intent("agent-a", IntentState::PendingApproval);
     let next = by_human(&ghost, IntentState::Approved, "alice", "");
     assert!(matches!(
@@ -233,7 +274,7 @@ async fn transition_of_a_missing_intent_is_not_found(store: Arc<dyn Store>) {
     ));
 }
 
-async fn deadlines_are_due_until_decided(store: Arc<dyn Store>) {
+async fn deadlines_are_due_until_decided(store: Arc<dyn Store>, _: Time) {
     let now = now_millis();
     let mut overdue = sample_intent("agent-a", IntentState::PendingApproval);
     overdue.expires_at = Some(now - 1_000);
@@ -283,6 +324,7 @@ async fn deadlines_are_due_until_decided(store: Arc<dyn Store>) {
 
 async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(
     store: Arc<dyn Store>,
+    _: Time,
 ) {
     let pending = pending(&store).await;
     let mut watch = store.watch(&pending.id).await.unwrap();
@@ -349,7 +391,7 @@ async fn watch_starts_with_the_current_state_and_ends_after_the_terminal_one(
     ));
 }
 
-async fn watch_all_sees_every_event(store: Arc<dyn Store>) {
+async fn watch_all_sees_every_event(store: Arc<dyn Store>, _: Time) {
     let mut all = store.watch_all().await.unwrap();
     let pending = pending(&store).await;
     store
@@ -376,17 +418,17 @@ async fn watch_all_sees_every_event(store: Arc<dyn Store>) {
     );
 }
 
-async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>) {
+async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>, time: Time) {
     let mut ids = Vec::new();
     for n in 0..7 {
         let agent = if n % 2 == 0 { "agent-a" } else { "agent-b" };
         ids.push(
-            create(&store, sample_intent(agent, IntentState::PendingApproval))
+            create(&store, time.intent(agent, IntentState::PendingApproval))
                 .await
                 .id,
         );
         // Distinct creation milliseconds keep "newest first" unambiguous.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        time.pass(Duration::from_millis(2)).await;
     }
     let newest_first: Vec<IntentId> = ids.iter().rev().cloned().collect();
 
@@ -427,20 +469,20 @@ async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>) {
         .is_empty());
 }
 
-async fn audit_records_every_attempt(store: Arc<dyn Store>) {
-    let since = now_millis();
+async fn audit_records_every_attempt(store: Arc<dyn Store>, time: Time) {
+    let since = time.now();
     let pending = pending(&store).await;
     let winner = by_human(&pending, IntentState::Approved, "alice", "fine");
     let loser = by_human(&pending, IntentState::Declined, "bob", "no");
     // Records are ordered by their time; distinct milliseconds keep the order unambiguous.
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    time.pass(Duration::from_millis(2)).await;
     store.transition(winner).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    time.pass(Duration::from_millis(2)).await;
     assert!(store.transition(loser).await.is_err());
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    time.pass(Duration::from_millis(2)).await;
     store
         .audit(AuditRecord {
-            at: now_millis(),
+            at: time.now(),
             intent_id: None,
             event: "webhook_rejected".into(),
             actor: "telnyx".into(),
@@ -451,7 +493,7 @@ async fn audit_records_every_attempt(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    let until = now_millis() + 1;
+    let until = time.now() + 1;
 
     let records = store.audit_range(since, until, 100).await.unwrap();
     let events: Vec<(&str, &str, &str)> = records
@@ -484,15 +526,17 @@ async fn audit_records_every_attempt(store: Arc<dyn Store>) {
         .is_empty());
 }
 
-/// A Redis store on `server` that keeps decided intents 300 ms, under its own key prefix.
+/// A Redis store on `server` that keeps decided intents for `retention`, under its own key
+/// prefix.
 async fn short_retention(
     server: &crate::redis_harness::RedisServer,
     prefix: &str,
+    retention: Duration,
 ) -> Arc<dyn Store> {
     use sentinel::store::redis::{RedisOptions, RedisStore};
     let options = RedisOptions {
         prefix: prefix.to_string(),
-        retention: std::time::Duration::from_millis(300),
+        retention,
         ..RedisOptions::default()
     };
     Arc::new(RedisStore::connect(&server.url(), options).await.unwrap())
@@ -503,7 +547,9 @@ async fn short_retention(
 #[tokio::test]
 async fn redis_retention_expires_decided_intents_and_trims_the_index() {
     let server = crate::redis_harness::RedisServer::start().await;
-    let store = short_retention(&server, "retention").await;
+    // Long enough that the 40 creations below fit in it on a loaded machine: the ones that
+    // did not would be trimmed from the index themselves.
+    let store = short_retention(&server, "retention", Duration::from_millis(1500)).await;
     let open = pending(&store).await;
     store
         .transition(by_human(&open, IntentState::Approved, "x", "y"))
@@ -511,7 +557,11 @@ async fn redis_retention_expires_decided_intents_and_trims_the_index() {
         .unwrap();
     let still_open = pending(&store).await;
     assert!(store.get(&open.id).await.unwrap().is_some());
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // Redis expires the record on its own clock.
+    crate::helpers::eventually(WAIT, "the decided intent to expire", || async {
+        store.get(&open.id).await.unwrap().is_none().then_some(())
+    })
+    .await;
     // A write after the retention period trims what is older.
     for _ in 0..40 {
         pending(&store).await;
@@ -538,9 +588,9 @@ async fn redis_retention_expires_decided_intents_and_trims_the_index() {
 
 /// Past its deadline a pending intent can only become EXPIRED, even if the expiry loop has not
 /// run yet: the store refuses a late human decision.
-async fn an_overdue_pending_intent_can_only_expire(store: Arc<dyn Store>) {
-    let mut late = sample_intent("agent-a", IntentState::PendingApproval);
-    late.expires_at = Some(now_millis() - 1_000);
+async fn an_overdue_pending_intent_can_only_expire(store: Arc<dyn Store>, time: Time) {
+    let mut late = time.intent("agent-a", IntentState::PendingApproval);
+    late.expires_at = Some(time.now() - 1_000);
     let late = create(&store, late).await;
     let err = store
         .transition(by_human(&late, IntentState::Approved, "alice", "too late"))
@@ -553,7 +603,7 @@ async fn an_overdue_pending_intent_can_only_expire(store: Arc<dyn Store>) {
             DecidedBy::new(DeciderKind::Timeout, "", Channel::Timeout),
             "deadline",
             None,
-            now_millis(),
+            time.now(),
         )
         .unwrap();
     let done = store.transition(expired).await.expect("expiry wins");
@@ -561,17 +611,22 @@ async fn an_overdue_pending_intent_can_only_expire(store: Arc<dyn Store>) {
 }
 
 /// Creates intents for `agents` × `states` (one each, in that order), a millisecond apart.
-async fn mixed(store: &Arc<dyn Store>, agents: &[&str], states: &[IntentState]) -> Vec<Intent> {
+async fn mixed(
+    store: &Arc<dyn Store>,
+    time: &Time,
+    agents: &[&str],
+    states: &[IntentState],
+) -> Vec<Intent> {
     let mut out = Vec::new();
     for agent in agents {
         for state in states {
-            let mut i = sample_intent(agent, *state);
+            let mut i = time.intent(agent, *state);
             if state.is_terminal() {
                 i.decided_by = Some(human("bob"));
-                i.decided_at = Some(now_millis());
+                i.decided_at = Some(time.now());
             }
             out.push(create(store, i).await);
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            time.pass(Duration::from_millis(1)).await;
         }
     }
     out
@@ -608,8 +663,8 @@ const ALL_STATES: [IntentState; 3] = [
     IntentState::Declined,
 ];
 
-async fn list_by_agent_reads_only_that_agents_intents(store: Arc<dyn Store>) {
-    let made = mixed(&store, &["ag-1", "ag-2", "ag-3"], &ALL_STATES).await;
+async fn list_by_agent_reads_only_that_agents_intents(store: Arc<dyn Store>, time: Time) {
+    let made = mixed(&store, &time, &["ag-1", "ag-2", "ag-3"], &ALL_STATES).await;
     let filter = Filter {
         agent_id: Some("ag-2".into()),
         ..Filter::default()
@@ -625,8 +680,8 @@ async fn list_by_agent_reads_only_that_agents_intents(store: Arc<dyn Store>) {
     assert!(listed(&store, &nobody, 50).await.is_empty());
 }
 
-async fn list_by_state_and_by_agent_and_state(store: Arc<dyn Store>) {
-    let made = mixed(&store, &["ag-1", "ag-2"], &ALL_STATES).await;
+async fn list_by_state_and_by_agent_and_state(store: Arc<dyn Store>, time: Time) {
+    let made = mixed(&store, &time, &["ag-1", "ag-2"], &ALL_STATES).await;
     let pending = Filter {
         states: vec![IntentState::PendingApproval],
         ..Filter::default()
@@ -666,9 +721,10 @@ async fn list_by_state_and_by_agent_and_state(store: Arc<dyn Store>) {
     assert!(listed(&store, &expired, 50).await.is_empty());
 }
 
-async fn filtered_lists_page_newest_first(store: Arc<dyn Store>) {
+async fn filtered_lists_page_newest_first(store: Arc<dyn Store>, time: Time) {
     let made = mixed(
         &store,
+        &time,
         &["ag-p", "ag-q"],
         &[IntentState::PendingApproval; 7],
     )
@@ -699,8 +755,8 @@ async fn filtered_lists_page_newest_first(store: Arc<dyn Store>) {
     }
 }
 
-async fn a_transition_moves_an_intent_between_state_lists(store: Arc<dyn Store>) {
-    let open = create(&store, sample_intent("ag-m", IntentState::PendingApproval)).await;
+async fn a_transition_moves_an_intent_between_state_lists(store: Arc<dyn Store>, time: Time) {
+    let open = create(&store, time.intent("ag-m", IntentState::PendingApproval)).await;
     let in_state = |state: IntentState| Filter {
         agent_id: Some("ag-m".into()),
         states: vec![state],
@@ -748,16 +804,16 @@ async fn a_transition_moves_an_intent_between_state_lists(store: Arc<dyn Store>)
         .is_empty());
 }
 
-async fn index_filters_combine_with_module_action_and_time(store: Arc<dyn Store>) {
+async fn index_filters_combine_with_module_action_and_time(store: Arc<dyn Store>, time: Time) {
     let mut made = Vec::new();
     for n in 0..6 {
-        let mut i = sample_intent("ag-f", IntentState::PendingApproval);
+        let mut i = time.intent("ag-f", IntentState::PendingApproval);
         if n % 2 == 0 {
             i.module = "OpsGuard".into();
             i.action = "DELETE_USER".into();
         }
         made.push(create(&store, i).await);
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        time.pass(Duration::from_millis(2)).await;
     }
     let ops = Filter {
         agent_id: Some("ag-f".into()),
@@ -796,8 +852,14 @@ async fn index_filters_combine_with_module_action_and_time(store: Arc<dyn Store>
 #[tokio::test]
 async fn redis_retention_drops_list_index_entries() {
     let server = crate::redis_harness::RedisServer::start().await;
-    let store = short_retention(&server, "indexret").await;
-    let old = mixed(&store, &["ag-old"], &[IntentState::Approved; 5]).await;
+    let store = short_retention(&server, "indexret", Duration::from_millis(300)).await;
+    let old = mixed(
+        &store,
+        &Time::Wall,
+        &["ag-old"],
+        &[IntentState::Approved; 5],
+    )
+    .await;
     let open = create(
         &store,
         sample_intent("ag-old", IntentState::PendingApproval),
@@ -807,7 +869,17 @@ async fn redis_retention_drops_list_index_entries() {
         .transition(by_human(&open, IntentState::Declined, "bob", "no"))
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // Redis expires the decided records on its own clock; the index entries outlive them
+    // until the creations below trim them.
+    crate::helpers::eventually(WAIT, "the decided intents to expire", || async {
+        for i in old.iter().chain([&moved]) {
+            if store.get(&i.id).await.unwrap().is_some() {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
     // Later creations by another agent trim every bucket's state sets (200 creations reach
     // all 16 buckets but with a chance of about 1 in 25,000).
     for _ in 0..200 {

@@ -91,16 +91,18 @@ async fn spans_are_exported_over_otlp_and_join_the_callers_trace() {
         .unwrap();
 
     let url = format!("http://127.0.0.1:{grpc}");
-    let channel = loop {
-        match tonic::transport::Channel::from_shared(url.clone())
-            .unwrap()
-            .connect()
-            .await
-        {
-            Ok(c) => break c,
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let channel = crate::helpers::eventually(
+        Duration::from_secs(30),
+        "the sentinel binary to accept gRPC",
+        || async {
+            tonic::transport::Channel::from_shared(url.clone())
+                .unwrap()
+                .connect()
+                .await
+                .ok()
+        },
+    )
+    .await;
     let mut client = SentinelClient::new(channel);
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut request = tonic::Request::new(intent_request(

@@ -30,18 +30,13 @@ fn env<'a>(fake: &'a str, public_key: &'a str, config: &'a str) -> Vec<(&'a str,
 
 /// Waits (bounded by `limit`) for the first dial to `to`; `None` if none came.
 async fn dialled(fake: &FakeTelnyx, to: &str, limit: Duration) -> Option<Instant> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if fake
-            .requests()
+    crate::helpers::within(limit, || async {
+        fake.requests()
             .iter()
             .any(|r| r.kind == "dial" && r.body["to"] == to)
-        {
-            return Some(Instant::now());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
+            .then(Instant::now)
+    })
+    .await
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! state and on the Redis one (a real `redis-server`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sentinel::domain::{now_millis, IntentId};
 use sentinel::escalation::telnyx::state::{TelnyxState, Watchdog, WatchdogKind};
@@ -125,15 +125,11 @@ async fn an_earlier_watchdog_keeps_its_time(state: Arc<dyn TelnyxState>) {
 
 /// Waits (bounded) until `intent`'s claim is listed as lapsed.
 async fn until_lapsed(state: &dyn TelnyxState, intent: &IntentId) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    crate::helpers::eventually(Duration::from_secs(10), "the claim to lapse", || async {
         let lapsed = state.expired_claims(now_millis(), 100).await.unwrap();
-        if lapsed.contains(intent) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the claim never lapsed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        lapsed.contains(intent).then_some(())
+    })
+    .await
 }
 
 async fn a_lapsed_claim_is_taken_over_by_exactly_one_replica(state: Arc<dyn TelnyxState>) {

@@ -393,7 +393,8 @@ async fn a_command_on_a_call_that_already_ended_counts_as_done() {
         "{details:#?}"
     );
     phone.hangup("normal_clearing").await;
-    s.settle().await;
+    // The webhook is answered once its handler has run (inside the acknowledgement window),
+    // so whatever the hangup would have caused has happened by now.
     let details = s.progress(&phone.client_state_intent()).await;
     assert!(
         !details.iter().any(|d| d.contains("failed")),

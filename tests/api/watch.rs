@@ -143,12 +143,16 @@ async fn fifty_racing_resolutions_have_exactly_one_winner() {
 
 #[tokio::test]
 async fn pending_intents_expire_at_their_deadline() {
-    let mut parts = Parts::default();
-    parts.config.approval_timeout = Duration::from_secs(1);
+    let (mut parts, clock) = Parts::with_manual_clock();
+    parts.config.approval_timeout = Duration::from_secs(600);
     let app = spawn_with(parts).await;
     let mut c = app.client().await;
     let i = pending(&mut c, "slow").await;
-    let events = collect(c.watch(&i.intent_id).await.unwrap(), LIMIT).await;
+    let mut stream = c.watch(&i.intent_id).await.unwrap();
+    let first = next_event(&mut stream, LIMIT).await.unwrap();
+    assert_eq!(first.state, S::PendingApproval as i32);
+    clock.advance(Duration::from_secs(601));
+    let events = collect(stream, LIMIT).await;
     let last = events.last().unwrap();
     assert!(last.terminal);
     assert_eq!(last.state, S::Expired as i32);
@@ -277,9 +281,7 @@ async fn streams_end_cleanly_on_shutdown() {
             .expect("stream ends on shutdown");
         assert!(matches!(end, Ok(None)) || end.is_err(), "{end:?}");
     }
-    let _ = tokio::time::timeout(LIMIT, app.handle)
-        .await
-        .expect("server stops");
+    app.stop().await;
 }
 
 /// Sixty-four labels of 256 bytes: the largest event an agent can make (events carry labels

@@ -24,6 +24,11 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use sentinel::config::{ApproverConfig, Config, Secret};
 use serde_json::{json, Value};
 
+use crate::helpers::within;
+
+/// How long the fake waits for the app to do what a test expects.
+const WAIT: Duration = Duration::from_secs(10);
+
 pub const API_KEY: &str = "KEYfake0123456789";
 pub const CONNECTION_ID: &str = "1494404757140276705";
 pub const CALLER_ID: &str = "+14155550199";
@@ -172,48 +177,41 @@ impl FakeTelnyx {
 
     /// Waits (up to 10 s) for the `n`-th (1-based) request matching `kind` and `ccid`.
     pub async fn wait_for(&self, kind: &str, ccid: Option<&str>, n: usize) -> Request {
-        for _ in 0..200 {
-            let matching: Vec<Request> = self
-                .requests()
+        let found = within(WAIT, || async {
+            self.requests()
                 .into_iter()
                 .filter(|r| {
                     r.kind == kind && (ccid.is_none() || r.call_control_id.as_deref() == ccid)
                 })
-                .collect();
-            if matching.len() >= n {
-                return matching[n - 1].clone();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no {kind} #{n} for {ccid:?}; got {:#?}", self.requests());
+                .nth(n - 1)
+        })
+        .await;
+        found.unwrap_or_else(|| panic!("no {kind} #{n} for {ccid:?}; got {:#?}", self.requests()))
     }
 
     /// Waits for the `n`-th (1-based) dial to `to` and returns the phone that rings.
     pub async fn phone(&self, app_http: SocketAddr, to: &str, n: usize) -> Phone {
-        for _ in 0..200 {
-            let dials: Vec<Request> = self
-                .requests()
+        let dial = within(WAIT, || async {
+            self.requests()
                 .into_iter()
                 .filter(|r| r.kind == "dial" && r.body["to"] == to)
-                .collect();
-            if let Some(dial) = dials.get(n - 1) {
-                return Phone {
-                    fake: self.clone(),
-                    webhook: format!("http://{app_http}/telnyx/webhook"),
-                    ccid: dial.call_control_id.clone().expect("dial has an id"),
-                    to: to.to_string(),
-                    client_state: dial.body["client_state"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    http: reqwest::Client::new(),
-                    key: signing_key(),
-                    sent: Arc::new(Mutex::new(Vec::new())),
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+                .nth(n - 1)
+        })
+        .await
+        .unwrap_or_else(|| panic!("{to} was never dialled ({n}); got {:#?}", self.requests()));
+        Phone {
+            fake: self.clone(),
+            webhook: format!("http://{app_http}/telnyx/webhook"),
+            ccid: dial.call_control_id.clone().expect("dial has an id"),
+            to: to.to_string(),
+            client_state: dial.body["client_state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            http: reqwest::Client::new(),
+            key: signing_key(),
+            sent: Arc::new(Mutex::new(Vec::new())),
         }
-        panic!("{to} was never dialled ({n}); got {:#?}", self.requests());
     }
 
     /// SMS bodies sent to `to`.
@@ -727,20 +725,25 @@ pub struct Setup {
     pub app: crate::helpers::TestApp,
     pub fake: FakeTelnyx,
     pub client: crate::helpers::Client,
+    /// The gateway's clock: approval deadlines pass when the test moves it. The escalation
+    /// ladder's own timers (ring timeouts, retries) run in real time.
+    pub clock: Arc<sentinel::domain::ManualClock>,
 }
 
 impl Setup {
     pub async fn start(roster: Vec<ApproverConfig>, tweak: impl FnOnce(&mut Config)) -> Setup {
         let fake = FakeTelnyx::start().await;
-        let mut config = config(&fake, roster);
-        tweak(&mut config);
-        let app = crate::helpers::spawn_with(crate::helpers::Parts {
-            config,
-            ..Default::default()
-        })
-        .await;
+        let (mut parts, clock) = crate::helpers::Parts::with_manual_clock();
+        parts.config = config(&fake, roster);
+        tweak(&mut parts.config);
+        let app = crate::helpers::spawn_with(parts).await;
         let client = app.client().await;
-        Setup { app, fake, client }
+        Setup {
+            app,
+            fake,
+            client,
+            clock,
+        }
     }
 
     /// Alice alone on the roster.
@@ -827,16 +830,20 @@ impl Setup {
 
     /// Waits until the intent's progress has a line equal to `line` (or panics after 10 s).
     pub async fn wait_progress(&self, id: &str, line: &str) {
-        for _ in 0..200 {
-            if self.progress(id).await.iter().any(|l| l.starts_with(line)) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let seen = within(WAIT, || async {
+            self.progress(id)
+                .await
+                .iter()
+                .any(|l| l.starts_with(line))
+                .then_some(())
+        })
+        .await;
+        if seen.is_none() {
+            panic!(
+                "no progress line {line:?} in {:#?}",
+                self.progress(id).await
+            );
         }
-        panic!(
-            "no progress line {line:?} in {:#?}",
-            self.progress(id).await
-        );
     }
 }
 
@@ -867,22 +874,15 @@ impl Setup {
                 .filter(|r| r.event == "rejected" && r.channel == channel)
                 .count()
         };
-        for _ in 0..200 {
-            if count().await >= n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if within(WAIT, || async { (count().await >= n).then_some(()) })
+            .await
+            .is_none()
+        {
+            panic!(
+                "expected {n} rejected {channel} records, got {}",
+                count().await
+            );
         }
-        panic!(
-            "expected {n} rejected {channel} records, got {}",
-            count().await
-        );
-    }
-
-    /// Lets already-acknowledged webhooks finish before a test checks that they changed
-    /// nothing. Only ever makes such a check pass too easily, never fail spuriously.
-    pub async fn settle(&self) {
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 

@@ -214,6 +214,7 @@ impl App {
             let server = crate::net::grpc_server(&config.net);
             tasks.spawn(async move {
                 server
+                    .layer(crate::grpc::metrics_layer::RpcMetricsLayer)
                     .layer(tower::util::MapResponseLayer::new(
                         crate::grpc::decode_errors_are_invalid_argument,
                     ))
@@ -253,6 +254,10 @@ impl App {
             tasks.spawn(async move { expiry.await.context("expiry loop panicked") });
         }
         {
+            let gauges = gateway.spawn_pending_gauges(shutdown.clone());
+            tasks.spawn(async move { gauges.await.context("pending gauges loop panicked") });
+        }
+        {
             let escalation = crate::escalation::spawn(store.clone(), channels, shutdown.clone());
             tasks.spawn(async move { escalation.await.context("escalation loop panicked") });
         }
@@ -279,6 +284,7 @@ impl App {
                         tokio::time::timeout(std::time::Duration::from_secs(1), store.ping()).await,
                         Ok(Ok(()))
                     );
+                    crate::metrics::set_store_up(ok);
                     if ok != serving && !shutdown.is_cancelled() {
                         serving = ok;
                         let status = if ok {

@@ -55,13 +55,14 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn metrics_text() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+async fn metrics_text(headers: HeaderMap) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let format = metrics::Format::from_accept(accept);
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(),
+        [(axum::http::header::CONTENT_TYPE, format.content_type())],
+        metrics::render(format),
     )
 }
 

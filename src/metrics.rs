@@ -113,29 +113,25 @@ impl Metrics {
             intents_family,
         );
 
-        let webhooks = Family::default();
-        r.register(
+        let webhooks = registered(
+            &mut r,
             "sentinel_webhooks",
             "Telnyx webhooks received, by outcome",
-            webhooks.clone(),
         );
-        let telnyx_requests = Family::default();
-        r.register(
+        let telnyx_requests = registered(
+            &mut r,
             "sentinel_telnyx_requests",
             "Telnyx API requests, by operation and outcome",
-            telnyx_requests.clone(),
         );
-        let escalation_steps = Family::default();
-        r.register(
+        let escalation_steps = registered(
+            &mut r,
             "sentinel_escalation_steps",
             "Escalation ladder steps, by step and outcome",
-            escalation_steps.clone(),
         );
-        let escalation_decisions = Family::default();
-        r.register(
+        let escalation_decisions = registered(
+            &mut r,
             "sentinel_escalation_decisions",
             "Human decisions taken through Telnyx, by channel and decision",
-            escalation_decisions.clone(),
         );
 
         let open = Family::<One, Gauge>::default();
@@ -277,6 +273,13 @@ impl Metrics {
             store_up,
         }
     }
+}
+
+/// A labelled counter family registered under `name` (the `_total` suffix is the encoder's).
+fn registered(r: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
+    let family = Family::default();
+    r.register(name, help, family.clone());
+    family
 }
 
 fn intent_slot(state: IntentState, decider: Option<DeciderKind>) -> usize {

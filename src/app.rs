@@ -233,6 +233,7 @@ impl App {
             let server = crate::net::grpc_server(&config.net);
             tasks.spawn(async move {
                 server
+                    .layer(crate::grpc::metrics_layer::RpcMetricsLayer)
                     .layer(tower::util::MapResponseLayer::new(
                         crate::grpc::decode_errors_are_invalid_argument,
                     ))
@@ -273,6 +274,10 @@ impl App {
             tasks.spawn(async move { expiry.await.context("expiry loop panicked") });
         }
         {
+            let gauges = gateway.spawn_pending_gauges(shutdown.clone());
+            tasks.spawn(async move { gauges.await.context("pending gauges loop panicked") });
+        }
+        {
             let escalation = crate::escalation::spawn(gateway.clone(), channels, shutdown.clone());
             tasks.spawn(async move { escalation.await.context("escalation loop panicked") });
         }
@@ -300,6 +305,7 @@ impl App {
                             .await,
                         Ok(Ok(()))
                     );
+                    crate::metrics::set_store_up(ok);
                     if ok != serving && !shutdown.is_cancelled() {
                         serving = ok;
                         let status = if ok {

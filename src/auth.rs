@@ -3,10 +3,13 @@
 //! Keys are configured as SHA-256 hashes (or given raw through the environment and hashed at
 //! start-up); the raw key is never stored or logged. A key is bound to one principal: an
 //! agent id, or the operator role. With no keys configured the server runs open.
-
-use std::collections::HashMap;
+//!
+//! A presented key is hashed and compared with every configured hash in constant time
+//! (`subtle`), all of them every time, so neither the time taken nor a hash-table probe says
+//! how close a guess came or which key it resembled.
 
 use sha2::{Digest, Sha256};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
@@ -71,9 +74,15 @@ impl std::fmt::Display for Principal {
     }
 }
 
-/// SHA-256 of a key, hex encoded: the form keys are configured and compared in.
+/// SHA-256 of a key, hex encoded: the form keys are configured in.
 pub fn hash_key(raw: &str) -> String {
     hex::encode(Sha256::digest(raw.as_bytes()))
+}
+
+/// Whether two secrets (or their hashes) are equal, in time that depends only on their
+/// lengths. For API key hashes, one-time codes and PIN hashes.
+pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,29 +96,36 @@ pub enum AuthError {
 /// The configured keys. Empty means open mode.
 #[derive(Debug, Clone, Default)]
 pub struct KeyRing {
-    by_hash: HashMap<String, Principal>,
+    /// SHA-256 digests and who they stand for. Hashes that are not 64 hex digits (config
+    /// refuses them) are kept as entries no key can match, so the ring is never open by
+    /// mistake.
+    keys: Vec<(Option<[u8; 32]>, Principal)>,
 }
 
 impl KeyRing {
     pub fn new(entries: impl IntoIterator<Item = (String, Principal)>) -> Self {
         KeyRing {
-            by_hash: entries
+            keys: entries
                 .into_iter()
-                .map(|(h, p)| (h.to_ascii_lowercase(), p))
+                .map(|(h, p)| {
+                    let mut digest = [0u8; 32];
+                    let parsed = hex::decode_to_slice(h.trim(), &mut digest).ok();
+                    (parsed.map(|()| digest), p)
+                })
                 .collect(),
         }
     }
 
     pub fn is_open(&self) -> bool {
-        self.by_hash.is_empty()
+        self.keys.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.by_hash.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_hash.is_empty()
+        self.keys.is_empty()
     }
 
     /// Authenticates a presented key (`None` when the caller sent none).
@@ -121,9 +137,20 @@ impl KeyRing {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or(AuthError::Missing)?;
-        self.by_hash
-            .get(&hash_key(key))
-            .cloned()
+        let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        // Every entry is compared; the index of the match is taken without branching on it.
+        let mut index = 0u32;
+        let mut hit_any = subtle::Choice::from(0);
+        for (i, (digest, _)) in self.keys.iter().enumerate() {
+            let Some(digest) = digest else { continue };
+            let hit = digest.ct_eq(&presented);
+            index.conditional_assign(&(i as u32), hit);
+            hit_any |= hit;
+        }
+        bool::from(hit_any)
+            .then(|| self.keys.get(index as usize))
+            .flatten()
+            .map(|(_, p)| p.clone())
             .ok_or(AuthError::Unknown)
     }
 }
@@ -149,6 +176,23 @@ mod tests {
         assert_eq!(ring.authenticate(Some("k3")), Err(AuthError::Unknown));
         assert_eq!(ring.authenticate(None), Err(AuthError::Missing));
         assert!(!Principal::Agent("billing".into()).may_act_for("other"));
+    }
+
+    #[test]
+    fn upper_case_hashes_match_and_bad_ones_never_do() {
+        let ring = KeyRing::new([
+            (hash_key("k1").to_uppercase(), Principal::Agent("a".into())),
+            ("not-hex".into(), Principal::Operator("o".into())),
+        ]);
+        assert_eq!(
+            ring.authenticate(Some("k1")),
+            Ok(Principal::Agent("a".into()))
+        );
+        assert_eq!(ring.authenticate(Some("not-hex")), Err(AuthError::Unknown));
+        assert!(!ring.is_open());
+        assert!(secret_eq(b"123456", b"123456"));
+        assert!(!secret_eq(b"123456", b"123457"));
+        assert!(!secret_eq(b"12345", b"123456"));
     }
 
     #[test]

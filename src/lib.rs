@@ -36,5 +36,6 @@ pub mod net;
 pub mod policy;
 pub mod scoring;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod webhook;

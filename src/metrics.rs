@@ -1,13 +1,24 @@
-//! Process-wide counters rendered as Prometheus text on `GET /metrics`.
+//! Process-wide metrics on one `prometheus-client` registry, rendered on `GET /metrics`.
 //!
-//! Two kinds: intent outcomes, counted on the SubmitIntent hot path and therefore a fixed
-//! array of atomics (no lock); and a handful of labelled counters touched at webhook and
-//! escalation rates (a few per second at most), where one mutex over a sorted map is plenty
-//! and keeps the output stable for scrapers and tests.
+//! Every metric is registered once, with its HELP, when the registry is first touched, so a
+//! metric cannot be counted and then left out of the exposition. Counters, gauges and
+//! histograms are atomics. The per-submission outcome counter is a fixed array of handles
+//! created up front (no label lookup on the hot path); the other labelled metrics sit in
+//! `Family` maps whose lookups take a shared read lock and only write when a new label set
+//! first appears.
+//!
+//! `render` answers in the OpenMetrics text format when the scraper asks for it and in the
+//! Prometheus text format (0.0.4) otherwise.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::{prometheus_text, text as openmetrics_text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::domain::{DeciderKind, IntentState};
 
@@ -21,9 +32,255 @@ const DECIDERS: [(Option<DeciderKind>, &str); 7] = [
     (Some(DeciderKind::System), "system"),
 ];
 
-/// Intents that reached a state on this replica, by state and decider.
-static INTENTS: [AtomicU64; IntentState::ALL.len() * DECIDERS.len()] =
-    [const { AtomicU64::new(0) }; IntentState::ALL.len() * DECIDERS.len()];
+/// The lowercase label of a decider kind (`decided_by`).
+fn decider_label(decider: Option<DeciderKind>) -> &'static str {
+    DECIDERS
+        .iter()
+        .find(|(k, _)| *k == decider)
+        .map_or("none", |(_, l)| l)
+}
+
+/// Labels of the counters touched at webhook and escalation rates, in call order.
+type Labels = Vec<(&'static str, String)>;
+/// A single label, e.g. `{op="create"}`.
+type One = [(&'static str, &'static str); 1];
+type Two = [(&'static str, &'static str); 2];
+
+/// Latencies of calls that take about a millisecond (RPCs, store operations, the scorer).
+const CALL_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+/// Policy evaluation: tens of microseconds.
+const POLICY_BUCKETS: [f64; 11] = [
+    0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+];
+/// Submission to decision: instant for policy, seconds for the scorer, minutes for humans.
+const DECISION_BUCKETS: [f64; 14] = [
+    0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+fn call_histogram() -> Histogram {
+    Histogram::new(CALL_BUCKETS)
+}
+
+fn decision_histogram() -> Histogram {
+    Histogram::new(DECISION_BUCKETS)
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+struct Metrics {
+    registry: Registry,
+    /// `sentinel_intents_total`, one handle per (state, decided_by).
+    intents: Vec<Counter>,
+    webhooks: Family<Labels, Counter>,
+    telnyx_requests: Family<Labels, Counter>,
+    escalation_steps: Family<Labels, Counter>,
+    escalation_decisions: Family<Labels, Counter>,
+    connections_open: [Gauge; 2],
+    connections_refused: [Counter; 4],
+    rpc_duration: HistogramFamily<Two>,
+    policy_eval: Histogram,
+    scorer_duration: HistogramFamily<One>,
+    store_op_duration: HistogramFamily<One>,
+    time_to_decision: HistogramFamily<One>,
+    intents_pending: Gauge,
+    next_deadline: Gauge<f64, std::sync::atomic::AtomicU64>,
+    scorer_breaker_open: Gauge,
+    store_up: Gauge,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::build);
+
+impl Metrics {
+    fn build() -> Metrics {
+        let mut r = Registry::default();
+
+        let intents_family = Family::<Two, Counter>::default();
+        let mut intents = Vec::with_capacity(IntentState::ALL.len() * DECIDERS.len());
+        for state in IntentState::ALL {
+            for (_, decider) in DECIDERS {
+                intents.push(
+                    intents_family
+                        .get_or_create_owned(&[("state", state.as_str()), ("decided_by", decider)]),
+                );
+            }
+        }
+        r.register(
+            "sentinel_intents",
+            "Intents that reached a state on this replica, by state and decider",
+            intents_family,
+        );
+
+        let webhooks = registered(
+            &mut r,
+            "sentinel_webhooks",
+            "Telnyx webhooks received, by outcome",
+        );
+        let telnyx_requests = registered(
+            &mut r,
+            "sentinel_telnyx_requests",
+            "Telnyx API requests, by operation and outcome",
+        );
+        let escalation_steps = registered(
+            &mut r,
+            "sentinel_escalation_steps",
+            "Escalation ladder steps, by step and outcome",
+        );
+        let escalation_decisions = registered(
+            &mut r,
+            "sentinel_escalation_decisions",
+            "Human decisions taken through Telnyx, by channel and decision",
+        );
+
+        let open = Family::<One, Gauge>::default();
+        let connections_open =
+            Listener::ALL.map(|l| open.get_or_create_owned(&[("listener", l.as_str())]));
+        r.register(
+            "sentinel_connections_open",
+            "Client connections open, by listener",
+            open,
+        );
+        let refused = Family::<Two, Counter>::default();
+        let connections_refused = [
+            (Listener::Grpc, Refusal::Full),
+            (Listener::Grpc, Refusal::Evicted),
+            (Listener::Http, Refusal::Full),
+            (Listener::Http, Refusal::Evicted),
+        ]
+        .map(|(l, reason)| {
+            refused.get_or_create_owned(&[("listener", l.as_str()), ("reason", reason.as_str())])
+        });
+        r.register(
+            "sentinel_connections_refused",
+            "Client connections closed by the connection limits, by listener and reason",
+            refused,
+        );
+
+        let up = Gauge::<i64>::default();
+        up.set(1);
+        r.register("sentinel_up", "Whether the process is serving", up);
+        let build_info = Family::<One, Gauge>::default();
+        build_info
+            .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
+        r.register(
+            "sentinel_build_info",
+            "The running build (always 1), by version",
+            build_info,
+        );
+
+        let rpc_duration: HistogramFamily<Two> = Family::new_with_constructor(call_histogram);
+        r.register(
+            "sentinel_rpc_duration_seconds",
+            "gRPC calls from request to response headers, by method and status code",
+            rpc_duration.clone(),
+        );
+        let policy_eval = Histogram::new(POLICY_BUCKETS);
+        r.register(
+            "sentinel_policy_eval_seconds",
+            "Policy pack evaluations of a submission",
+            policy_eval.clone(),
+        );
+        let scorer_duration: HistogramFamily<One> = Family::new_with_constructor(call_histogram);
+        r.register(
+            "sentinel_scorer_duration_seconds",
+            "Risk scorer calls, by outcome (ok or the failure's reason code)",
+            scorer_duration.clone(),
+        );
+        let store_op_duration: HistogramFamily<One> = Family::new_with_constructor(call_histogram);
+        r.register(
+            "sentinel_store_op_duration_seconds",
+            "Store operations the gateway makes, by operation",
+            store_op_duration.clone(),
+        );
+        let time_to_decision: HistogramFamily<One> =
+            Family::new_with_constructor(decision_histogram);
+        r.register(
+            "sentinel_time_to_decision_seconds",
+            "Submission to terminal state, for decisions this replica made, by decider",
+            time_to_decision.clone(),
+        );
+
+        let intents_pending = Gauge::default();
+        r.register(
+            "sentinel_intents_pending",
+            "Intents waiting for a human decision in the whole store, refreshed every few seconds",
+            intents_pending.clone(),
+        );
+        let next_deadline = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        r.register(
+            "sentinel_intents_pending_next_deadline_seconds",
+            "Seconds until the earliest pending deadline in the store (0 when none or passed)",
+            next_deadline.clone(),
+        );
+        let scorer_breaker_open = Gauge::default();
+        r.register(
+            "sentinel_scorer_breaker_open",
+            "Whether the risk scorer's circuit breaker is open (1) or closed (0)",
+            scorer_breaker_open.clone(),
+        );
+        let store_up = Gauge::default();
+        store_up.set(1);
+        r.register(
+            "sentinel_store_up",
+            "Whether the store answered the last readiness ping (1) or not (0)",
+            store_up.clone(),
+        );
+
+        // Label sets known in advance start at zero, so every family is in the exposition
+        // (with its HELP and TYPE) before its first event.
+        for outcome in ["accepted", "rejected", "duplicate"] {
+            webhooks.get_or_create_owned(&vec![("outcome", outcome.to_string())]);
+        }
+        telnyx_requests.get_or_create_owned(&vec![("op", "dial".into()), ("outcome", "ok".into())]);
+        for (step, outcome) in [
+            ("call", "dialled"),
+            ("call", "failed"),
+            ("sms", "sent"),
+            ("sms", "failed"),
+        ] {
+            escalation_steps
+                .get_or_create_owned(&vec![("step", step.into()), ("outcome", outcome.into())]);
+        }
+        for channel in ["voice", "sms"] {
+            for decision in ["approved", "declined"] {
+                escalation_decisions.get_or_create_owned(&vec![
+                    ("channel", channel.into()),
+                    ("decision", decision.into()),
+                ]);
+            }
+        }
+
+        Metrics {
+            registry: r,
+            intents,
+            webhooks,
+            telnyx_requests,
+            escalation_steps,
+            escalation_decisions,
+            connections_open,
+            connections_refused,
+            rpc_duration,
+            policy_eval,
+            scorer_duration,
+            store_op_duration,
+            time_to_decision,
+            intents_pending,
+            next_deadline,
+            scorer_breaker_open,
+            store_up,
+        }
+    }
+}
+
+/// A labelled counter family registered under `name` (the `_total` suffix is the encoder's).
+fn registered(r: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
+    let family = Family::default();
+    r.register(name, help, family.clone());
+    family
+}
 
 fn intent_slot(state: IntentState, decider: Option<DeciderKind>) -> usize {
     let s = IntentState::ALL
@@ -39,76 +296,120 @@ fn intent_slot(state: IntentState, decider: Option<DeciderKind>) -> usize {
 
 /// Counts an intent reaching `state` (created in it, or moved into it) on this replica.
 pub fn intent_reached(state: IntentState, decider: Option<DeciderKind>) {
-    INTENTS[intent_slot(state, decider)].fetch_add(1, Ordering::Relaxed);
+    if let Some(c) = METRICS.intents.get(intent_slot(state, decider)) {
+        c.inc();
+    }
 }
 
-type Key = (&'static str, Vec<(&'static str, String)>);
+/// Records how long an intent took from submission to the terminal state this replica gave it.
+pub fn time_to_decision(decider: Option<DeciderKind>, millis: i64) {
+    METRICS
+        .time_to_decision
+        .get_or_create(&[("decided_by", decider_label(decider))])
+        .observe(millis.max(0) as f64 / 1000.0);
+}
 
-static COUNTERS: LazyLock<Mutex<BTreeMap<Key, u64>>> =
-    LazyLock::new(|| Mutex::new(BTreeMap::new()));
-
-const HELP: &[(&str, &str)] = &[
-    (
-        "sentinel_webhooks_total",
-        "Telnyx webhooks received, by outcome",
-    ),
-    (
-        "sentinel_telnyx_requests_total",
-        "Telnyx API requests, by operation and outcome",
-    ),
-    (
-        "sentinel_escalation_steps_total",
-        "Escalation ladder steps, by step and outcome",
-    ),
-    (
-        "sentinel_escalation_decisions_total",
-        "Human decisions taken through Telnyx, by channel and decision",
-    ),
-];
-
-/// Adds one to the counter `name` with `labels`.
+/// Adds one to the counter `name` with `labels`. The names are the four labelled counters
+/// registered above; any other name is a programming error, logged and not counted.
 pub fn inc(name: &'static str, labels: &[(&'static str, &str)]) {
-    let key = (
-        name,
-        labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
-    );
-    let mut counters = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
-    *counters.entry(key).or_insert(0) += 1;
+    let family = match name {
+        "sentinel_webhooks_total" => &METRICS.webhooks,
+        "sentinel_telnyx_requests_total" => &METRICS.telnyx_requests,
+        "sentinel_escalation_steps_total" => &METRICS.escalation_steps,
+        "sentinel_escalation_decisions_total" => &METRICS.escalation_decisions,
+        _ => {
+            debug_assert!(false, "unregistered counter {name}");
+            tracing::error!(name, "metrics: counter is not registered; not counted");
+            return;
+        }
+    };
+    let labels: Labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    family.get_or_create(&labels).inc();
 }
 
-/// The Prometheus text exposition (version 0.0.4) of every counter.
-pub fn render() -> String {
-    let counters = COUNTERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut out = String::from(
-        "# HELP sentinel_intents_total Intents that reached a state on this replica, by state and decider\n# TYPE sentinel_intents_total counter\n",
-    );
-    for state in IntentState::ALL {
-        for (kind, label) in DECIDERS {
-            let value = INTENTS[intent_slot(state, kind)].load(Ordering::Relaxed);
-            if value > 0 {
-                out.push_str(&format!(
-                    "sentinel_intents_total{{state=\"{}\",decided_by=\"{label}\"}} {value}\n",
-                    state.as_str()
-                ));
-            }
+/// One gRPC call: `method` as in the proto (`SubmitIntent`), `code` as the gRPC status
+/// name (`OK`, `INVALID_ARGUMENT`).
+pub fn rpc_finished(method: &'static str, code: &'static str, took: Duration) {
+    METRICS
+        .rpc_duration
+        .get_or_create(&[("method", method), ("code", code)])
+        .observe(took.as_secs_f64());
+}
+
+pub fn policy_evaluated(took: Duration) {
+    METRICS.policy_eval.observe(took.as_secs_f64());
+}
+
+/// One scorer call: `outcome` is `ok` or the failure's reason code.
+pub fn scorer_finished(outcome: &'static str, took: Duration) {
+    METRICS
+        .scorer_duration
+        .get_or_create(&[("outcome", outcome)])
+        .observe(took.as_secs_f64());
+}
+
+pub fn store_op(op: &'static str, took: Duration) {
+    METRICS
+        .store_op_duration
+        .get_or_create(&[("op", op)])
+        .observe(took.as_secs_f64());
+}
+
+/// The store-wide pending count and the time to the earliest pending deadline.
+pub fn set_pending(count: u64, next_deadline_in: Option<Duration>) {
+    METRICS
+        .intents_pending
+        .set(i64::try_from(count).unwrap_or(i64::MAX));
+    METRICS
+        .next_deadline
+        .set(next_deadline_in.map_or(0.0, |d| d.as_secs_f64()));
+}
+
+pub fn set_scorer_breaker_open(open: bool) {
+    METRICS.scorer_breaker_open.set(i64::from(open));
+}
+
+pub fn set_store_up(up: bool) {
+    METRICS.store_up.set(i64::from(up));
+}
+
+/// The exposition format a scraper gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `text/plain; version=0.0.4`: the Prometheus text format.
+    Prometheus,
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+}
+
+impl Format {
+    /// OpenMetrics when the `Accept` header names it, the Prometheus text format otherwise.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Prometheus,
         }
     }
-    for (name, help) in HELP {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-        for ((n, labels), value) in counters.iter().filter(|((n, _), _)| n == name) {
-            let labels: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-                .collect();
-            if labels.is_empty() {
-                out.push_str(&format!("{n} {value}\n"));
-            } else {
-                out.push_str(&format!("{n}{{{}}} {value}\n", labels.join(",")));
-            }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => prometheus_text::CONTENT_TYPE,
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }
     }
-    render_connections(&mut out);
-    out.push_str("# HELP sentinel_up Whether the process is serving\n# TYPE sentinel_up gauge\nsentinel_up 1\n");
+}
+
+/// Every registered metric in `format`.
+pub fn render(format: Format) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let written = match format {
+        Format::Prometheus => prometheus_text::encode(&mut out, &METRICS.registry),
+        Format::OpenMetrics => openmetrics_text::encode(&mut out, &METRICS.registry),
+    };
+    if let Err(e) = written {
+        // Writing to a String cannot fail; say so loudly if an encoder ever does.
+        tracing::error!(error = %e, "metrics: encoding failed");
+    }
     out
 }
 
@@ -140,8 +441,6 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    const ALL: [Refusal; 2] = [Refusal::Full, Refusal::Evicted];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::Full => "full",
@@ -150,48 +449,16 @@ impl Refusal {
     }
 }
 
-/// Open connections per listener; touched once per connection, so atomics, no lock.
-static CONNECTIONS_OPEN: [AtomicI64; 2] = [const { AtomicI64::new(0) }; 2];
-static CONNECTIONS_REFUSED: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-
 pub fn connection_opened(listener: Listener) {
-    CONNECTIONS_OPEN[listener as usize].fetch_add(1, Ordering::Relaxed);
+    METRICS.connections_open[listener as usize].inc();
 }
 
 pub fn connection_closed(listener: Listener) {
-    CONNECTIONS_OPEN[listener as usize].fetch_sub(1, Ordering::Relaxed);
+    METRICS.connections_open[listener as usize].dec();
 }
 
 pub fn connection_refused(listener: Listener, reason: Refusal) {
-    CONNECTIONS_REFUSED[listener as usize * 2 + reason as usize].fetch_add(1, Ordering::Relaxed);
-}
-
-fn render_connections(out: &mut String) {
-    out.push_str("# HELP sentinel_connections_open Client connections open, by listener\n# TYPE sentinel_connections_open gauge\n");
-    for l in Listener::ALL {
-        let value = CONNECTIONS_OPEN[l as usize].load(Ordering::Relaxed);
-        out.push_str(&format!(
-            "sentinel_connections_open{{listener=\"{}\"}} {value}\n",
-            l.as_str()
-        ));
-    }
-    out.push_str("# HELP sentinel_connections_refused_total Client connections closed by the connection limits, by listener and reason\n# TYPE sentinel_connections_refused_total counter\n");
-    for l in Listener::ALL {
-        for r in Refusal::ALL {
-            let value = CONNECTIONS_REFUSED[l as usize * 2 + r as usize].load(Ordering::Relaxed);
-            out.push_str(&format!(
-                "sentinel_connections_refused_total{{listener=\"{}\",reason=\"{}\"}} {value}\n",
-                l.as_str(),
-                r.as_str()
-            ));
-        }
-    }
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    METRICS.connections_refused[listener as usize * 2 + reason as usize].inc();
 }
 
 #[cfg(test)]
@@ -199,13 +466,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_labelled_counters() {
+    fn renders_labelled_counters_in_both_formats() {
         inc("sentinel_webhooks_total", &[("outcome", "test\"quoted")]);
-        let text = render();
+        let text = render(Format::Prometheus);
         assert!(text.contains("# TYPE sentinel_webhooks_total counter"));
         assert!(
             text.contains(r#"sentinel_webhooks_total{outcome="test\"quoted"}"#),
             "{text}"
         );
+        assert!(!text.contains("# EOF"), "{text}");
+        let open = render(Format::OpenMetrics);
+        assert!(open.contains("# TYPE sentinel_webhooks counter"), "{open}");
+        assert!(open.ends_with("# EOF\n"), "{open}");
+    }
+
+    #[test]
+    fn accept_header_picks_the_format() {
+        assert_eq!(Format::from_accept(None), Format::Prometheus);
+        assert_eq!(
+            Format::from_accept(Some(
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::from_accept(Some("text/plain")), Format::Prometheus);
     }
 }

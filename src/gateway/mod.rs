@@ -6,6 +6,7 @@
 
 pub mod channels;
 pub mod limits;
+mod timing;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,7 +146,7 @@ impl Gateway {
         settings: Settings,
     ) -> Self {
         Gateway {
-            store,
+            store: timing::TimedStore::wrap(store),
             policy,
             scorer,
             settings,
@@ -202,8 +203,11 @@ impl Gateway {
             self.admit(rate.as_ref(), &draft.agent_id).await?;
         }
 
+        let policy_started = std::time::Instant::now();
         let eval = tracing::info_span!("policy", policy_version = %self.policy.version())
-            .in_scope(|| self.policy.evaluate(&draft))?;
+            .in_scope(|| self.policy.evaluate(&draft));
+        crate::metrics::policy_evaluated(policy_started.elapsed());
+        let eval = eval?;
         let span = tracing::Span::current();
         span.record("module", eval.module.as_str());
 
@@ -323,6 +327,7 @@ impl Gateway {
             scorer = self.scorer.name(),
             outcome = tracing::field::Empty
         );
+        let started = std::time::Instant::now();
         let result = match tokio::time::timeout(deadline, self.scorer.score(&request))
             .instrument(span.clone())
             .await
@@ -330,6 +335,8 @@ impl Gateway {
             Ok(result) => result,
             Err(_) => Err(ScoreError::Timeout(deadline.as_millis() as u64)),
         };
+        let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
+        crate::metrics::scorer_finished(outcome, started.elapsed());
         match &result {
             Ok(a) => span.record("outcome", a.score.get()),
             Err(e) => {
@@ -687,7 +694,11 @@ impl Gateway {
 
 /// Counts an intent that reached its state on this replica (for `/metrics`).
 fn counted(intent: Intent) -> Intent {
-    crate::metrics::intent_reached(intent.state, intent.decided_by.as_ref().map(|d| d.kind));
+    let decider = intent.decided_by.as_ref().map(|d| d.kind);
+    crate::metrics::intent_reached(intent.state, decider);
+    if let (true, Some(at)) = (intent.is_terminal(), intent.decided_at) {
+        crate::metrics::time_to_decision(decider, at - intent.created_at);
+    }
     intent
 }
 

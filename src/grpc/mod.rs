@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod convert;
 pub mod limits;
+pub mod metrics_layer;
 pub mod stream;
 
 pub mod pb {

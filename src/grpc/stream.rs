@@ -88,9 +88,8 @@ struct Shared {
 }
 
 impl Shared {
-    /// A poisoned lock means a panic mid-push; the queue is still a valid queue.
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.queue)
     }
 }
 

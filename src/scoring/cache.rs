@@ -1,20 +1,16 @@
 //! A bounded, TTL'd cache of LLM verdicts, keyed by a canonical hash of what the verdict
 //! depends on, with single flight: concurrent identical intents share one call.
 //!
-//! Sharded `std::sync::Mutex`es guard only map operations (never held across an await); the
-//! call itself runs inside a per-key `tokio::sync::OnceCell`, so the second of two identical
-//! intents in flight waits for the first call instead of paying for its own. A failed call
-//! leaves the cell empty: failures are never cached, the next caller tries again.
+//! Built on `moka`'s async cache: `or_try_insert_with` runs one computation per key while
+//! other callers of the same key wait for it. A failed call is not cached (its waiters get
+//! the same error, and the next caller tries again). Size and age are bounded by moka
+//! (TinyLFU admission, a fixed time to live).
 
-use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
-
-const SHARDS: usize = 16;
 
 pub type Key = [u8; 32];
 
@@ -32,22 +28,9 @@ pub fn key_of(parts: &[&str]) -> Key {
     hasher.finalize().into()
 }
 
-struct Entry<V> {
-    born: Instant,
-    cell: Arc<OnceCell<V>>,
-}
-
-struct Shard<V> {
-    map: HashMap<Key, Entry<V>>,
-    /// Insertion order, for eviction. Every entry has the same TTL, so the oldest is also the
-    /// first to expire. Stale records (a key re-inserted later) are skipped when popped.
-    order: VecDeque<(Key, Instant)>,
-}
-
 pub struct Cache<V> {
-    shards: Vec<Mutex<Shard<V>>>,
-    per_shard: usize,
-    ttl: Duration,
+    /// `None`: caching is off and every call computes.
+    inner: Option<moka::future::Cache<Key, V>>,
 }
 
 /// Where a value came from.
@@ -63,58 +46,13 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> {
     /// A cache holding about `capacity` entries for `ttl` each. A zero capacity or TTL
     /// disables caching (every call computes).
     pub fn new(capacity: usize, ttl: Duration) -> Self {
-        Cache {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        map: HashMap::new(),
-                        order: VecDeque::new(),
-                    })
-                })
-                .collect(),
-            per_shard: capacity.div_ceil(SHARDS),
-            ttl,
-        }
-    }
-
-    fn enabled(&self) -> bool {
-        self.per_shard > 0 && !self.ttl.is_zero()
-    }
-
-    fn cell(&self, key: &Key) -> Arc<OnceCell<V>> {
-        let now = Instant::now();
-        let shard = &self.shards[key[0] as usize % SHARDS];
-        // A poisoned shard only means another thread panicked mid-insert; the map is still
-        // structurally valid, so keep using it.
-        let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = shard.map.get(key) {
-            if now.duration_since(entry.born) < self.ttl {
-                return entry.cell.clone();
-            }
-        }
-        while shard.map.len() >= self.per_shard
-            || shard
-                .order
-                .front()
-                .is_some_and(|(_, born)| now.duration_since(*born) >= self.ttl)
-        {
-            let Some((old, born)) = shard.order.pop_front() else {
-                break;
-            };
-            if shard.map.get(&old).is_some_and(|e| e.born == born) {
-                shard.map.remove(&old);
-            }
-        }
-        let cell = Arc::new(OnceCell::new());
-        shard.map.insert(
-            *key,
-            Entry {
-                born: now,
-                cell: cell.clone(),
-            },
-        );
-        shard.order.push_back((*key, now));
-        cell
+        let inner = (capacity > 0 && !ttl.is_zero()).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(capacity as u64)
+                .time_to_live(ttl)
+                .build()
+        });
+        Cache { inner }
     }
 
     /// The cached value for `key`, or the result of `compute` (stored on success).
@@ -122,38 +60,37 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> {
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
+        E: Clone + Send + Sync + 'static,
     {
-        if !self.enabled() {
+        let Some(inner) = &self.inner else {
             return compute().await.map(|v| (v, Source::Computed));
+        };
+        match inner.entry(*key).or_try_insert_with(compute()).await {
+            Ok(entry) => {
+                let source = if entry.is_fresh() {
+                    Source::Computed
+                } else {
+                    Source::Cached
+                };
+                Ok((entry.into_value(), source))
+            }
+            Err(shared) => Err(Arc::unwrap_or_clone(shared)),
         }
-        let cell = self.cell(key);
-        let mut ran = false;
-        let value = cell
-            .get_or_try_init(|| {
-                ran = true;
-                compute()
-            })
-            .await?;
-        Ok((
-            value.clone(),
-            if ran {
-                Source::Computed
-            } else {
-                Source::Cached
-            },
-        ))
     }
 
-    /// How many entries are held (expired ones included until evicted).
-    pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).map.len())
-            .sum()
+    /// How many entries are held, once pending evictions have run.
+    pub async fn len(&self) -> usize {
+        match &self.inner {
+            Some(inner) => {
+                inner.run_pending_tasks().await;
+                inner.entry_count() as usize
+            }
+            None => 0,
+        }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
     }
 }
 
@@ -211,13 +148,13 @@ mod tests {
 
     #[tokio::test]
     async fn size_is_bounded_and_entries_expire() {
-        let cache: Cache<u32> = Cache::new(SHARDS * 2, Duration::from_secs(60));
+        let cache: Cache<u32> = Cache::new(2, Duration::from_secs(60));
         for n in 0..=255u8 {
-            let mut key = [n; 32];
-            key[0] = 0; // all in one shard
-            let _ = cache.get_or_try(&key, || async { Ok::<_, ()>(1) }).await;
+            let _ = cache
+                .get_or_try(&[n; 32], || async { Ok::<_, ()>(1) })
+                .await;
         }
-        assert!(cache.len() <= 2, "{}", cache.len());
+        assert!(cache.len().await <= 2, "{}", cache.len().await);
 
         let cache: Cache<u32> = Cache::new(100, Duration::from_millis(1));
         let _ = cache.get_or_try(&k(9), || async { Ok::<_, ()>(1) }).await;
@@ -226,5 +163,23 @@ mod tests {
             cache.get_or_try(&k(9), || async { Ok::<_, ()>(2) }).await,
             Ok((2, Source::Computed))
         );
+    }
+
+    #[tokio::test]
+    async fn zero_capacity_or_ttl_computes_every_time() {
+        for cache in [
+            Cache::<u32>::new(0, Duration::from_secs(60)),
+            Cache::<u32>::new(100, Duration::ZERO),
+        ] {
+            for want in [1, 2] {
+                assert_eq!(
+                    cache
+                        .get_or_try(&k(1), || async move { Ok::<_, ()>(want) })
+                        .await,
+                    Ok((want, Source::Computed))
+                );
+            }
+            assert!(cache.is_empty().await);
+        }
     }
 }

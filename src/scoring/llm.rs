@@ -181,7 +181,8 @@ impl LlmScorer {
             server: host,
             timeout: options.timeout,
             max_retries: options.max_retries,
-            breaker: Breaker::new(options.breaker_failures, options.breaker_cooldown),
+            breaker: Breaker::new(options.breaker_failures, options.breaker_cooldown)
+                .reporting(crate::metrics::set_scorer_breaker_open),
             cache: Cache::new(options.cache_capacity, options.cache_ttl),
             guard_breaker: Breaker::new(options.breaker_failures, options.breaker_cooldown),
             guard_cache: Cache::new(options.cache_capacity, options.cache_ttl),
@@ -808,6 +809,8 @@ struct Breaker {
     /// Milliseconds since `epoch` until which the breaker is open; 0 when closed.
     open_until: AtomicU64,
     probing: AtomicBool,
+    /// Told when the breaker opens (`true`) or closes (`false`); feeds a gauge.
+    on_change: fn(bool),
 }
 
 struct Permit<'a> {
@@ -825,7 +828,13 @@ impl Breaker {
             failures: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
             probing: AtomicBool::new(false),
+            on_change: |_| {},
         }
+    }
+
+    /// The same breaker, telling `on_change` when it opens or closes.
+    fn reporting(self, on_change: fn(bool)) -> Self {
+        Breaker { on_change, ..self }
     }
 
     fn now(&self) -> u64 {
@@ -867,6 +876,7 @@ impl Breaker {
             Ordering::AcqRel,
         );
         if previous == 0 {
+            (self.on_change)(true);
             warn!(
                 failures = self.failures.load(Ordering::Relaxed),
                 cooldown_ms = self.cooldown.as_millis() as u64,
@@ -883,6 +893,7 @@ impl Permit<'_> {
         if ok {
             b.failures.store(0, Ordering::Release);
             if b.open_until.swap(0, Ordering::AcqRel) != 0 {
+                (b.on_change)(false);
                 tracing::info!("LLM circuit breaker closed: the provider answers again");
             }
         } else {

@@ -12,7 +12,9 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -151,12 +153,6 @@ impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// A poisoned lock means a thread panicked mid-update; the data it guards is still a valid
-/// snapshot (every update is a single insert), so keep serving rather than cascade the panic.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl MemoryStore {

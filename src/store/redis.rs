@@ -19,7 +19,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -202,12 +204,6 @@ struct Bus {
     all: broadcast::Sender<BusMsg>,
     intents: Mutex<HashMap<IntentId, broadcast::Sender<BusMsg>>>,
     connected: AtomicBool,
-}
-
-/// A poisoned lock means a thread panicked mid-update of a map of channels; the map is still
-/// usable (each update is a single insert or remove), so keep serving.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Bus {

@@ -1,18 +1,22 @@
-//! Readiness and the Prometheus endpoint.
+//! Readiness and the metrics endpoint.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 
 use super::HttpState;
 use crate::metrics;
 
-pub(super) async fn metrics_text() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+/// `/metrics`: OpenMetrics when the scraper asks for it (`Accept`), Prometheus text otherwise.
+pub(super) async fn metrics_text(
+    headers: HeaderMap,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let format = metrics::Format::from_accept(accept);
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(),
+        [(axum::http::header::CONTENT_TYPE, format.content_type())],
+        metrics::render(format),
     )
 }
 

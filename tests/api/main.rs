@@ -13,6 +13,7 @@ mod cluster;
 mod connections;
 mod injection;
 mod limits;
+mod metrics;
 mod pipeline;
 mod policy;
 mod redis_faults;

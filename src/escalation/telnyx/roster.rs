@@ -64,13 +64,8 @@ impl Roster {
             return false;
         };
         let actual = hex::encode(Sha256::digest(pin.as_bytes()));
-        // Compare every byte so the time taken says nothing about where they differ.
-        actual.len() == expected.len()
-            && actual
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        // Constant time: how long it takes says nothing about where they differ.
+        crate::auth::secret_eq(actual.as_bytes(), expected.as_bytes())
     }
 }
 

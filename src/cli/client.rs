@@ -307,7 +307,11 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             print_intent(&resp.intent.context("server sent no intent")?, client.json);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve | Command::Policy { .. } | Command::Keys { .. } | Command::Audit { .. } => {
+        Command::Serve
+        | Command::Policy { .. }
+        | Command::Keys { .. }
+        | Command::Health { .. }
+        | Command::Audit { .. } => {
             unreachable!("handled by cli::run")
         }
     }

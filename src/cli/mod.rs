@@ -4,6 +4,7 @@
 //! 2 bad usage or a policy test mismatch.
 
 pub mod client;
+mod health;
 mod output;
 
 use output::outln;
@@ -159,6 +160,14 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Exit 0 when the gateway is ready (`/readyz` answers 200), else 1: for container
+    /// health checks.
+    Health {
+        /// The readiness URL; default: `/readyz` on SENTINEL_HTTP_ADDR (loopback when it binds
+        /// every interface).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Audit log tools (read the store named by SENTINEL_REDIS_URL directly).
     Audit {
         #[command(subcommand)]
@@ -226,6 +235,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => Err(e.into()),
             }
         }
+        Command::Health { url } => health::check(url.as_deref()).await,
         Command::Audit {
             command: AuditCommand::Export { since, until },
         } => audit_export(&since, until.as_deref()).await,

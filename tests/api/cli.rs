@@ -132,3 +132,33 @@ async fn submit_wait_streams_until_an_operator_resolves_from_another_cli() {
     assert_eq!(page["intents"].as_array().unwrap().len(), 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn health_exits_0_when_the_gateway_is_ready_and_1_when_it_is_not() {
+    let app = spawn_app().await;
+    // The container runs it with no arguments: SENTINEL_HTTP_ADDR names the listener, and
+    // 0.0.0.0 is asked on loopback.
+    let any_interface = format!("0.0.0.0:{}", app.http_addr.port());
+    let ready = cli(&app)
+        .arg("health")
+        .env("SENTINEL_HTTP_ADDR", &any_interface)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        ready.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    let http_addr = app.http_addr;
+    app.stop().await;
+
+    // Nothing listens any more: unhealthy, exit 1, and it says why.
+    let down = Command::new(BIN)
+        .args(["health", "--url", &format!("http://{http_addr}/readyz")])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("unhealthy"));
+}

@@ -22,18 +22,10 @@ impl RedisStore {
             .unwrap_or(0);
         let key = self.audit_key(bucket);
         let json = to_json(&record)?;
-        self.call("audit", |mut c| {
-            let (key, json) = (key.clone(), json.clone());
-            async move {
-                redis::cmd("XADD")
-                    .arg(&key)
-                    .arg("*")
-                    .arg("r")
-                    .arg(&json)
-                    .query_async::<String>(&mut c)
-                    .await
-            }
-        })
+        self.query::<String>(
+            "audit",
+            redis::cmd("XADD").arg(&key).arg("*").arg("r").arg(&json),
+        )
         .await?;
         Ok(())
     }
@@ -84,19 +76,15 @@ impl RedisStore {
         let mut start = from.to_string();
         loop {
             let entries: StreamEntries = self
-                .call("audit_range", |mut c| {
-                    let (key, start) = (key.to_string(), start.clone());
-                    async move {
-                        redis::cmd("XRANGE")
-                            .arg(&key)
-                            .arg(&start)
-                            .arg(to)
-                            .arg("COUNT")
-                            .arg(PAGE)
-                            .query_async(&mut c)
-                            .await
-                    }
-                })
+                .query(
+                    "audit_range",
+                    redis::cmd("XRANGE")
+                        .arg(key)
+                        .arg(&start)
+                        .arg(to)
+                        .arg("COUNT")
+                        .arg(PAGE),
+                )
                 .await?;
             let full = entries.len() == PAGE;
             for (id, fields) in &entries {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, RedisError, RedisFuture, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 
 use super::{RedisOptions, BUCKETS};
 use crate::store::StoreError;
@@ -165,19 +165,33 @@ impl Redis {
         key: &str,
         field: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.call(what, |mut c| async move {
-            redis::cmd("HGET")
-                .arg(key)
-                .arg(field)
-                .query_async(&mut c)
-                .await
-        })
-        .await
+        self.query(what, redis::cmd("HGET").arg(key).arg(field))
+            .await
     }
 
     /// `<prefix>:{b<bucket>}:<rest>`: the bucket is the Cluster hash tag.
     pub(crate) fn key(&self, bucket: u32, rest: &str) -> String {
         format!("{}:{{b{bucket}}}:{rest}", self.prefix)
+    }
+
+    /// One command under the deadline, retried as [`Redis::call`] retries.
+    pub(crate) async fn query<T: FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
+        self.call(what, |mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    /// One pipeline (one round trip) under the deadline, retried as [`Redis::call`] retries.
+    pub(crate) async fn query_pipe<T: FromRedisValue>(
+        &self,
+        what: &str,
+        pipe: &Pipeline,
+    ) -> Result<T, StoreError> {
+        self.call(what, |mut c| async move { pipe.query_async(&mut c).await })
+            .await
     }
 
     /// Runs one Redis call under the store's deadline. A call that fails because the

@@ -13,25 +13,15 @@ impl RedisStore {
     ) -> Result<Vec<IntentId>, StoreError> {
         let per_bucket = self
             .per_bucket(|b| {
-                let key = self.deadlines_key(b);
-                async move {
-                    self.call("due", |mut c| {
-                        let key = key.clone();
-                        async move {
-                            redis::cmd("ZRANGEBYSCORE")
-                                .arg(&key)
-                                .arg("-inf")
-                                .arg(now)
-                                .arg("WITHSCORES")
-                                .arg("LIMIT")
-                                .arg(0)
-                                .arg(limit)
-                                .query_async::<Vec<(String, f64)>>(&mut c)
-                                .await
-                        }
-                    })
-                    .await
-                }
+                let mut cmd = redis::cmd("ZRANGEBYSCORE");
+                cmd.arg(self.deadlines_key(b))
+                    .arg("-inf")
+                    .arg(now)
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit);
+                async move { self.query::<Vec<(String, f64)>>("due", &cmd).await }
             })
             .await?;
         let mut due: Vec<(f64, String)> = per_bucket
@@ -52,21 +42,14 @@ impl RedisStore {
     pub(super) async fn first_deadline(&self) -> Result<Option<Millis>, StoreError> {
         let firsts = self
             .per_bucket(|b| {
-                let key = self.deadlines_key(b);
+                let mut cmd = redis::cmd("ZRANGE");
+                cmd.arg(self.deadlines_key(b))
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES");
                 async move {
-                    self.call("next_deadline", |mut c| {
-                        let key = key.clone();
-                        async move {
-                            redis::cmd("ZRANGE")
-                                .arg(&key)
-                                .arg(0)
-                                .arg(0)
-                                .arg("WITHSCORES")
-                                .query_async::<Vec<(String, f64)>>(&mut c)
-                                .await
-                        }
-                    })
-                    .await
+                    self.query::<Vec<(String, f64)>>("next_deadline", &cmd)
+                        .await
                 }
             })
             .await?;

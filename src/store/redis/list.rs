@@ -71,12 +71,7 @@ impl RedisStore {
                 .arg(0)
                 .arg(count);
         }
-        let per_set: Vec<Vec<String>> = self
-            .call("list", |mut c| {
-                let pipe = pipe.clone();
-                async move { pipe.query_async(&mut c).await }
-            })
-            .await?;
+        let per_set: Vec<Vec<String>> = self.inner.redis.query_pipe("list", &pipe).await?;
         let mut ids = per_set
             .iter()
             .flatten()
@@ -114,12 +109,7 @@ impl RedisStore {
         for id in ids {
             pipe.cmd("HGET").arg(self.intent_key(id)).arg("j");
         }
-        let found: Vec<Option<Vec<u8>>> = self
-            .call("list", |mut c| {
-                let pipe = pipe.clone();
-                async move { pipe.query_async(&mut c).await }
-            })
-            .await?;
+        let found: Vec<Option<Vec<u8>>> = self.inner.redis.query_pipe("list", &pipe).await?;
         found
             .into_iter()
             .flatten()

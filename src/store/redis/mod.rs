@@ -146,6 +146,14 @@ impl RedisStore {
         self.inner.redis.call(what, f).await
     }
 
+    pub(super) async fn query<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        self.inner.redis.query(what, cmd).await
+    }
+
     /// Reads an intent by its key.
     pub(super) async fn read(&self, id: &IntentId) -> Result<Option<Intent>, StoreError> {
         let key = self.intent_key(id);
@@ -229,11 +237,7 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let pong: String = self
-            .call("ping", |mut c| async move {
-                redis::cmd("PING").query_async(&mut c).await
-            })
-            .await?;
+        let pong: String = self.query("ping", &redis::cmd("PING")).await?;
         if pong != "PONG" {
             return Err(StoreError::Unavailable(format!(
                 "unexpected PING reply {pong:?}"

@@ -82,10 +82,7 @@ impl RedisStore {
     ) -> Result<Option<Intent>, StoreError> {
         let claim_key = self.idempotency_key(agent_id, key);
         let holder: Option<String> = self
-            .call("find_idempotent", |mut c| {
-                let claim_key = claim_key.clone();
-                async move { redis::cmd("GET").arg(&claim_key).query_async(&mut c).await }
-            })
+            .query("find_idempotent", redis::cmd("GET").arg(&claim_key))
             .await?;
         let Some(holder) = holder else {
             return Ok(None);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, ScriptInvocation, Value};
 
 use super::{RedisOptions, BUCKETS};
 use crate::store::StoreError;
@@ -192,6 +192,19 @@ impl Redis {
     ) -> Result<T, StoreError> {
         self.call(what, |mut c| async move { pipe.query_async(&mut c).await })
             .await
+    }
+
+    /// One Lua script with its keys and arguments under the deadline (EVALSHA, loading the
+    /// script when the server does not know it yet), retried as [`Redis::call`] retries.
+    pub(crate) async fn eval<T: FromRedisValue>(
+        &self,
+        what: &str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.call(what, |mut c| async move {
+            invocation.invoke_async(&mut c).await
+        })
+        .await
     }
 
     /// Runs one Redis call under the store's deadline. A call that fails because the

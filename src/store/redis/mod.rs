@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::RedisError;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -36,7 +35,7 @@ mod list;
 pub mod ratelimit;
 mod scripts;
 
-pub(crate) use connection::{bucket_of, Conn, Redis, Target};
+pub(crate) use connection::{bucket_of, Redis, Target};
 
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError};
 use crate::domain::{Intent, IntentId, Millis};
@@ -136,14 +135,6 @@ impl RedisStore {
             Err(e) => warn!(error = %e, "redis is not answering yet; retrying in the background"),
         }
         Ok(store)
-    }
-
-    pub(super) async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T, StoreError>
-    where
-        F: Fn(Conn) -> Fut,
-        Fut: std::future::Future<Output = Result<T, RedisError>>,
-    {
-        self.inner.redis.call(what, f).await
     }
 
     pub(super) async fn query<T: redis::FromRedisValue>(

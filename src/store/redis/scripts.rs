@@ -46,13 +46,9 @@ impl RedisStore {
             let claim_key = self.idempotency_key(&intent.agent_id, key);
             let value = format!("{}\n{}", intent.id, intent.body_hash);
             let ttl = IDEMPOTENCY_TTL.as_secs();
-            let holder: Option<String> = self
-                .call("create", |mut c| {
-                    let mut invocation = self.inner.scripts.claim.prepare_invoke();
-                    invocation.key(&claim_key).arg(&value).arg(ttl);
-                    async move { invocation.invoke_async(&mut c).await }
-                })
-                .await?;
+            let mut invocation = self.inner.scripts.claim.prepare_invoke();
+            invocation.key(&claim_key).arg(&value).arg(ttl);
+            let holder: Option<String> = self.inner.redis.eval("create", &invocation).await?;
             if let Some(holder) = holder {
                 let (id, hash) = holder
                     .split_once('\n')
@@ -141,13 +137,9 @@ impl RedisStore {
             self.retention_cutoff(now).to_string(),
             self.retention_ms(),
         ];
-        let reply: Vec<Value> = self
-            .call("create", |mut c| {
-                let mut invocation = self.inner.scripts.create.prepare_invoke();
-                invocation.key(&keys[..]).arg(&args[..]);
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let mut invocation = self.inner.scripts.create.prepare_invoke();
+        invocation.key(&keys[..]).arg(&args[..]);
+        let reply: Vec<Value> = self.inner.redis.eval("create", &invocation).await?;
         match reply.as_slice() {
             [Value::Int(1)] => Ok(None),
             [Value::Int(0), _, Value::BulkString(w)] if *w == token.as_bytes() => Ok(None),
@@ -206,13 +198,9 @@ impl RedisStore {
             min_uuid_v7(self.retention_cutoff(now)),
         ];
         args.extend(from.iter().map(|s| s.as_str().to_string()));
-        let reply: Vec<Value> = self
-            .call("transition", |mut c| {
-                let mut invocation = self.inner.scripts.transition.prepare_invoke();
-                invocation.key(&keys[..]).arg(&args[..]);
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let mut invocation = self.inner.scripts.transition.prepare_invoke();
+        invocation.key(&keys[..]).arg(&args[..]);
+        let reply: Vec<Value> = self.inner.redis.eval("transition", &invocation).await?;
         match reply.as_slice() {
             [Value::Int(1)] => Ok(next),
             [Value::Int(0), Value::BulkString(current)] => Err(StoreError::Conflict {
@@ -262,13 +250,9 @@ impl RedisStore {
             self.inner.channel.clone(),
             to_json(&record)?,
         ];
-        let reply: i64 = self
-            .call("progress", |mut c| {
-                let mut invocation = self.inner.scripts.progress.prepare_invoke();
-                invocation.key(&keys[..]).arg(&args[..]);
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let mut invocation = self.inner.scripts.progress.prepare_invoke();
+        invocation.key(&keys[..]).arg(&args[..]);
+        let reply: i64 = self.inner.redis.eval("progress", &invocation).await?;
         match reply {
             1 => Ok(true),
             0 => Ok(false),

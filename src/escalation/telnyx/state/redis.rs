@@ -68,19 +68,17 @@ impl RedisTelnyxState {
         let key = self.key("claim", intent.as_str());
         let index = self.index("claims", bucket_of(intent.as_str()));
         let ms = millis(ttl);
+        let mut invocation = self.escalation_claim.prepare_invoke();
+        invocation
+            .key(&key)
+            .key(&index)
+            .arg(owner)
+            .arg(ms)
+            .arg(intent.as_str())
+            .arg(mode);
         let taken: i64 = self
             .redis
-            .call("telnyx state", |mut c| {
-                let mut invocation = self.escalation_claim.prepare_invoke();
-                invocation
-                    .key(&key)
-                    .key(&index)
-                    .arg(owner)
-                    .arg(ms)
-                    .arg(intent.as_str())
-                    .arg(mode);
-                async move { invocation.invoke_async(&mut c).await }
-            })
+            .eval("telnyx state", &invocation)
             .await
             .map_err(state_error)?;
         Ok(taken == 1)
@@ -121,13 +119,11 @@ impl RedisTelnyxState {
     /// must be unique to the call where "set by someone else" must read false.
     async fn set_nx(&self, key: String, value: &[u8], ttl: Duration) -> Result<bool, StateError> {
         let ms = millis(ttl);
+        let mut invocation = self.set_if_absent.prepare_invoke();
+        invocation.key(&key).arg(value).arg(ms);
         let set: i64 = self
             .redis
-            .call("telnyx state", |mut c| {
-                let mut invocation = self.set_if_absent.prepare_invoke();
-                invocation.key(&key).arg(value).arg(ms);
-                async move { invocation.invoke_async(&mut c).await }
-            })
+            .eval("telnyx state", &invocation)
             .await
             .map_err(state_error)?;
         Ok(set == 1)
@@ -251,12 +247,10 @@ impl TelnyxState for RedisTelnyxState {
             .every_bucket(|b| {
                 let key = self.index("watchdogs", b);
                 async move {
+                    let mut invocation = self.watchdog_lease.prepare_invoke();
+                    invocation.key(&key).arg(now).arg(until).arg(limit);
                     self.redis
-                        .call("telnyx state", |mut c| {
-                            let mut invocation = self.watchdog_lease.prepare_invoke();
-                            invocation.key(&key).arg(now).arg(until).arg(limit);
-                            async move { invocation.invoke_async(&mut c).await }
-                        })
+                        .eval("telnyx state", &invocation)
                         .await
                         .map_err(state_error)
                 }
@@ -293,18 +287,16 @@ impl TelnyxState for RedisTelnyxState {
             .map_err(|e| StateError::Unavailable(format!("cannot encode ladder: {e}")))?;
         let (version, ms) = (ladder.version, millis(ttl));
         let token = uuid::Uuid::new_v4().to_string();
+        let mut invocation = self.ladder.prepare_invoke();
+        invocation
+            .key(&key)
+            .arg(&json)
+            .arg(version)
+            .arg(ms)
+            .arg(&token);
         let stored: i64 = self
             .redis
-            .call("telnyx state", |mut c| {
-                let mut invocation = self.ladder.prepare_invoke();
-                invocation
-                    .key(&key)
-                    .arg(&json)
-                    .arg(version)
-                    .arg(ms)
-                    .arg(&token);
-                async move { invocation.invoke_async(&mut c).await }
-            })
+            .eval("telnyx state", &invocation)
             .await
             .map_err(state_error)?;
         Ok(stored == 1)

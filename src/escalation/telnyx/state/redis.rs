@@ -68,22 +68,36 @@ impl RedisTelnyxState {
         let key = self.key("claim", intent.as_str());
         let index = self.index("claims", bucket_of(intent.as_str()));
         let ms = millis(ttl);
+        let mut invocation = self.escalation_claim.prepare_invoke();
+        invocation
+            .key(&key)
+            .key(&index)
+            .arg(owner)
+            .arg(ms)
+            .arg(intent.as_str())
+            .arg(mode);
         let taken: i64 = self
             .redis
-            .call("telnyx state", |mut c| {
-                let mut invocation = self.escalation_claim.prepare_invoke();
-                invocation
-                    .key(&key)
-                    .key(&index)
-                    .arg(owner)
-                    .arg(ms)
-                    .arg(intent.as_str())
-                    .arg(mode);
-                async move { invocation.invoke_async(&mut c).await }
-            })
+            .eval("telnyx state", &invocation)
             .await
             .map_err(state_error)?;
         Ok(taken == 1)
+    }
+
+    /// One command under the store's deadline.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StateError> {
+        self.redis
+            .query("telnyx state", cmd)
+            .await
+            .map_err(state_error)
+    }
+
+    /// One atomic pipeline under the store's deadline.
+    async fn query_pipe(&self, pipe: &redis::Pipeline) -> Result<(), StateError> {
+        self.redis
+            .query_pipe("telnyx state", pipe)
+            .await
+            .map_err(state_error)
     }
 
     /// Members of every bucket's `kind` index, asked concurrently.
@@ -105,27 +119,18 @@ impl RedisTelnyxState {
     /// must be unique to the call where "set by someone else" must read false.
     async fn set_nx(&self, key: String, value: &[u8], ttl: Duration) -> Result<bool, StateError> {
         let ms = millis(ttl);
+        let mut invocation = self.set_if_absent.prepare_invoke();
+        invocation.key(&key).arg(value).arg(ms);
         let set: i64 = self
             .redis
-            .call("telnyx state", |mut c| {
-                let mut invocation = self.set_if_absent.prepare_invoke();
-                invocation.key(&key).arg(value).arg(ms);
-                async move { invocation.invoke_async(&mut c).await }
-            })
+            .eval("telnyx state", &invocation)
             .await
             .map_err(state_error)?;
         Ok(set == 1)
     }
 
     async fn get_id(&self, key: String) -> Result<Option<IntentId>, StateError> {
-        let value: Option<String> = self
-            .redis
-            .call("telnyx state", |mut c| {
-                let key = key.clone();
-                async move { redis::cmd("GET").arg(&key).query_async(&mut c).await }
-            })
-            .await
-            .map_err(state_error)?;
+        let value: Option<String> = self.query(redis::cmd("GET").arg(&key)).await?;
         // An unparsable value cannot name an intent: treat it as absent, never as a match.
         Ok(value.and_then(|v| IntentId::parse(&v)))
     }
@@ -146,26 +151,18 @@ impl TelnyxState for RedisTelnyxState {
 
     async fn settle_delivery(&self, event_id: &str, processed: bool) -> Result<(), StateError> {
         let key = self.key("wh", event_id);
-        self.redis
-            .call("telnyx state", |mut c| {
-                let key = key.clone();
-                async move {
-                    // Processed: keep the id (a redelivery is a duplicate), drop the body.
-                    // Not: forget it, so Telnyx's redelivery is processed.
-                    let cmd = if processed {
-                        let mut cmd = redis::cmd("SET");
-                        cmd.arg(&key).arg("").arg("XX").arg("KEEPTTL");
-                        cmd
-                    } else {
-                        let mut cmd = redis::cmd("DEL");
-                        cmd.arg(&key);
-                        cmd
-                    };
-                    cmd.query_async::<()>(&mut c).await
-                }
-            })
-            .await
-            .map_err(state_error)
+        // Processed: keep the id (a redelivery is a duplicate), drop the body.
+        // Not: forget it, so Telnyx's redelivery is processed.
+        let cmd = if processed {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&key).arg("").arg("XX").arg("KEEPTTL");
+            cmd
+        } else {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(&key);
+            cmd
+        };
+        self.query(&cmd).await
     }
 
     async fn claim(
@@ -191,26 +188,14 @@ impl TelnyxState for RedisTelnyxState {
     async fn expired_claims(&self, now: Millis, limit: usize) -> Result<Vec<IntentId>, StateError> {
         let ids = self
             .every_bucket(|b| {
-                let key = self.index("claims", b);
-                async move {
-                    self.redis
-                        .call("telnyx state", |mut c| {
-                            let key = key.clone();
-                            async move {
-                                redis::cmd("ZRANGEBYSCORE")
-                                    .arg(&key)
-                                    .arg("-inf")
-                                    .arg(now)
-                                    .arg("LIMIT")
-                                    .arg(0)
-                                    .arg(limit)
-                                    .query_async::<Vec<String>>(&mut c)
-                                    .await
-                            }
-                        })
-                        .await
-                        .map_err(state_error)
-                }
+                let mut cmd = redis::cmd("ZRANGEBYSCORE");
+                cmd.arg(self.index("claims", b))
+                    .arg("-inf")
+                    .arg(now)
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit);
+                async move { self.query::<Vec<String>>(&cmd).await }
             })
             .await?;
         Ok(ids
@@ -223,46 +208,32 @@ impl TelnyxState for RedisTelnyxState {
     async fn release_claim(&self, intent: &IntentId) -> Result<(), StateError> {
         let key = self.key("claim", intent.as_str());
         let index = self.index("claims", bucket_of(intent.as_str()));
-        self.redis
-            .call("telnyx state", |mut c| {
-                let (key, index) = (key.clone(), index.clone());
-                async move {
-                    redis::pipe()
-                        .atomic()
-                        .cmd("DEL")
-                        .arg(&key)
-                        .ignore()
-                        .cmd("ZREM")
-                        .arg(&index)
-                        .arg(intent.as_str())
-                        .ignore()
-                        .query_async::<()>(&mut c)
-                        .await
-                }
-            })
-            .await
-            .map_err(state_error)
+        self.query_pipe(
+            redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(&key)
+                .ignore()
+                .cmd("ZREM")
+                .arg(&index)
+                .arg(intent.as_str())
+                .ignore(),
+        )
+        .await
     }
 
     async fn arm_watchdog(&self, watchdog: &Watchdog, due: Millis) -> Result<(), StateError> {
         let index = self.index("watchdogs", bucket_of(watchdog.intent.as_str()));
         let member = watchdog.encode();
-        self.redis
-            .call("telnyx state", |mut c| {
-                let (index, member) = (index.clone(), member.clone());
-                async move {
-                    // LT: a watchdog armed earlier keeps its earlier time.
-                    redis::cmd("ZADD")
-                        .arg(&index)
-                        .arg("LT")
-                        .arg(due)
-                        .arg(&member)
-                        .query_async::<()>(&mut c)
-                        .await
-                }
-            })
-            .await
-            .map_err(state_error)
+        // LT: a watchdog armed earlier keeps its earlier time.
+        self.query(
+            redis::cmd("ZADD")
+                .arg(&index)
+                .arg("LT")
+                .arg(due)
+                .arg(&member),
+        )
+        .await
     }
 
     async fn due_watchdogs(
@@ -276,12 +247,10 @@ impl TelnyxState for RedisTelnyxState {
             .every_bucket(|b| {
                 let key = self.index("watchdogs", b);
                 async move {
+                    let mut invocation = self.watchdog_lease.prepare_invoke();
+                    invocation.key(&key).arg(now).arg(until).arg(limit);
                     self.redis
-                        .call("telnyx state", |mut c| {
-                            let mut invocation = self.watchdog_lease.prepare_invoke();
-                            invocation.key(&key).arg(now).arg(until).arg(limit);
-                            async move { invocation.invoke_async(&mut c).await }
-                        })
+                        .eval("telnyx state", &invocation)
                         .await
                         .map_err(state_error)
                 }
@@ -294,19 +263,8 @@ impl TelnyxState for RedisTelnyxState {
     async fn disarm_watchdog(&self, watchdog: &Watchdog) -> Result<(), StateError> {
         let index = self.index("watchdogs", bucket_of(watchdog.intent.as_str()));
         let member = watchdog.encode();
-        self.redis
-            .call("telnyx state", |mut c| {
-                let (index, member) = (index.clone(), member.clone());
-                async move {
-                    redis::cmd("ZREM")
-                        .arg(&index)
-                        .arg(&member)
-                        .query_async::<()>(&mut c)
-                        .await
-                }
-            })
+        self.query(redis::cmd("ZREM").arg(&index).arg(&member))
             .await
-            .map_err(state_error)
     }
 
     async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError> {
@@ -329,18 +287,16 @@ impl TelnyxState for RedisTelnyxState {
             .map_err(|e| StateError::Unavailable(format!("cannot encode ladder: {e}")))?;
         let (version, ms) = (ladder.version, millis(ttl));
         let token = uuid::Uuid::new_v4().to_string();
+        let mut invocation = self.ladder.prepare_invoke();
+        invocation
+            .key(&key)
+            .arg(&json)
+            .arg(version)
+            .arg(ms)
+            .arg(&token);
         let stored: i64 = self
             .redis
-            .call("telnyx state", |mut c| {
-                let mut invocation = self.ladder.prepare_invoke();
-                invocation
-                    .key(&key)
-                    .arg(&json)
-                    .arg(version)
-                    .arg(ms)
-                    .arg(&token);
-                async move { invocation.invoke_async(&mut c).await }
-            })
+            .eval("telnyx state", &invocation)
             .await
             .map_err(state_error)?;
         Ok(stored == 1)
@@ -354,21 +310,14 @@ impl TelnyxState for RedisTelnyxState {
     ) -> Result<(), StateError> {
         let key = self.key("call", call_control_id);
         let ms = millis(ttl);
-        self.redis
-            .call("telnyx state", |mut c| {
-                let key = key.clone();
-                async move {
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg(intent.as_str())
-                        .arg("PX")
-                        .arg(ms)
-                        .query_async::<()>(&mut c)
-                        .await
-                }
-            })
-            .await
-            .map_err(state_error)
+        self.query(
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(intent.as_str())
+                .arg("PX")
+                .arg(ms),
+        )
+        .await
     }
 
     async fn call_intent(&self, call_control_id: &str) -> Result<Option<IntentId>, StateError> {
@@ -399,62 +348,42 @@ impl TelnyxState for RedisTelnyxState {
         let key = self.key("texted", phone);
         let ms = millis(ttl);
         let expiry = now_millis().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
-        self.redis
-            .call("telnyx state", |mut c| {
-                let key = key.clone();
-                async move {
-                    redis::pipe()
-                        .atomic()
-                        .cmd("ZADD")
-                        .arg(&key)
-                        .arg(expiry)
-                        .arg(intent.as_str())
-                        .ignore()
-                        .cmd("ZREMRANGEBYSCORE")
-                        .arg(&key)
-                        .arg("-inf")
-                        .arg(now_millis())
-                        .ignore()
-                        .cmd("PEXPIRE")
-                        .arg(&key)
-                        .arg(ms)
-                        .ignore()
-                        .query_async::<()>(&mut c)
-                        .await
-                }
-            })
-            .await
-            .map_err(state_error)
+        self.query_pipe(
+            redis::pipe()
+                .atomic()
+                .cmd("ZADD")
+                .arg(&key)
+                .arg(expiry)
+                .arg(intent.as_str())
+                .ignore()
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(now_millis())
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(ms)
+                .ignore(),
+        )
+        .await
     }
 
     async fn texted_intents(&self, phone: &str) -> Result<Vec<IntentId>, StateError> {
         let key = self.key("texted", phone);
         let ids: Vec<String> = self
-            .redis
-            .call("telnyx state", |mut c| {
-                let key = key.clone();
-                async move {
-                    redis::cmd("ZRANGEBYSCORE")
-                        .arg(&key)
-                        .arg(now_millis())
-                        .arg("+inf")
-                        .query_async(&mut c)
-                        .await
-                }
-            })
-            .await
-            .map_err(state_error)?;
+            .query(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(&key)
+                    .arg(now_millis())
+                    .arg("+inf"),
+            )
+            .await?;
         Ok(ids.iter().filter_map(|i| IntentId::parse(i)).collect())
     }
 
     async fn drop_code(&self, code: &str) -> Result<(), StateError> {
         let key = self.key("code", code);
-        self.redis
-            .call("telnyx state", |mut c| {
-                let key = key.clone();
-                async move { redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await }
-            })
-            .await
-            .map_err(state_error)
+        self.query(redis::cmd("DEL").arg(&key)).await
     }
 }

@@ -18,6 +18,8 @@
 //! - [`webhook`]: the axum sidecar: health, readiness, provider webhooks.
 //! - [`cli`]: the client subcommands.
 //! - [`net`]: the listeners' accept loops: connection caps, handshake deadline, TLS/mTLS.
+//! - [`outbound`]: the one policy of every outbound call (deadline, retries with jitter,
+//!   `Retry-After`, circuit breaker), below every client that uses it.
 //! - [`config`], [`auth`], [`telemetry`], [`metrics`], [`app`]: configuration, API keys,
 //!   tracing, Prometheus counters, wiring.
 #![forbid(unsafe_code)]
@@ -33,6 +35,7 @@ pub mod gateway;
 pub mod grpc;
 pub mod metrics;
 pub mod net;
+pub mod outbound;
 pub mod policy;
 pub mod scoring;
 pub mod store;

@@ -10,7 +10,6 @@
 //! into an escalation, never an approval. The API key is sent as a sensitive header and is
 //! never logged or printed.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +27,7 @@ use super::scan::{self, INJECTION_SCORE};
 use super::{facts, Assessment, ScoreError, ScoreRequest, Scorer};
 use crate::config::{LlmSettings, Secret};
 use crate::domain::{Intent, Reason, ReasonSource, RiskScore, ScorerInfo};
+use crate::outbound::{retry_after, Breaker, Failure, GaveUp, RetryPolicy, MAX_RETRY_AFTER};
 
 /// Output budget for a verdict. gpt-oss reasons before answering and its reasoning counts
 /// against this, so it is well above the ~100 tokens of the JSON itself.
@@ -35,7 +35,7 @@ const SCORE_MAX_TOKENS: u32 = 1024;
 const ANSWER_MAX_TOKENS: u32 = 600;
 /// Largest response body read; a chat completion for these prompts is a few KiB.
 const MAX_BODY_BYTES: usize = 1 << 20;
-/// First retry wait when the provider gives no `retry-after`; doubles per retry.
+/// First retry wait when the provider gives no `retry-after`; doubles per retry, plus jitter.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Models Groq has decommissioned (docs/llm.md): requests to them fail.
@@ -55,7 +55,7 @@ pub struct LlmScorer {
     provider: &'static str,
     server: String,
     timeout: Duration,
-    max_retries: u32,
+    retry: RetryPolicy,
     breaker: Breaker,
     cache: Cache<Scored>,
     guard: Option<GuardModel>,
@@ -121,11 +121,26 @@ impl LlmScorer {
             provider,
             server: host,
             timeout: options.timeout,
-            max_retries: options.max_retries,
-            breaker: Breaker::new(options.breaker_failures, options.breaker_cooldown)
-                .reporting(crate::metrics::set_scorer_breaker_open),
+            retry: RetryPolicy {
+                name: "llm",
+                retries: options.max_retries,
+                first_wait: BACKOFF_BASE,
+                max_wait: BACKOFF_MAX,
+                // Any wait is honoured that fits the deadline.
+                longest_retry_after: MAX_RETRY_AFTER,
+            },
+            breaker: Breaker::new(
+                "llm scorer",
+                options.breaker_failures,
+                options.breaker_cooldown,
+            )
+            .reporting(crate::metrics::set_scorer_breaker_open),
             cache: Cache::new(options.cache_capacity, options.cache_ttl),
-            guard_breaker: Breaker::new(options.breaker_failures, options.breaker_cooldown),
+            guard_breaker: Breaker::new(
+                "prompt-attack classifier",
+                options.breaker_failures,
+                options.breaker_cooldown,
+            ),
             guard_cache: Cache::new(options.cache_capacity, options.cache_ttl),
             guard: options.guard,
         })
@@ -209,61 +224,43 @@ impl LlmScorer {
         request: &ChatRequest<'_>,
         deadline: Instant,
     ) -> Result<Completion, ScoreError> {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
+        let sent = self.retry.run(deadline, |attempt| {
             tracing::Span::current().record("sentinel.llm.attempts", attempt);
-            let outcome = match tokio::time::timeout_at(deadline, self.attempt(request)).await {
-                Ok(outcome) => outcome,
-                Err(_) => return Err(self.timeout_error()),
-            };
-            let (error, wait) = match outcome {
-                Attempt::Done(result) => return result,
-                Attempt::Retry { error, after } => (error, after),
-            };
-            if attempt > self.max_retries {
-                return Err(error);
-            }
-            let wait = wait.unwrap_or_else(|| backoff(attempt));
-            if Instant::now() + wait >= deadline {
-                // Waiting would outlive the deadline: fail now rather than at it.
-                return Err(match error {
-                    ScoreError::Unavailable(m) => ScoreError::Unavailable(format!(
-                        "{m}; retrying in {} ms would pass the scorer deadline",
-                        wait.as_millis()
-                    )),
-                    other => other,
-                });
-            }
-            warn!(attempt, wait_ms = wait.as_millis() as u64, error = %error, "LLM call failed; retrying");
-            tokio::time::sleep(wait).await;
-        }
+            self.attempt(request)
+        });
+        sent.await.map_err(|gave_up| match gave_up {
+            GaveUp::Failed(error) => error,
+            // Waiting would outlive the deadline: fail now rather than at it.
+            GaveUp::WaitTooLong {
+                error: ScoreError::Unavailable(m),
+                wait,
+            } => ScoreError::Unavailable(format!(
+                "{m}; retrying in {} ms would pass the scorer deadline",
+                wait.as_millis()
+            )),
+            GaveUp::WaitTooLong { error, .. } => error,
+            GaveUp::Deadline => self.timeout_error(),
+        })
     }
 
-    async fn attempt(&self, request: &ChatRequest<'_>) -> Attempt {
+    async fn attempt(&self, request: &ChatRequest<'_>) -> Result<Completion, Failure<ScoreError>> {
         let response = match self.client.post(&self.endpoint).json(request).send().await {
             Ok(r) => r,
             Err(e) => {
-                let error = ScoreError::Unavailable(format!(
+                return Err(Failure::transient(ScoreError::Unavailable(format!(
                     "cannot reach the LLM endpoint: {}",
                     e.without_url()
-                ));
-                return Attempt::Retry { error, after: None };
+                ))));
             }
         };
         let status = response.status();
         let headers = response.headers().clone();
         let body = match read_body(response).await {
             Ok(b) => b,
-            Err(e) => {
-                return Attempt::Retry {
-                    error: ScoreError::Unavailable(e),
-                    after: None,
-                }
-            }
+            Err(e) => return Err(Failure::transient(ScoreError::Unavailable(e))),
         };
         if status.is_success() {
-            return Attempt::Done(parse_completion(&body, request.model));
+            return parse_completion(&body, request.model).map_err(Failure::fatal);
         }
         let detail = ErrorBody::describe(&body);
         let should_retry = match headers.get("x-should-retry").and_then(|v| v.to_str().ok()) {
@@ -272,7 +269,7 @@ impl LlmScorer {
             _ => matches!(status.as_u16(), 408 | 409 | 429 | 498) || status.is_server_error(),
         };
         if status == StatusCode::BAD_REQUEST && detail.code == "json_validate_failed" {
-            return Attempt::Done(Err(ScoreError::InvalidOutput(format!(
+            return Err(Failure::fatal(ScoreError::InvalidOutput(format!(
                 "the provider rejected the model's output as not matching the schema (400 json_validate_failed): {}",
                 detail.message
             ))));
@@ -287,14 +284,11 @@ impl LlmScorer {
                 detail.message
             ),
         });
-        if should_retry {
-            Attempt::Retry {
-                error,
-                after: retry_after(&headers),
-            }
+        Err(if should_retry {
+            Failure::retry_after(error, retry_after(&headers))
         } else {
-            Attempt::Done(Err(error))
-        }
+            Failure::fatal(error)
+        })
     }
 
     /// One scoring pass (cached by its exact messages): the checked-facts pass or the text pass.
@@ -538,15 +532,11 @@ fn assess(
     }
 }
 
-mod breaker;
 mod options;
-mod retry;
 mod wire;
 
-use breaker::Breaker;
 pub use options::LlmOptions;
-use retry::{backoff, read_body, retry_after, Attempt};
-use wire::{parse_completion, ChatRequest, Completion, ErrorBody, Message};
+use wire::{parse_completion, read_body, ChatRequest, Completion, ErrorBody, Message};
 
 #[cfg(test)]
 mod tests;

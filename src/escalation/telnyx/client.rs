@@ -12,15 +12,24 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::config::Secret;
 use crate::metrics;
+use crate::outbound::{self, Failure, GaveUp, RetryPolicy};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_RETRIES: u32 = 2;
-/// The longest `retry-after` we honour; a longer wait is worse than moving down the ladder.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(8);
+/// One request, its retries and their waits: a dial that has not gone out by then is worse
+/// than moving down the ladder.
+const CALL_DEADLINE: Duration = Duration::from_secs(30);
+const RETRY: RetryPolicy = RetryPolicy {
+    name: "telnyx",
+    retries: 2,
+    first_wait: Duration::from_millis(500),
+    max_wait: Duration::from_secs(2),
+    // The longest `retry-after` we honour; a longer wait is worse than moving down the ladder.
+    longest_retry_after: Duration::from_secs(8),
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
@@ -183,7 +192,7 @@ impl Client {
     }
 
     /// Posts `body`, unwraps `data`, retries 429 (and 5xx / transport errors when the request
-    /// is idempotent) with a short backoff.
+    /// is idempotent) under [`RETRY`].
     async fn post(
         &self,
         op: &str,
@@ -191,81 +200,76 @@ impl Client {
         body: &Value,
         idempotent: bool,
     ) -> Result<Value, ClientError> {
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .http
-                .post(url.clone())
-                .bearer_auth(self.key.expose())
-                .json(body)
-                .send()
-                .await;
-            let (error, retry_after) = match result {
-                Err(e) => (ClientError::Transport(without_url(e)), None),
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .map(retry_after);
-                    let bytes = response
-                        .bytes()
-                        .await
-                        .map_err(|e| ClientError::Transport(without_url(e)))?;
-                    if status.is_success() {
-                        metrics::inc(
-                            "sentinel_telnyx_requests_total",
-                            &[("op", op), ("outcome", "ok")],
-                        );
-                        let mut value: Value = serde_json::from_slice(&bytes)
-                            .map_err(|e| ClientError::Decode(e.to_string()))?;
-                        return Ok(value
-                            .get_mut("data")
-                            .map(Value::take)
-                            .unwrap_or(Value::Null));
-                    }
-                    (api_error(status, &bytes), retry_after)
-                }
-            };
-            let retryable = match &error {
-                ClientError::Api { status, .. } => *status == 429 || (idempotent && *status >= 500),
-                ClientError::Transport(_) => idempotent,
-                ClientError::Decode(_) => false,
-            };
-            let outcome = match &error {
-                ClientError::Api { status, .. } => status.to_string(),
-                _ => "transport".to_string(),
-            };
-            metrics::inc(
-                "sentinel_telnyx_requests_total",
-                &[("op", op), ("outcome", &outcome)],
-            );
+        let deadline = tokio::time::Instant::now() + CALL_DEADLINE;
+        let sent = RETRY.run(deadline, |_| {
+            self.attempt(op, url.clone(), body, idempotent)
+        });
+        sent.await.map_err(|gave_up| match gave_up {
             // Asked to wait longer than we would: fail now so the ladder moves on.
-            let too_long = retry_after.is_some_and(|w| w.is_none());
-            if !retryable || attempt >= MAX_RETRIES || too_long {
-                return Err(error);
+            GaveUp::Failed(error) | GaveUp::WaitTooLong { error, .. } => error,
+            GaveUp::Deadline => {
+                ClientError::Transport(format!("no answer within {} s", CALL_DEADLINE.as_secs()))
             }
-            attempt += 1;
-            let backoff = Duration::from_millis(500 * 2u64.pow(attempt - 1));
-            let wait = retry_after
-                .flatten()
-                .unwrap_or(backoff)
-                .min(MAX_RETRY_AFTER);
-            warn!(op, attempt, error = %error, wait_ms = wait.as_millis() as u64, "telnyx request failed; retrying");
-            tokio::time::sleep(wait).await;
-        }
+        })
     }
-}
 
-/// A `retry-after` in seconds as a wait: `None` when it is longer than we honour (or not a
-/// sane number, such as 1e300, which `Duration::from_secs_f64` would panic on).
-fn retry_after(secs: f64) -> Option<Duration> {
-    if !secs.is_finite() || secs < 0.0 || secs > MAX_RETRY_AFTER.as_secs_f64() {
-        return None;
+    async fn attempt(
+        &self,
+        op: &str,
+        url: Url,
+        body: &Value,
+        idempotent: bool,
+    ) -> Result<Value, Failure<ClientError>> {
+        let result = self
+            .http
+            .post(url)
+            .bearer_auth(self.key.expose())
+            .json(body)
+            .send()
+            .await;
+        let (error, retry_after) = match result {
+            Err(e) => (ClientError::Transport(without_url(e)), None),
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = outbound::retry_after(response.headers());
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| Failure::fatal(ClientError::Transport(without_url(e))))?;
+                if status.is_success() {
+                    metrics::inc(
+                        "sentinel_telnyx_requests_total",
+                        &[("op", op), ("outcome", "ok")],
+                    );
+                    let mut value: Value = serde_json::from_slice(&bytes)
+                        .map_err(|e| Failure::fatal(ClientError::Decode(e.to_string())))?;
+                    return Ok(value
+                        .get_mut("data")
+                        .map(Value::take)
+                        .unwrap_or(Value::Null));
+                }
+                (api_error(status, &bytes), retry_after)
+            }
+        };
+        let retryable = match &error {
+            ClientError::Api { status, .. } => *status == 429 || (idempotent && *status >= 500),
+            ClientError::Transport(_) => idempotent,
+            ClientError::Decode(_) => false,
+        };
+        let outcome = match &error {
+            ClientError::Api { status, .. } => status.to_string(),
+            _ => "transport".to_string(),
+        };
+        metrics::inc(
+            "sentinel_telnyx_requests_total",
+            &[("op", op), ("outcome", &outcome)],
+        );
+        Err(if retryable {
+            Failure::retry_after(error, retry_after)
+        } else {
+            Failure::fatal(error)
+        })
     }
-    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// reqwest errors print the URL; ours holds no secret, but keep logs short and uniform.
@@ -325,14 +329,6 @@ mod tests {
         assert_eq!(e.code(), "90018");
         let e = api_error(StatusCode::BAD_GATEWAY, b"<html>");
         assert!(matches!(e, ClientError::Api { status: 502, .. }));
-    }
-
-    #[test]
-    fn retry_after_is_bounded_before_it_becomes_a_duration() {
-        assert_eq!(retry_after(1.5), Some(Duration::from_millis(1500)));
-        for bad in [1e300, f64::INFINITY, f64::NAN, -1.0, 9.0] {
-            assert_eq!(retry_after(bad), None, "{bad}");
-        }
     }
 
     #[test]

@@ -154,3 +154,25 @@ impl ErrorBody {
 }
 
 // ------------------------------------------------------------------------- breaker
+
+/// Reads a response body of at most 1 MiB.
+pub(super) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err("LLM response body is larger than 1 MiB".into());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the LLM response failed: {}", e.without_url()))?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err("LLM response body is larger than 1 MiB".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -9,7 +9,17 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, ScriptInvocation, Value};
 
 use super::{RedisOptions, BUCKETS};
+use crate::outbound::{Failure, GaveUp, RetryPolicy};
 use crate::store::StoreError;
+
+/// One more attempt after a dropped connection, soon: the connection manager reconnects.
+const RETRY: RetryPolicy = RetryPolicy {
+    name: "redis",
+    retries: 1,
+    first_wait: Duration::from_millis(20),
+    max_wait: Duration::from_millis(20),
+    longest_retry_after: Duration::ZERO,
+};
 
 /// Where the data lives: one node, or the seed nodes of a Cluster.
 #[derive(Clone, PartialEq, Eq)]
@@ -216,24 +226,24 @@ impl Redis {
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match tokio::time::timeout_at(deadline, f(self.conn.clone())).await {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) if attempt == 1 && (e.is_connection_dropped() || e.is_io_error()) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
+        let called = RETRY.run(deadline, |_| async {
+            f(self.conn.clone()).await.map_err(|e| {
+                if e.is_connection_dropped() || e.is_io_error() {
+                    Failure::transient(e)
+                } else {
+                    Failure::fatal(e)
                 }
-                Ok(Err(e)) => return Err(StoreError::Unavailable(format!("{what}: {e}"))),
-                Err(_) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "{what}: redis did not answer within {} ms",
-                        self.timeout.as_millis()
-                    )))
-                }
+            })
+        });
+        called.await.map_err(|gave_up| match gave_up {
+            GaveUp::Failed(e) | GaveUp::WaitTooLong { error: e, .. } => {
+                StoreError::Unavailable(format!("{what}: {e}"))
             }
-        }
+            GaveUp::Deadline => StoreError::Unavailable(format!(
+                "{what}: redis did not answer within {} ms",
+                self.timeout.as_millis()
+            )),
+        })
     }
 }
 

@@ -110,11 +110,11 @@ impl RetryPolicy {
         .adjust(|f, next| {
             // `next` is `None` once the retries are used up; a `Retry-After` does not add any.
             let backoff = next?;
-            let wait = match f.retry {
-                Retry::Yes(Some(asked)) => asked,
-                _ => backoff,
+            let (wait, too_long) = match f.retry {
+                Retry::Yes(Some(asked)) => (asked, asked > self.longest_retry_after),
+                _ => (backoff, false),
             };
-            if wait > self.longest_retry_after || Instant::now() + wait >= deadline {
+            if too_long || Instant::now() + wait >= deadline {
                 let _ = stopped_for.set(wait);
                 return None;
             }
@@ -206,6 +206,13 @@ mod tests {
         assert_eq!((result, calls), (Ok(7), 3));
         let (result, calls) = run(POLICY, in_a_minute(), vec![busy(), busy(), busy()]).await;
         assert_eq!((result, calls), (Err(GaveUp::Failed("busy")), 3));
+        // A policy that honours no `Retry-After` still waits out its own backoff.
+        let own_waits_only = RetryPolicy {
+            longest_retry_after: Duration::ZERO,
+            ..POLICY
+        };
+        let (result, calls) = run(own_waits_only, in_a_minute(), vec![busy(), Ok(7)]).await;
+        assert_eq!((result, calls), (Ok(7), 2));
     }
 
     #[tokio::test]

@@ -92,7 +92,7 @@ fn main() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let mut server = spawn_redis(port, dir.path(), "everysec")?;
-        let url = format!("redis://127.0.0.1:{port}");
+        let url = sentinel::config::RedisUrl::parse(&format!("redis://127.0.0.1:{port}"))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         let limiter = loop {
             let limiter = RedisRateLimiter::connect(

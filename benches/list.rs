@@ -107,7 +107,7 @@ fn main() -> anyhow::Result<()> {
             None => Arc::new(MemoryStore::new()),
             Some(url) => Arc::new(
                 RedisStore::connect(
-                    url,
+                    &sentinel::config::RedisUrl::parse(url)?,
                     RedisOptions {
                         prefix: "benchlist".into(),
                         ..RedisOptions::default()

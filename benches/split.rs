@@ -34,7 +34,7 @@ use common::{env_or, free_port, spawn_redis};
 use ed25519_dalek::{Signer as _, SigningKey};
 use sentinel::app::App;
 use sentinel::auth::Principal;
-use sentinel::config::{ApproverConfig, Config, Secret};
+use sentinel::config::{ApproverConfig, Config, Secret, TelnyxSettings};
 use sentinel::domain::validate::SubmitInput;
 use sentinel::domain::{Channel, IntentId, IntentState};
 use sentinel::escalation::telnyx::commands::{Command, Sent};
@@ -112,13 +112,15 @@ async fn decisions(
 async fn webhooks(n: usize, concurrency: usize) -> anyhow::Result<()> {
     let key = SigningKey::from_bytes(&[7u8; 32]);
     let mut config = Config::ephemeral();
-    config.telnyx.api_key = Some(Secret::new("KEY"));
-    config.telnyx.public_key = Some(key.verifying_key());
-    config.telnyx.connection_id = Some("1".into());
-    config.telnyx.phone_number = Some("+14155550199".into());
     // Nothing here calls Telnyx; a closed port makes sure of it.
-    config.telnyx.base_url = format!("http://127.0.0.1:{}", free_port()?);
-    config.telnyx.roster = vec![ApproverConfig {
+    let mut telnyx = TelnyxSettings::new(
+        Secret::new("KEY"),
+        format!("http://127.0.0.1:{}", free_port()?),
+        "1",
+        "+14155550199",
+    );
+    config.telnyx_public_key = Some(key.verifying_key());
+    telnyx.roster = vec![ApproverConfig {
         name: "alice".into(),
         phone: "+14155550101".into(),
         pin_sha256: None,
@@ -126,6 +128,7 @@ async fn webhooks(n: usize, concurrency: usize) -> anyhow::Result<()> {
         min_risk: 0,
         order: 0,
     }];
+    config.telnyx = Some(telnyx);
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let app = App::build_with(
         config,
@@ -215,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let mut redis = spawn_redis(port, dir.path(), "no")?;
-    let url = format!("redis://127.0.0.1:{port}");
+    let url = sentinel::config::RedisUrl::parse(&format!("redis://127.0.0.1:{port}"))?;
     let mut store = None;
     for _ in 0..100 {
         let options = RedisOptions {

@@ -117,7 +117,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let store: Arc<dyn Store> = match &url {
             None => Arc::new(MemoryStore::new()),
-            Some(url) => Arc::new(RedisStore::connect(url, RedisOptions { prefix: format!("bench{}", std::process::id()), ..RedisOptions::default() }).await?),
+            Some(url) => Arc::new(RedisStore::connect(&sentinel::config::RedisUrl::parse(url)?, RedisOptions { prefix: format!("bench{}", std::process::id()), ..RedisOptions::default() }).await?),
         };
         let mut config = Config::ephemeral();
         // BENCH_RATE_LIMIT=N: a per-agent submission limit high enough never to refuse, to see

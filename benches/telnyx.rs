@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let mut redis = spawn_redis(port, dir.path(), "no")?;
-    let url = format!("redis://127.0.0.1:{port}");
+    let url = sentinel::config::RedisUrl::parse(&format!("redis://127.0.0.1:{port}"))?;
     let mut state = None;
     for _ in 0..100 {
         if let Ok(s) = RedisTelnyxState::connect(&url, Default::default()).await {

@@ -50,7 +50,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             if let Some(retention) = config.store.retention {
                 options.retention = retention;
             }
-            let store = crate::store::redis::RedisStore::connect(url.expose(), options)
+            let store = crate::store::redis::RedisStore::connect(url, options)
                 .await
                 .context("SENTINEL_REDIS_URL")?;
             Ok(Arc::new(store))
@@ -70,7 +70,7 @@ pub async fn open_rate_limiter(
         None => Arc::new(crate::gateway::limits::LocalRateLimiter::new(per_second)),
         Some(url) => Arc::new(
             crate::store::redis::ratelimit::RedisRateLimiter::connect(
-                url.expose(),
+                url,
                 Default::default(),
                 per_second,
             )
@@ -150,16 +150,16 @@ impl App {
         }
 
         // Telnyx: the phone/SMS channel only with an API key; webhooks only with the public key.
-        let webhook_key = config.telnyx.public_key.map(WebhookKey::from);
-        let telnyx = match &config.telnyx.api_key {
+        let webhook_key = config.telnyx_public_key.map(WebhookKey::from);
+        let telnyx = match &config.telnyx {
             None => None,
-            Some(_) => {
+            Some(settings) => {
                 // Ladders, indexes and webhook dedupe must be shared when replicas share Redis.
                 let state: Arc<dyn TelnyxState> = match config.store.redis_url() {
                     None => Arc::new(MemoryState::new()),
                     Some(url) => Arc::new(
                         crate::escalation::telnyx::state::redis::RedisTelnyxState::connect(
-                            url.expose(),
+                            url,
                             Default::default(),
                         )
                         .await
@@ -167,7 +167,7 @@ impl App {
                     ),
                 };
                 let telnyx = Telnyx::new(
-                    &config.telnyx,
+                    settings,
                     gateway.clone(),
                     scorer.clone(),
                     state,
@@ -177,9 +177,8 @@ impl App {
                 if webhook_key.is_none() {
                     warn!("TELNYX_API_KEY is set but TELNYX_PUBLIC_KEY is not: every Telnyx webhook will be refused, so calls cannot progress");
                 }
-                let tier = config.telnyx.escalation.pin_tier(&config.telnyx.roster);
-                let no_pin: Vec<&str> = config
-                    .telnyx
+                let tier = settings.escalation.pin_tier(&settings.roster);
+                let no_pin: Vec<&str> = settings
                     .roster
                     .iter()
                     .filter(|a| a.pin_sha256.is_none())
@@ -188,11 +187,11 @@ impl App {
                 if tier <= 100 && !no_pin.is_empty() {
                     warn!(tier, approvers = ?no_pin, "these approvers have no PIN: they can decline but not approve intents at or above the PIN tier by phone or SMS");
                 }
-                if config.telnyx.roster.is_empty() {
+                if settings.roster.is_empty() {
                     warn!("TELNYX_API_KEY is set but the roster is empty ([[approvers]] or ADMIN_PHONE_NUMBER): nobody will be called");
                 }
                 info!(
-                    approvers = config.telnyx.roster.len(),
+                    approvers = settings.roster.len(),
                     "Telnyx escalation enabled"
                 );
                 Some(telnyx)

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::env::Env;
+use super::guard::{GuardModel, DEFAULT_GUARD_MODEL};
 use super::{ConfigError, Secret};
-use crate::scoring::guard::{GuardModel, DEFAULT_GUARD_MODEL};
 
 pub const DEFAULT_LLM_BASE_URL: &str = "https://api.groq.com/openai/v1";
 pub const DEFAULT_LLM_MODEL: &str = "openai/gpt-oss-120b";
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn the_guard_model_is_on_by_default_and_off_only_when_asked() {
-        use crate::scoring::guard::{GuardFamily, DEFAULT_GUARD_MODEL};
+        use super::super::guard::{GuardFamily, DEFAULT_GUARD_MODEL};
         let guard = |vars: &[(&str, &str)]| {
             let mut all = vars.to_vec();
             all.push(KEY);

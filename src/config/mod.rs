@@ -10,9 +10,11 @@
 
 mod auth;
 mod env;
+pub mod guard;
 pub mod limits;
 pub mod llm;
 pub mod net;
+mod secret;
 pub mod store;
 pub mod telnyx;
 pub mod tls;
@@ -29,30 +31,12 @@ use env::Env;
 
 pub use llm::{LlmConfig, LlmSettings, DEFAULT_LLM_BASE_URL, DEFAULT_LLM_MODEL};
 pub use net::NetConfig;
+pub use secret::{PinHash, Secret};
 pub use store::{RedisUrl, StoreBackend, StoreConfig};
 pub use telnyx::{
-    ApproverConfig, EscalationConfig, TelnyxConfig, DEFAULT_PIN_MIN_RISK, DEFAULT_TELNYX_BASE_URL,
-    DEFAULT_TELNYX_VOICE,
+    ApproverConfig, EscalationConfig, TelnyxSettings, DEFAULT_PIN_MIN_RISK,
+    DEFAULT_TELNYX_BASE_URL, DEFAULT_TELNYX_VOICE,
 };
-
-/// A secret value: usable, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -81,7 +65,11 @@ pub struct Config {
     pub approval_timeout: Duration,
     pub limits: Limits,
     pub llm: LlmConfig,
-    pub telnyx: TelnyxConfig,
+    /// The phone and SMS channel; `None` without `TELNYX_API_KEY`.
+    pub telnyx: Option<TelnyxSettings>,
+    /// The key Telnyx signs webhooks with (`TELNYX_PUBLIC_KEY`), decoded and checked; without
+    /// it every webhook is refused.
+    pub telnyx_public_key: Option<ed25519_dalek::VerifyingKey>,
     pub telemetry: TelemetryConfig,
     pub keys: KeyRing,
     pub net: NetConfig,
@@ -127,7 +115,7 @@ struct FileConfig {
     llm: llm::FileLlm,
     telnyx: telnyx::FileTelnyx,
     auth: auth::FileAuth,
-    approvers: Vec<ApproverConfig>,
+    approvers: Vec<telnyx::FileApprover>,
     escalation: telnyx::FileEscalation,
     watch_max_lag_bytes: Option<u64>,
 }
@@ -176,7 +164,8 @@ impl Config {
         )?);
         let store = store::load(&env, file.retention_hours, approval_timeout)?;
         let llm = llm::load(&env, file.llm)?;
-        let telnyx = telnyx::load(&env, file.telnyx, file.escalation, file.approvers)?;
+        let (telnyx, telnyx_public_key) =
+            telnyx::load(&env, file.telnyx, file.escalation, file.approvers)?;
 
         let log_format = match env.get("SENTINEL_LOG_FORMAT") {
             None => file.log_format.unwrap_or_default(),
@@ -215,6 +204,7 @@ impl Config {
             limits: file.limits.unwrap_or_default(),
             llm,
             telnyx,
+            telnyx_public_key,
             telemetry,
             keys,
             net,

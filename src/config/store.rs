@@ -6,33 +6,76 @@ use std::time::Duration;
 use super::env::Env;
 use super::{ConfigError, Secret};
 
-/// A Redis URL whose scheme was checked (`SENTINEL_REDIS_URL`); it may carry a password, so
-/// it never prints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisUrl(Secret);
+/// `SENTINEL_REDIS_URL`, read once: one node, or the seed nodes of a Cluster. URLs may carry
+/// a password, so it never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RedisUrl {
+    Single(Secret),
+    Cluster(Vec<Secret>),
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisUrl::Single(_) => f.write_str("Single(<redacted>)"),
+            RedisUrl::Cluster(nodes) => write!(f, "Cluster({} nodes)", nodes.len()),
+        }
+    }
+}
 
 impl RedisUrl {
-    const SCHEMES: [&'static str; 6] = [
-        "redis",
-        "rediss",
-        "redis+cluster",
-        "rediss+cluster",
-        "unix",
-        "redis+unix",
+    const SCHEMES: [&'static str; 4] = ["redis", "rediss", "unix", "redis+unix"];
+    const CLUSTER_SCHEMES: [(&'static str, &'static str); 2] = [
+        ("redis+cluster://", "redis://"),
+        ("rediss+cluster://", "rediss://"),
     ];
 
+    /// Reads `redis://host:port/db` (one node), `redis+cluster://host1:port1,host2:port2`
+    /// or a comma-separated list of `redis://` URLs (a Cluster, by its seed nodes).
     pub fn parse(raw: &str) -> Result<RedisUrl, ConfigError> {
-        match raw.split_once("://") {
-            Some((scheme, _)) if Self::SCHEMES.contains(&scheme) => Ok(RedisUrl(Secret::new(raw))),
-            _ => Err(ConfigError::new(
-                "SENTINEL_REDIS_URL",
-                "must be a redis://, rediss:// or redis+cluster:// URL",
-            )),
+        let raw = raw.trim();
+        let bad = |why: &str| ConfigError::new("SENTINEL_REDIS_URL", why);
+        for (cluster_scheme, plain) in Self::CLUSTER_SCHEMES {
+            if let Some(rest) = raw.strip_prefix(cluster_scheme) {
+                let (auth, hosts) = match rest.rsplit_once('@') {
+                    Some((auth, hosts)) => (format!("{auth}@"), hosts),
+                    None => (String::new(), rest),
+                };
+                let nodes: Vec<Secret> = hosts
+                    .trim_end_matches('/')
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(|h| Secret::new(format!("{plain}{auth}{h}")))
+                    .collect();
+                if nodes.is_empty() {
+                    return Err(bad("a cluster URL needs at least one host:port"));
+                }
+                return Ok(RedisUrl::Cluster(nodes));
+            }
+        }
+        let mut nodes = Vec::new();
+        for url in raw.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            match url.split_once("://") {
+                Some((scheme, _)) if Self::SCHEMES.contains(&scheme) => {
+                    nodes.push(Secret::new(url))
+                }
+                _ => return Err(bad("must be a redis://, rediss:// or redis+cluster:// URL")),
+            }
+        }
+        match nodes.len() {
+            0 => Err(bad("must be a redis://, rediss:// or redis+cluster:// URL")),
+            1 => Ok(RedisUrl::Single(nodes.remove(0))),
+            _ => Ok(RedisUrl::Cluster(nodes)),
         }
     }
 
-    pub fn expose(&self) -> &str {
-        self.0.expose()
+    /// The node URLs: the one node, or a Cluster's seed nodes.
+    pub fn nodes(&self) -> Vec<String> {
+        match self {
+            RedisUrl::Single(url) => vec![url.expose().to_string()],
+            RedisUrl::Cluster(nodes) => nodes.iter().map(|n| n.expose().to_string()).collect(),
+        }
     }
 }
 
@@ -89,4 +132,39 @@ pub(super) fn load(
         }
     };
     Ok(StoreConfig { backend, retention })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(url: &str) -> Vec<String> {
+        RedisUrl::parse(url).unwrap().nodes()
+    }
+
+    #[test]
+    fn cluster_urls_name_every_seed_node() {
+        let cluster = RedisUrl::parse("redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:7001/");
+        assert!(matches!(cluster, Ok(RedisUrl::Cluster(_))));
+        assert_eq!(
+            nodes("redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:7001/"),
+            ["redis://:pw@127.0.0.1:7000", "redis://:pw@127.0.0.1:7001"]
+        );
+        assert_eq!(
+            nodes("redis://a:1, redis://b:2"),
+            ["redis://a:1", "redis://b:2"]
+        );
+        let single = RedisUrl::parse("redis://h:6379/2").unwrap();
+        assert_eq!(single, RedisUrl::Single(Secret::new("redis://h:6379/2")));
+        assert!(!format!("{:?}", RedisUrl::parse("redis://:secret@h").unwrap()).contains("secret"));
+        for bad in [
+            "localhost:6379",
+            "redis+cluster://",
+            "redis://a:1,b:2",
+            "http://h",
+        ] {
+            let e = RedisUrl::parse(bad).unwrap_err();
+            assert_eq!(e.name, "SENTINEL_REDIS_URL", "{bad}");
+        }
+    }
 }

@@ -7,59 +7,80 @@ use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 
 use super::env::Env;
-use super::{ConfigError, Secret};
+use super::{ConfigError, PinHash, Secret};
 
 pub const DEFAULT_TELNYX_BASE_URL: &str = "https://api.telnyx.com/v2";
 pub const DEFAULT_TELNYX_VOICE: &str = "Telnyx.KokoroTTS.af";
 
+/// The phone and SMS channel. Present only when `TELNYX_API_KEY` is set, and then complete:
+/// the voice app and the caller id are required with the key.
 #[derive(Debug, Clone)]
-pub struct TelnyxConfig {
-    pub api_key: Option<Secret>,
-    /// The account's webhook signing key (`TELNYX_PUBLIC_KEY`), decoded and checked.
-    pub public_key: Option<VerifyingKey>,
+pub struct TelnyxSettings {
+    pub api_key: Secret,
+    /// Without the trailing slash (`SENTINEL_TELNYX_BASE_URL`).
     pub base_url: String,
-    pub connection_id: Option<String>,
-    pub phone_number: Option<String>,
-    pub admin_phone_number: Option<String>,
+    /// The voice app (`TELNYX_CONNECTION_ID`).
+    pub connection_id: String,
+    /// The caller id and SMS sender (`TELNYX_PHONE_NUMBER`), E.164.
+    pub phone_number: String,
+    /// The base URL Telnyx posts webhooks to (`SENTINEL_PUBLIC_URL`).
     pub public_url: Option<String>,
     /// Who is phoned, in order: the `[[approvers]]` table, else `ADMIN_PHONE_NUMBER` alone.
     pub roster: Vec<ApproverConfig>,
     pub escalation: EscalationConfig,
 }
 
-/// One approver of the roster (`[[approvers]]` in the file).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl TelnyxSettings {
+    /// The channel with these credentials, an empty roster and the default ladder.
+    pub fn new(
+        api_key: Secret,
+        base_url: impl Into<String>,
+        connection_id: impl Into<String>,
+        phone_number: impl Into<String>,
+    ) -> Self {
+        TelnyxSettings {
+            api_key,
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            connection_id: connection_id.into(),
+            phone_number: phone_number.into(),
+            public_url: None,
+            roster: Vec::new(),
+            escalation: EscalationConfig::default(),
+        }
+    }
+}
+
+/// One approver of the roster (`[[approvers]]` in the file), validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApproverConfig {
     pub name: String,
     /// +E.164; also the only number whose SMS replies count for this approver.
     pub phone: String,
-    /// Hex SHA-256 of the approver's PIN, required to approve at or above the PIN tier.
-    #[serde(default)]
-    pub pin_sha256: Option<String>,
+    /// The approver's PIN hash, required to approve at or above the PIN tier.
+    pub pin_sha256: Option<PinHash>,
     /// Modules this approver decides; empty means all.
-    #[serde(default)]
     pub modules: Vec<String>,
     /// Only intents at or above this risk score are routed to this approver.
-    #[serde(default)]
     pub min_risk: u8,
     /// Lower is called first; ties keep file order.
-    #[serde(default)]
     pub order: i32,
 }
 
-impl std::fmt::Debug for ApproverConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The PIN hash of a short PIN is as good as the PIN: never print it.
-        f.debug_struct("ApproverConfig")
-            .field("name", &self.name)
-            .field("phone", &self.phone)
-            .field("has_pin", &self.pin_sha256.is_some())
-            .field("modules", &self.modules)
-            .field("min_risk", &self.min_risk)
-            .field("order", &self.order)
-            .finish()
-    }
+/// `[[approvers]]` as written in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileApprover {
+    name: String,
+    phone: String,
+    /// Hex SHA-256 of the approver's PIN.
+    #[serde(default)]
+    pin_sha256: Option<String>,
+    #[serde(default)]
+    modules: Vec<String>,
+    #[serde(default)]
+    min_risk: u8,
+    #[serde(default)]
+    order: i32,
 }
 
 /// Knobs of the Telnyx escalation ladder (`[escalation]` in the file).
@@ -75,6 +96,17 @@ pub struct EscalationConfig {
     pub voice: String,
     /// Whether the ladder ends with an SMS with a one-time code.
     pub sms: bool,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        EscalationConfig {
+            ring_timeout: Duration::from_secs(25),
+            pin_min_risk: None,
+            voice: DEFAULT_TELNYX_VOICE.to_string(),
+            sms: true,
+        }
+    }
 }
 
 /// `[telnyx]` in the file.
@@ -114,31 +146,45 @@ fn webhook_key(raw: &str) -> Result<VerifyingKey, ConfigError> {
         })
 }
 
+/// The channel (`None` without `TELNYX_API_KEY`) and the webhook signing key. Every knob is
+/// checked whether or not the channel is on, so a typo does not wait for the day a key is
+/// added.
 pub(super) fn load(
     env: &Env<'_>,
     file: FileTelnyx,
     escalation: FileEscalation,
-    approvers: Vec<ApproverConfig>,
-) -> Result<TelnyxConfig, ConfigError> {
-    let mut telnyx = TelnyxConfig {
-        api_key: env.get("TELNYX_API_KEY").map(Secret::new),
-        public_key: env
-            .get("TELNYX_PUBLIC_KEY")
-            .map(|k| webhook_key(&k))
-            .transpose()?,
-        base_url: env
-            .url(
-                "SENTINEL_TELNYX_BASE_URL",
-                file.base_url,
-                Some(DEFAULT_TELNYX_BASE_URL),
-            )?
-            .unwrap_or_default(),
-        connection_id: env.get("TELNYX_CONNECTION_ID").or(file.connection_id),
-        phone_number: env.get("TELNYX_PHONE_NUMBER").or(file.phone_number),
-        admin_phone_number: env.get("ADMIN_PHONE_NUMBER").or(file.admin_phone_number),
-        public_url: env.url("SENTINEL_PUBLIC_URL", file.public_url, None)?,
-        roster: Vec::new(),
-        escalation: EscalationConfig {
+    approvers: Vec<FileApprover>,
+) -> Result<(Option<TelnyxSettings>, Option<VerifyingKey>), ConfigError> {
+    let public_key = env
+        .get("TELNYX_PUBLIC_KEY")
+        .map(|k| webhook_key(&k))
+        .transpose()?;
+    let base_url = env
+        .url(
+            "SENTINEL_TELNYX_BASE_URL",
+            file.base_url,
+            Some(DEFAULT_TELNYX_BASE_URL),
+        )?
+        .unwrap_or_default();
+    let public_url = env.url("SENTINEL_PUBLIC_URL", file.public_url, None)?;
+    let e164 = |var: &str, value: Option<String>| match value {
+        Some(v) if !is_e164(&v) => Err(ConfigError::new(
+            var,
+            format!("{v:?} is not an E.164 number like +14155550100"),
+        )),
+        other => Ok(other),
+    };
+    let phone_number = e164(
+        "TELNYX_PHONE_NUMBER",
+        env.get("TELNYX_PHONE_NUMBER").or(file.phone_number),
+    )?;
+    let admin = e164(
+        "ADMIN_PHONE_NUMBER",
+        env.get("ADMIN_PHONE_NUMBER").or(file.admin_phone_number),
+    )?;
+    let roster = roster(approvers, admin, env.get("ADMIN_PIN_SHA256"))?;
+    let escalation =
+        EscalationConfig {
             ring_timeout: Duration::from_secs(env.number(
                 "SENTINEL_RING_TIMEOUT_SECS",
                 escalation.ring_timeout_secs,
@@ -159,47 +205,32 @@ pub(super) fn load(
                 .voice
                 .unwrap_or_else(|| DEFAULT_TELNYX_VOICE.to_string()),
             sms: escalation.sms.unwrap_or(true),
-        },
-    };
-    for (var, value) in [
-        ("TELNYX_PHONE_NUMBER", &telnyx.phone_number),
-        ("ADMIN_PHONE_NUMBER", &telnyx.admin_phone_number),
-    ] {
-        if let Some(v) = value {
-            if !is_e164(v) {
-                return Err(ConfigError::new(
-                    var,
-                    format!("{v:?} is not an E.164 number like +14155550100"),
-                ));
-            }
-        }
-    }
-    telnyx.roster = roster(
-        approvers,
-        telnyx.admin_phone_number.as_deref(),
-        env.get("ADMIN_PIN_SHA256"),
-    )?;
-    if !(5..=600).contains(&telnyx.escalation.ring_timeout.as_secs()) {
+        };
+    if !(5..=600).contains(&escalation.ring_timeout.as_secs()) {
         return Err(ConfigError::new(
             "SENTINEL_RING_TIMEOUT_SECS",
             "must be between 5 and 600 seconds (Telnyx's dial timeout range)",
         ));
     }
-    if telnyx.api_key.is_some() {
-        for (var, value) in [
-            ("TELNYX_CONNECTION_ID", &telnyx.connection_id),
-            ("TELNYX_PHONE_NUMBER", &telnyx.phone_number),
-        ] {
-            if value.is_none() {
-                return Err(ConfigError::new(
-                    var,
-                    "is required when TELNYX_API_KEY is set",
-                ));
-            }
-        }
-    }
-    Ok(telnyx)
+    let connection_id = env.get("TELNYX_CONNECTION_ID").or(file.connection_id);
+    let Some(api_key) = env.get("TELNYX_API_KEY").map(Secret::new) else {
+        return Ok((None, public_key));
+    };
+    let required = |var: &str, value: Option<String>| {
+        value.ok_or_else(|| ConfigError::new(var, "is required when TELNYX_API_KEY is set"))
+    };
+    let settings = TelnyxSettings {
+        api_key,
+        base_url,
+        connection_id: required("TELNYX_CONNECTION_ID", connection_id)?,
+        phone_number: required("TELNYX_PHONE_NUMBER", phone_number)?,
+        public_url,
+        roster,
+        escalation,
+    };
+    Ok((Some(settings), public_key))
 }
+
 /// The PIN tier when none is configured and some approver has a PIN: critical risk.
 pub const DEFAULT_PIN_MIN_RISK: u8 = 90;
 
@@ -217,25 +248,25 @@ impl EscalationConfig {
 /// The roster: the file's `[[approvers]]`, validated and sorted by `order`; without any,
 /// `ADMIN_PHONE_NUMBER` (with `ADMIN_PIN_SHA256`) as the only approver.
 pub(super) fn roster(
-    approvers: Vec<ApproverConfig>,
-    admin: Option<&str>,
+    approvers: Vec<FileApprover>,
+    admin: Option<String>,
     admin_pin: Option<String>,
 ) -> Result<Vec<ApproverConfig>, ConfigError> {
-    let pin_ok = |p: &str| p.len() == 64 && p.chars().all(|c| c.is_ascii_hexdigit());
-    if let Some(pin) = &admin_pin {
-        if !pin_ok(pin) {
-            return Err(ConfigError::new(
-                "ADMIN_PIN_SHA256",
-                "must be 64 hex characters (sha256 of the PIN)",
-            ));
-        }
-    }
+    let pin = |name: &str, hex: Option<String>| {
+        hex.map(|hex| {
+            PinHash::from_hex(&hex).ok_or_else(|| {
+                ConfigError::new(name, "must be 64 hex characters (sha256 of the PIN)")
+            })
+        })
+        .transpose()
+    };
+    let admin_pin = pin("ADMIN_PIN_SHA256", admin_pin)?;
     if approvers.is_empty() {
         return Ok(admin
             .map(|phone| ApproverConfig {
                 name: "admin".into(),
-                phone: phone.to_string(),
-                pin_sha256: admin_pin.map(|p| p.to_ascii_lowercase()),
+                phone,
+                pin_sha256: admin_pin,
                 modules: Vec::new(),
                 min_risk: 0,
                 order: 0,
@@ -244,7 +275,7 @@ pub(super) fn roster(
             .collect());
     }
     let mut out = Vec::with_capacity(approvers.len());
-    for (i, mut a) in approvers.into_iter().enumerate() {
+    for (i, a) in approvers.into_iter().enumerate() {
         let name = |field: &str| format!("approvers[{i}].{field}");
         if a.name.trim().is_empty() {
             return Err(ConfigError::new(&name("name"), "must not be empty"));
@@ -255,14 +286,7 @@ pub(super) fn roster(
                 format!("{:?} is not an E.164 number like +14155550100", a.phone),
             ));
         }
-        if let Some(pin) = &a.pin_sha256 {
-            if !pin_ok(pin) {
-                return Err(ConfigError::new(
-                    &name("pin_sha256"),
-                    "must be 64 hex characters (sha256 of the PIN)",
-                ));
-            }
-        }
+        let pin_sha256 = pin(&name("pin_sha256"), a.pin_sha256)?;
         if a.min_risk > 100 {
             return Err(ConfigError::new(
                 &name("min_risk"),
@@ -284,8 +308,14 @@ pub(super) fn roster(
                 "two approvers share this number; SMS replies could not be told apart",
             ));
         }
-        a.pin_sha256 = a.pin_sha256.map(|p| p.to_ascii_lowercase());
-        out.push(a);
+        out.push(ApproverConfig {
+            name: a.name,
+            phone: a.phone,
+            pin_sha256,
+            modules: a.modules,
+            min_risk: a.min_risk,
+            order: a.order,
+        });
     }
     out.sort_by_key(|a| a.order);
     Ok(out)
@@ -303,29 +333,49 @@ mod tests {
     use super::super::tests::load;
     use super::*;
 
+    /// The channel as configured by `vars` plus a key, a voice app and a caller id.
+    fn telnyx(vars: &[(&str, &str)]) -> TelnyxSettings {
+        let mut all = vec![
+            ("TELNYX_API_KEY", "KEY0123"),
+            ("TELNYX_CONNECTION_ID", "1"),
+            ("TELNYX_PHONE_NUMBER", "+14155550199"),
+        ];
+        all.extend_from_slice(vars);
+        load(&all)
+            .unwrap()
+            .telnyx
+            .expect("a key turns the channel on")
+    }
+
+    #[test]
+    fn the_channel_is_on_only_with_a_key() {
+        let c = load(&[("ADMIN_PHONE_NUMBER", "+14155550100")]).unwrap();
+        assert!(c.telnyx.is_none());
+        let t = telnyx(&[]);
+        assert_eq!(t.api_key.expose(), "KEY0123");
+        assert_eq!(t.base_url, DEFAULT_TELNYX_BASE_URL);
+        assert_eq!(t.escalation, EscalationConfig::default());
+    }
+
     #[test]
     fn roster_comes_from_the_file_or_the_admin_number() {
-        let c = load(&[("ADMIN_PHONE_NUMBER", "+14155550100")]).unwrap();
-        assert_eq!(c.telnyx.roster.len(), 1);
-        assert_eq!(c.telnyx.roster[0].phone, "+14155550100");
-        assert_eq!(c.telnyx.escalation.ring_timeout, Duration::from_secs(25));
+        let c = telnyx(&[("ADMIN_PHONE_NUMBER", "+14155550100")]);
+        assert_eq!(c.roster.len(), 1);
+        assert_eq!(c.roster[0].phone, "+14155550100");
+        assert_eq!(c.escalation.ring_timeout, Duration::from_secs(25));
         // Nobody has a PIN: the PIN tier is off unless configured.
-        assert_eq!(c.telnyx.escalation.pin_tier(&c.telnyx.roster), 101);
-        let c = load(&[
+        assert_eq!(c.escalation.pin_tier(&c.roster), 101);
+        let c = telnyx(&[
             ("ADMIN_PHONE_NUMBER", "+14155550100"),
             ("ADMIN_PIN_SHA256", &"b".repeat(64)),
-        ])
-        .unwrap();
-        assert_eq!(
-            c.telnyx.escalation.pin_tier(&c.telnyx.roster),
-            DEFAULT_PIN_MIN_RISK
-        );
-        let c = load(&[
+        ]);
+        assert_eq!(c.escalation.pin_tier(&c.roster), DEFAULT_PIN_MIN_RISK);
+        assert_eq!(c.roster[0].pin_sha256, PinHash::from_hex(&"b".repeat(64)));
+        let c = telnyx(&[
             ("ADMIN_PHONE_NUMBER", "+14155550100"),
             ("SENTINEL_PIN_MIN_RISK", "70"),
-        ])
-        .unwrap();
-        assert_eq!(c.telnyx.escalation.pin_tier(&c.telnyx.roster), 70);
+        ]);
+        assert_eq!(c.escalation.pin_tier(&c.roster), 70);
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sentinel.toml");
@@ -337,18 +387,14 @@ mod tests {
             ),
         )
         .unwrap();
-        let c = load(&[
+        let c = telnyx(&[
             ("SENTINEL_CONFIG", path.to_str().unwrap()),
             ("ADMIN_PHONE_NUMBER", "+14155550100"),
-        ])
-        .unwrap();
-        let names: Vec<_> = c.telnyx.roster.iter().map(|a| a.name.as_str()).collect();
+        ]);
+        let names: Vec<_> = c.roster.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["alice", "bob"]);
-        assert_eq!(
-            c.telnyx.roster[0].pin_sha256.as_deref(),
-            Some("a".repeat(64).as_str())
-        );
-        assert_eq!(c.telnyx.escalation.ring_timeout, Duration::from_secs(10));
+        assert_eq!(c.roster[0].pin_sha256, PinHash::from_hex(&"a".repeat(64)));
+        assert_eq!(c.escalation.ring_timeout, Duration::from_secs(10));
         assert!(!format!("{c:?}").contains(&"a".repeat(64)));
 
         std::fs::write(
@@ -365,6 +411,7 @@ mod tests {
             ("SENTINEL_RING_TIMEOUT_SECS", "2"),
             ("SENTINEL_PIN_MIN_RISK", "300"),
             ("ADMIN_PIN_SHA256", "1234"),
+            ("ADMIN_PIN_SHA256", "g".repeat(64).as_str()),
             ("TELNYX_PUBLIC_KEY", "bm90IGEga2V5"),
         ] {
             assert_eq!(load(&[(var, value)]).unwrap_err().name, var);

@@ -19,8 +19,8 @@
 
 use serde_json::Value;
 
-/// On by default whenever an LLM is configured.
-pub const DEFAULT_GUARD_MODEL: &str = "meta-llama/llama-prompt-guard-2-86m";
+pub use crate::config::guard::{GuardFamily, GuardModel, DEFAULT_GUARD_MODEL};
+
 /// Prompt Guard probability from which a text counts as an attack.
 pub const ATTACK_THRESHOLD: f64 = 0.5;
 /// Characters per Prompt Guard request (its context is 512 tokens).
@@ -42,46 +42,6 @@ Ordinary business descriptions: what is paid for, to whom, why, which budget, co
 
 ## OUTPUT FORMAT
 Answer only with a JSON object: {\"violation\": 0 or 1, \"category\": \"<short name or none>\", \"rationale\": \"<one sentence>\"}.";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuardFamily {
-    PromptGuard,
-    Safeguard,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GuardModel {
-    pub id: String,
-    pub family: GuardFamily,
-}
-
-impl GuardModel {
-    /// Reads `SENTINEL_GUARD_MODEL`: `off`, `none`, `false`, `0` or empty disable the
-    /// classifier (`Ok(None)`); a model id selects the family by its name.
-    pub fn parse(value: &str) -> Result<Option<GuardModel>, String> {
-        let id = value.trim();
-        if matches!(
-            id.to_ascii_lowercase().as_str(),
-            "" | "off" | "none" | "false" | "0" | "disabled"
-        ) {
-            return Ok(None);
-        }
-        let lower = id.to_ascii_lowercase();
-        let family = if lower.contains("prompt-guard") {
-            GuardFamily::PromptGuard
-        } else if lower.contains("safeguard") {
-            GuardFamily::Safeguard
-        } else {
-            return Err(format!(
-                "{id:?} is not a supported prompt-attack classifier: use a Llama Prompt Guard 2 model (e.g. {DEFAULT_GUARD_MODEL}), openai/gpt-oss-safeguard-20b, or off"
-            ));
-        };
-        Ok(Some(GuardModel {
-            id: id.to_string(),
-            family,
-        }))
-    }
-}
 
 /// What the classifier said about one request.
 #[derive(Debug, Clone, PartialEq)]

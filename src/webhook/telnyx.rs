@@ -284,7 +284,7 @@ mod tests {
     #[tokio::test]
     async fn an_event_that_failed_is_forgotten_and_its_redelivery_processed_once() {
         let key = SigningKey::from_bytes(&[7u8; 32]);
-        let config = testing::config();
+        let config = testing::settings();
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let gateway = testing::gateway(store.clone());
         let state = Arc::new(Flaky {
@@ -292,7 +292,7 @@ mod tests {
             fail: AtomicU32::new(1),
         });
         let telnyx = Telnyx::new(
-            &config.telnyx,
+            &config,
             gateway.clone(),
             Arc::new(FallbackScorer),
             state,

@@ -177,7 +177,8 @@ pub async fn connect(url: &str, prefix: &str) -> RedisStore {
         prefix: prefix.to_string(),
         ..RedisOptions::default()
     };
-    RedisStore::connect(url, options)
+    let url = sentinel::config::RedisUrl::parse(url).expect("a redis URL");
+    RedisStore::connect(&url, options)
         .await
         .expect("redis store connects")
 }

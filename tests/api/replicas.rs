@@ -254,7 +254,8 @@ async fn telnyx_escalation_state_is_shared_by_the_replicas() {
 
     let redis = RedisServer::start().await;
     let open = || async {
-        RedisTelnyxState::connect(&redis.url(), Default::default())
+        let url = sentinel::config::RedisUrl::parse(&redis.url()).expect("a redis URL");
+        RedisTelnyxState::connect(&url, Default::default())
             .await
             .expect("connects")
     };

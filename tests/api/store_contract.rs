@@ -539,7 +539,8 @@ async fn short_retention(
         retention,
         ..RedisOptions::default()
     };
-    Arc::new(RedisStore::connect(&server.url(), options).await.unwrap())
+    let url = sentinel::config::RedisUrl::parse(&server.url()).unwrap();
+    Arc::new(RedisStore::connect(&url, options).await.unwrap())
 }
 
 /// Redis keeps decided intents for the retention period only: the record expires and the

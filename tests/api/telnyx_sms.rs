@@ -52,7 +52,11 @@ async fn five_wrong_codes_retire_the_code() {
 #[tokio::test]
 async fn at_the_pin_tier_sms_needs_the_pin_and_three_wrong_pins_lock() {
     let mut s = Setup::start(vec![approver("alice", ALICE, Some("2468"))], |c| {
-        c.telnyx.escalation.pin_min_risk = Some(90);
+        c.telnyx
+            .as_mut()
+            .expect("telnyx on")
+            .escalation
+            .pin_min_risk = Some(90);
     })
     .await;
     let (id, _watch, code) = texted(&mut s).await;
@@ -82,7 +86,11 @@ async fn at_the_pin_tier_sms_needs_the_pin_and_three_wrong_pins_lock() {
 #[tokio::test]
 async fn at_the_pin_tier_the_right_pin_approves_by_sms() {
     let mut s = Setup::start(vec![approver("alice", ALICE, Some("2468"))], |c| {
-        c.telnyx.escalation.pin_min_risk = Some(90);
+        c.telnyx
+            .as_mut()
+            .expect("telnyx on")
+            .escalation
+            .pin_min_risk = Some(90);
     })
     .await;
     let (_, watch, code) = texted(&mut s).await;

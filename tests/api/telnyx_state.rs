@@ -26,7 +26,7 @@ macro_rules! contract {
                 async fn $case() {
                     let server = crate::redis_harness::RedisServer::start().await;
                     let state = sentinel::escalation::telnyx::state::redis::RedisTelnyxState::connect(
-                        &server.url(),
+                        &sentinel::config::RedisUrl::parse(&server.url()).expect("a redis URL"),
                         Default::default(),
                     )
                     .await

@@ -200,7 +200,11 @@ async fn questions_are_answered_and_words_alone_never_approve() {
 #[tokio::test]
 async fn at_the_pin_tier_only_the_right_pin_makes_1_count() {
     let mut s = Setup::start(vec![approver("alice", ALICE, Some("2468"))], |c| {
-        c.telnyx.escalation.pin_min_risk = Some(90);
+        c.telnyx
+            .as_mut()
+            .expect("telnyx on")
+            .escalation
+            .pin_min_risk = Some(90);
     })
     .await;
     let (id, watch) = s.escalate(7500).await; // risk 90
@@ -231,7 +235,11 @@ async fn at_the_pin_tier_only_the_right_pin_makes_1_count() {
 #[tokio::test]
 async fn three_wrong_pins_end_the_call_and_lock_the_intent() {
     let mut s = Setup::start(vec![approver("alice", ALICE, Some("2468"))], |c| {
-        c.telnyx.escalation.pin_min_risk = Some(90);
+        c.telnyx
+            .as_mut()
+            .expect("telnyx on")
+            .escalation
+            .pin_min_risk = Some(90);
     })
     .await;
     let (id, _watch) = s.escalate(7500).await;

@@ -302,13 +302,13 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let config = testing::config();
+        let config = testing::settings();
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let gateway = testing::gateway(store.clone());
         let state = Arc::new(MemoryState::new());
         let shutdown = CancellationToken::new();
         let telnyx = Telnyx::new(
-            &config.telnyx,
+            &config,
             gateway,
             Arc::new(FallbackScorer),
             state.clone(),

@@ -373,10 +373,7 @@ mod tests {
 
     #[test]
     fn pin_tier_needs_the_pin() {
-        let hash = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(b"2468"))
-        };
+        let hash = crate::config::PinHash::of_pin("2468");
         let roster = Roster::new(vec![crate::config::ApproverConfig {
             name: "alice".into(),
             phone: "+14155550101".into(),

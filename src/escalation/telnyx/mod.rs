@@ -46,7 +46,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::Channel;
-use crate::config::TelnyxConfig;
+use crate::config::TelnyxSettings;
 use crate::domain::{Intent, IntentId};
 use crate::gateway::Gateway;
 use crate::scoring::Scorer;
@@ -119,33 +119,18 @@ impl std::fmt::Debug for Telnyx {
 
 impl Telnyx {
     pub fn new(
-        config: &TelnyxConfig,
+        config: &TelnyxSettings,
         gateway: Arc<Gateway>,
         scorer: Arc<dyn Scorer>,
         state: Arc<dyn TelnyxState>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Arc<Telnyx>, TelnyxError> {
-        let missing = |name: &str| {
-            TelnyxError::Config(format!("{name} is required when TELNYX_API_KEY is set"))
-        };
-        let key = config
-            .api_key
-            .clone()
-            .ok_or_else(|| missing("TELNYX_API_KEY"))?;
-        let client = Client::new(&config.base_url, key)?;
-        let connection_id = config
-            .connection_id
-            .clone()
-            .ok_or_else(|| missing("TELNYX_CONNECTION_ID"))?;
-        let from = config
-            .phone_number
-            .clone()
-            .ok_or_else(|| missing("TELNYX_PHONE_NUMBER"))?;
+        let client = Client::new(&config.base_url, config.api_key.clone())?;
         let telnyx = Arc::new_cyclic(|me| Telnyx {
             client,
-            connection_id,
-            from,
+            connection_id: config.connection_id.clone(),
+            from: config.phone_number.clone(),
             webhook_url: config
                 .public_url
                 .as_ref()

@@ -1,7 +1,6 @@
 //! The approver roster: who may decide which intents, in what order, and how to check a PIN.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::ApproverConfig;
 use crate::domain::Intent;
@@ -60,25 +59,23 @@ impl Roster {
     /// Checks `pin` against the PIN hash of the approver on `phone`. No PIN configured is a
     /// failure (fail closed).
     pub fn check_pin(&self, phone: &str, pin: &str) -> bool {
-        let Some(expected) = self.by_phone(phone).and_then(|a| a.pin_sha256.as_deref()) else {
-            return false;
-        };
-        let actual = hex::encode(Sha256::digest(pin.as_bytes()));
-        // Constant time: how long it takes says nothing about where they differ.
-        crate::auth::secret_eq(actual.as_bytes(), expected.as_bytes())
+        self.by_phone(phone)
+            .and_then(|a| a.pin_sha256.as_ref())
+            .is_some_and(|expected| expected.matches(pin))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PinHash;
     use crate::domain::{IntentId, IntentState, RiskScore};
 
     fn approver(name: &str, modules: &[&str], min_risk: u8, pin: Option<&str>) -> ApproverConfig {
         ApproverConfig {
             name: name.into(),
             phone: format!("+1415555{:04}", name.len()),
-            pin_sha256: pin.map(|p| hex::encode(Sha256::digest(p.as_bytes()))),
+            pin_sha256: pin.map(PinHash::of_pin),
             modules: modules.iter().map(|m| m.to_string()).collect(),
             min_risk,
             order: 0,

@@ -1,9 +1,9 @@
-//! Unit-test fixtures: a configuration with Telnyx on (alice on the roster) and a gateway on
+//! Unit-test fixtures: the Telnyx channel's settings (alice on the roster) and a gateway on
 //! a memory store. Nothing here reaches the network.
 
 use std::sync::Arc;
 
-use crate::config::{ApproverConfig, Config, Secret};
+use crate::config::{ApproverConfig, Secret, TelnyxSettings, DEFAULT_TELNYX_BASE_URL};
 use crate::gateway::{Gateway, Settings};
 use crate::policy::PolicyPack;
 use crate::scoring::fallback::FallbackScorer;
@@ -13,12 +13,10 @@ use crate::store::Store;
 pub const OUR_NUMBER: &str = "+14155550199";
 pub const ALICE: &str = "+14155550101";
 
-pub fn config() -> Config {
-    let mut config = Config::ephemeral();
-    config.telnyx.api_key = Some(Secret::new("KEY"));
-    config.telnyx.connection_id = Some("1".into());
-    config.telnyx.phone_number = Some(OUR_NUMBER.into());
-    config.telnyx.roster = vec![ApproverConfig {
+pub fn settings() -> TelnyxSettings {
+    let mut telnyx =
+        TelnyxSettings::new(Secret::new("KEY"), DEFAULT_TELNYX_BASE_URL, "1", OUR_NUMBER);
+    telnyx.roster = vec![ApproverConfig {
         name: "alice".into(),
         phone: ALICE.into(),
         pin_sha256: None,
@@ -26,7 +24,7 @@ pub fn config() -> Config {
         min_risk: 0,
         order: 0,
     }];
-    config
+    telnyx
 }
 
 pub fn gateway(store: Arc<dyn Store>) -> Arc<Gateway> {

@@ -9,6 +9,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, ScriptInvocation, Value};
 
 use super::{RedisOptions, BUCKETS};
+use crate::config::RedisUrl;
 use crate::outbound::{Failure, GaveUp, RetryPolicy};
 use crate::store::StoreError;
 
@@ -20,62 +21,6 @@ const RETRY: RetryPolicy = RetryPolicy {
     max_wait: Duration::from_millis(20),
     longest_retry_after: Duration::ZERO,
 };
-
-/// Where the data lives: one node, or the seed nodes of a Cluster.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) enum Target {
-    Single(String),
-    Cluster(Vec<String>),
-}
-
-/// URLs carry passwords: never print them.
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Single(_) => f.write_str("Single(<redacted>)"),
-            Target::Cluster(nodes) => write!(f, "Cluster({} nodes)", nodes.len()),
-        }
-    }
-}
-
-/// Reads `redis://host:port/db` (one node), `redis+cluster://host1:port1,host2:port2` or a
-/// comma-separated list of `redis://` URLs (a Cluster, by its seed nodes).
-fn parse_target(url: &str) -> Result<Target, StoreError> {
-    let url = url.trim();
-    let bad = |why: &str| StoreError::Unavailable(format!("SENTINEL_REDIS_URL: {why}"));
-    for (cluster_scheme, plain) in [
-        ("redis+cluster://", "redis://"),
-        ("rediss+cluster://", "rediss://"),
-    ] {
-        if let Some(rest) = url.strip_prefix(cluster_scheme) {
-            let (auth, hosts) = match rest.rsplit_once('@') {
-                Some((auth, hosts)) => (format!("{auth}@"), hosts),
-                None => (String::new(), rest),
-            };
-            let hosts = hosts.trim_end_matches('/');
-            let nodes: Vec<String> = hosts
-                .split(',')
-                .map(str::trim)
-                .filter(|h| !h.is_empty())
-                .map(|h| format!("{plain}{auth}{h}"))
-                .collect();
-            if nodes.is_empty() {
-                return Err(bad("a cluster URL needs at least one host:port"));
-            }
-            return Ok(Target::Cluster(nodes));
-        }
-    }
-    if url.contains(',') {
-        let nodes: Vec<String> = url
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(String::from)
-            .collect();
-        return Ok(Target::Cluster(nodes));
-    }
-    Ok(Target::Single(url.to_string()))
-}
 
 /// One connection type for both deployments: commands go through the same code.
 #[derive(Clone)]
@@ -122,20 +67,16 @@ pub(crate) struct Redis {
 impl Redis {
     /// Connects to the URL (one node or a Cluster, see `docs/redis.md`). A single node is
     /// connected lazily: a replica may start while Redis is down; readiness says so.
-    pub(crate) async fn open(
-        url: &str,
-        options: &RedisOptions,
-    ) -> Result<(Redis, Target), StoreError> {
+    pub(crate) async fn open(url: &RedisUrl, options: &RedisOptions) -> Result<Redis, StoreError> {
         if options.prefix.is_empty() || options.prefix.contains(['{', '}']) {
             return Err(StoreError::Unavailable(
                 "redis key prefix must be non-empty and contain no braces".into(),
             ));
         }
-        let target = parse_target(url)?;
         let timeout = options.timeout;
-        let conn = match &target {
-            Target::Single(url) => {
-                let client = client_for(url).map_err(unavailable)?;
+        let conn = match url {
+            RedisUrl::Single(url) => {
+                let client = client_for(url.expose()).map_err(unavailable)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
@@ -145,8 +86,8 @@ impl Redis {
                     ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?,
                 )
             }
-            Target::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+            RedisUrl::Cluster(_) => {
+                let client = redis::cluster::ClusterClientBuilder::new(url.nodes())
                     .tcp_settings(tcp_settings())
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
@@ -160,12 +101,11 @@ impl Redis {
                 Conn::Cluster(conn)
             }
         };
-        let redis = Redis {
+        Ok(Redis {
             conn,
             prefix: options.prefix.clone(),
             timeout,
-        };
-        Ok((redis, target))
+        })
     }
 
     /// One field of a hash, under the deadline.
@@ -275,26 +215,6 @@ fn unavailable(e: RedisError) -> StoreError {
 mod tests {
     use super::*;
     use crate::domain::IntentId;
-
-    #[test]
-    fn cluster_urls_name_every_seed_node() {
-        assert_eq!(
-            parse_target("redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:7001/").unwrap(),
-            Target::Cluster(vec![
-                "redis://:pw@127.0.0.1:7000".into(),
-                "redis://:pw@127.0.0.1:7001".into()
-            ])
-        );
-        assert_eq!(
-            parse_target("redis://a:1, redis://b:2").unwrap(),
-            Target::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()])
-        );
-        assert_eq!(
-            parse_target("redis://h:6379/2").unwrap(),
-            Target::Single("redis://h:6379/2".into())
-        );
-        assert!(!format!("{:?}", parse_target("redis://:secret@h").unwrap()).contains("secret"));
-    }
 
     #[test]
     fn buckets_are_stable_and_spread() {

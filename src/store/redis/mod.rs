@@ -35,9 +35,10 @@ mod list;
 pub mod ratelimit;
 mod scripts;
 
-pub(crate) use connection::{bucket_of, Redis, Target};
+pub(crate) use connection::{bucket_of, Redis};
 
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError};
+use crate::config::RedisUrl;
 use crate::domain::{Intent, IntentId, Millis};
 use codec::parse_intent;
 use fanout::{run_bus, Bus};
@@ -101,17 +102,18 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects to the URL (one node or a Cluster, see `docs/redis.md`), starts the
     /// replica's subscription and waits (bounded) for Redis to answer.
-    pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisStore, StoreError> {
-        let (redis, target) = Redis::open(url, &options).await?;
+    pub async fn connect(url: &RedisUrl, options: RedisOptions) -> Result<RedisStore, StoreError> {
+        let redis = Redis::open(url, &options).await?;
         let timeout = options.timeout;
         let bus = Arc::new(Bus::new());
         let stop = CancellationToken::new();
         let channel = format!("{}:events", options.prefix);
-        let nodes = match &target {
-            Target::Single(url) => vec![url.clone()],
-            Target::Cluster(nodes) => nodes.clone(),
-        };
-        tokio::spawn(run_bus(nodes, channel.clone(), bus.clone(), stop.clone()));
+        tokio::spawn(run_bus(
+            url.nodes(),
+            channel.clone(),
+            bus.clone(),
+            stop.clone(),
+        ));
         let store = RedisStore {
             inner: Arc::new(Inner {
                 redis,
@@ -131,7 +133,7 @@ impl RedisStore {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         match store.ping().await {
-            Ok(()) => info!(target = ?target, "connected to redis"),
+            Ok(()) => info!(target = ?url, "connected to redis"),
             Err(e) => warn!(error = %e, "redis is not answering yet; retrying in the background"),
         }
         Ok(store)

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::{bucket_of, Redis, RedisOptions};
+use crate::config::RedisUrl;
 use crate::store::ratelimit::{Admission, RateLimiter};
 use crate::store::StoreError;
 
@@ -27,11 +28,11 @@ pub struct RedisRateLimiter {
 impl RedisRateLimiter {
     /// Its own connection to the same Redis as the store.
     pub async fn connect(
-        url: &str,
+        url: &RedisUrl,
         options: RedisOptions,
         per_second: NonZeroU32,
     ) -> Result<Self, StoreError> {
-        let (redis, _) = Redis::open(url, &options).await?;
+        let redis = Redis::open(url, &options).await?;
         Ok(RedisRateLimiter {
             redis,
             script: Script::new(RATELIMIT),

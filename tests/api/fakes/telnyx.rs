@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey};
-use sentinel::config::{ApproverConfig, Config, Secret};
+use sentinel::config::{ApproverConfig, Config, PinHash, Secret, TelnyxSettings};
 use serde_json::{json, Value};
 
 use crate::helpers::within;
@@ -227,23 +227,25 @@ impl FakeTelnyx {
 /// Sentinel configured against `fake` with `roster`; short ring timeout; PIN tier off.
 pub fn config(fake: &FakeTelnyx, roster: Vec<ApproverConfig>) -> Config {
     let mut c = Config::ephemeral();
-    c.telnyx.api_key = Some(Secret::new(API_KEY));
-    c.telnyx.public_key = Some(signing_key().verifying_key());
-    c.telnyx.base_url = fake.base_url();
-    c.telnyx.connection_id = Some(CONNECTION_ID.into());
-    c.telnyx.phone_number = Some(CALLER_ID.into());
-    c.telnyx.roster = roster;
-    c.telnyx.escalation.ring_timeout = Duration::from_secs(5);
-    c.telnyx.escalation.pin_min_risk = Some(101);
+    let mut telnyx = TelnyxSettings::new(
+        Secret::new(API_KEY),
+        fake.base_url(),
+        CONNECTION_ID,
+        CALLER_ID,
+    );
+    telnyx.roster = roster;
+    telnyx.escalation.ring_timeout = Duration::from_secs(5);
+    telnyx.escalation.pin_min_risk = Some(101);
+    c.telnyx = Some(telnyx);
+    c.telnyx_public_key = Some(signing_key().verifying_key());
     c
 }
 
 pub fn approver(name: &str, phone: &str, pin: Option<&str>) -> ApproverConfig {
-    use sha2::Digest as _;
     ApproverConfig {
         name: name.into(),
         phone: phone.into(),
-        pin_sha256: pin.map(|p| hex::encode(sha2::Sha256::digest(p.as_bytes()))),
+        pin_sha256: pin.map(PinHash::of_pin),
         modules: vec![],
         min_risk: 0,
         order: 0,

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::{Ladder, StateError, TelnyxState, Watchdog};
+use crate::config::RedisUrl;
 use crate::domain::{now_millis, IntentId, Millis};
 use crate::store::redis::{bucket_of, Redis, RedisOptions, BUCKETS};
 use crate::store::StoreError;
@@ -40,8 +41,8 @@ fn millis(ttl: Duration) -> u64 {
 impl RedisTelnyxState {
     /// Its own connection to the same Redis as the store (one more TCP connection, no
     /// subscription).
-    pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
-        let (redis, _) = Redis::open(url, &options).await?;
+    pub async fn connect(url: &RedisUrl, options: RedisOptions) -> Result<Self, StoreError> {
+        let redis = Redis::open(url, &options).await?;
         Ok(RedisTelnyxState {
             redis,
             ladder: Script::new(LADDER),

@@ -156,7 +156,7 @@ impl App {
             Some(settings) => {
                 // Ladders, indexes and webhook dedupe must be shared when replicas share Redis.
                 let state: Arc<dyn TelnyxState> = match config.store.redis_url() {
-                    None => Arc::new(MemoryState::new()),
+                    None => Arc::new(MemoryState::with_clock(gateway.clock().clone())),
                     Some(url) => Arc::new(
                         crate::escalation::telnyx::state::redis::RedisTelnyxState::connect(
                             url,

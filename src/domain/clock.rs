@@ -28,6 +28,19 @@ pub trait Clock: Send + Sync + 'static {
     /// read: a manual clock also wakes as soon as its time is no longer `seen` (it moved,
     /// perhaps between that read and this call), so callers re-check the time and loop.
     fn sleep_until(&self, seen: Millis, deadline: Millis) -> Sleep<'_>;
+
+    /// Resolves once [`Clock::now`] reads `deadline` or later, however the clock gets there.
+    fn reach(&self, deadline: Millis) -> Sleep<'_> {
+        Box::pin(async move {
+            loop {
+                let now = self.now();
+                if now >= deadline {
+                    return;
+                }
+                self.sleep_until(now, deadline).await;
+            }
+        })
+    }
 }
 
 /// The real time.

@@ -119,6 +119,32 @@ async fn a_cli_decision_while_the_phone_rings_hangs_up() {
 }
 
 #[tokio::test]
+async fn a_call_nobody_answers_is_ended_by_the_ring_watchdog_when_the_clock_passes_it() {
+    let mut s = Setup::start(
+        vec![approver("alice", ALICE, None), approver("bob", BOB, None)],
+        |c| c.approval_timeout = Duration::from_secs(3600),
+    )
+    .await;
+    let (id, _watch) = s.escalate(7500).await;
+    let alice = s.phone(ALICE, 1).await;
+    alice.initiated().await;
+    // Telnyx never reports the end of ringing: the ring watchdog hangs up once the clock
+    // passes it (armed just after the dial returns, so time moves in steps until it fired).
+    s.advance_until(Duration::from_secs(5), "hangup", &alice.ccid, 1)
+        .await;
+    s.wait_progress(
+        &id,
+        "approver 1 (alice) did not answer within the ring timeout",
+    )
+    .await;
+    let bob = s.phone(BOB, 1).await;
+    bob.initiated().await;
+    assert_eq!(s.fake.count("dial", None), 2, "alice once, then bob");
+    assert_eq!(s.state_of(&id).await, IntentState::PendingApproval);
+    s.app.stop().await;
+}
+
+#[tokio::test]
 async fn the_deadline_expires_the_intent_and_ends_the_call() {
     let mut s = Setup::start(vec![approver("alice", ALICE, None)], |c| {
         c.approval_timeout = Duration::from_secs(120);

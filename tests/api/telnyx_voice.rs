@@ -1,5 +1,7 @@
 //! The approver's phone call: menu, keys, questions, PIN, voicemail.
 
+use std::time::Duration;
+
 use sentinel::grpc::pb::IntentState;
 use serde_json::json;
 
@@ -311,6 +313,9 @@ async fn without_machine_detection_the_menu_still_starts() {
     let phone = s.phone(ALICE, 1).await;
     phone.initiated().await;
     phone.answered().await;
+    // The detection watchdog starts the menu once the clock passes the wait for a verdict.
+    s.advance_until(Duration::from_secs(1), "gather_using_speak", &phone.ccid, 1)
+        .await;
     assert!(phone.prompt(1).await.ends_with(MENU));
     phone.press("3").await;
     finish_decided(&s, watch, IntentState::Declined, "alice", "voice").await;
@@ -324,7 +329,9 @@ async fn a_late_machine_verdict_hangs_up_and_calls_the_next_approver() {
     let alice = s.phone(ALICE, 1).await;
     alice.initiated().await;
     alice.answered().await;
-    // Detection is slow: the menu starts without it ...
+    // Detection is slow: the menu starts without it once the clock passes the wait ...
+    s.advance_until(Duration::from_secs(1), "gather_using_speak", &alice.ccid, 1)
+        .await;
     assert!(alice.prompt(1).await.ends_with(MENU));
     // ... and then it says machine, before any key: hang up, next approver.
     alice.detection("machine").await;

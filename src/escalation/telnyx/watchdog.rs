@@ -24,7 +24,7 @@ use super::ladder::{self, Next};
 use super::state::{Mode, Stage, StateError, Watchdog, WatchdogKind};
 use super::voice::CallEvent;
 use super::{Telnyx, RING_GRACE};
-use crate::domain::{now_millis, IntentId};
+use crate::domain::IntentId;
 
 /// How long a claim lasts without renewal: a dead replica's escalations are taken over this
 /// long after its last heartbeat.
@@ -87,7 +87,8 @@ impl Telnyx {
             intent: intent.clone(),
             call_control_id: ccid.to_string(),
         };
-        let due = now_millis().saturating_add(super::state::millis(wait));
+        let clock = self.gateway.clock().clone();
+        let due = clock.now().saturating_add(super::state::millis(wait));
         if let Err(e) = self.state.arm_watchdog(&watchdog, due).await {
             // Telnyx's own events (the hang-up after `timeout_secs`) still move the ladder.
             warn!(intent_id = %intent, error = %e, kind = kind.as_str(), "cannot arm a call watchdog");
@@ -97,14 +98,15 @@ impl Telnyx {
         self.spawn(async move {
             tokio::select! {
                 _ = me.shutdown.cancelled() => {}
-                _ = tokio::time::sleep(wait) => me.wake.notify_one(),
+                _ = clock.reach(due) => me.wake.notify_one(),
             }
         });
     }
 
     /// Fires every watchdog that is due (leased to this replica), each in its own task.
     async fn fire_due(&self) {
-        let due = match self.state.due_watchdogs(now_millis(), LEASE, BATCH).await {
+        let now = self.gateway.clock().now();
+        let due = match self.state.due_watchdogs(now, LEASE, BATCH).await {
             Ok(due) => due,
             Err(e) => {
                 warn!(error = %e, "cannot read due call watchdogs; retrying");
@@ -192,7 +194,8 @@ impl Telnyx {
 
     /// Takes over the escalations whose claim nobody renewed, then resumes them.
     async fn take_over(&self) {
-        let lapsed = match self.state.expired_claims(now_millis(), BATCH).await {
+        let now = self.gateway.clock().now();
+        let lapsed = match self.state.expired_claims(now, BATCH).await {
             Ok(lapsed) => lapsed,
             Err(e) => {
                 warn!(error = %e, "cannot look for lapsed escalation claims; retrying");

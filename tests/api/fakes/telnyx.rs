@@ -727,8 +727,9 @@ pub struct Setup {
     pub app: crate::helpers::TestApp,
     pub fake: FakeTelnyx,
     pub client: crate::helpers::Client,
-    /// The gateway's clock: approval deadlines pass when the test moves it. The escalation
-    /// ladder's own timers (ring timeouts, retries) run in real time.
+    /// The gateway's clock, which the Telnyx channel reads too: approval deadlines, ring and
+    /// detection watchdogs and escalation claims pass when the test moves it. Retries of
+    /// Telnyx requests wait in real time.
     pub clock: Arc<sentinel::domain::ManualClock>,
 }
 
@@ -787,6 +788,18 @@ impl Setup {
 
     pub async fn phone(&self, to: &str, n: usize) -> Phone {
         self.fake.phone(self.app.http_addr, to, n).await
+    }
+
+    /// Moves the clock on by `step` at a time until the `n`-th `kind` request about `ccid`
+    /// reached the fake: for a watchdog armed by work the test cannot see finish. Time moves
+    /// only a little past the watchdog, and nothing waits in real time for it.
+    pub async fn advance_until(&self, step: Duration, kind: &str, ccid: &str, n: usize) {
+        let what = format!("{kind} on {ccid} as the clock moves");
+        crate::helpers::eventually(Duration::from_secs(20), &what, || {
+            self.clock.advance(step);
+            std::future::ready((self.fake.count(kind, Some(ccid)) >= n).then_some(()))
+        })
+        .await;
     }
 
     pub async fn state_of(&mut self, id: &str) -> sentinel::grpc::pb::IntentState {

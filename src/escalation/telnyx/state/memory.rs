@@ -1,51 +1,56 @@
-//! The embedded [`TelnyxState`]: one process, entries expire by TTL.
+//! The embedded [`TelnyxState`]: one process, entries expire by TTL on the injected clock
+//! (the gateway's), so a test that moves a manual clock moves claims and expiries too.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{millis, Ladder, StateError, TelnyxState, Watchdog};
-use crate::domain::{now_millis, IntentId, Millis};
+use crate::domain::{Clock, IntentId, Millis, SystemClock};
 
 /// How long the in-memory state keeps an expired, unreleased claim listed.
 const CLAIM_KEEP: Duration = Duration::from_secs(24 * 3600);
 
 /// The embedded implementation: one process, entries expire by TTL.
-#[derive(Default)]
 pub struct MemoryState {
     inner: Mutex<Maps>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryState {
+    fn default() -> Self {
+        Self::with_clock(SystemClock::shared())
+    }
 }
 
 #[derive(Default)]
 struct Maps {
     /// Event id -> (body while unprocessed, expiry).
-    deliveries: HashMap<String, (Option<Vec<u8>>, Instant)>,
+    deliveries: HashMap<String, (Option<Vec<u8>>, Millis)>,
     /// Intent -> (owner, expiry); an expired claim stays listed until released or taken.
     claims: HashMap<IntentId, (String, Millis)>,
     /// Watchdog -> due time (ms since the epoch).
     watchdogs: HashMap<Watchdog, Millis>,
-    ladders: HashMap<IntentId, (Ladder, Instant)>,
-    calls: HashMap<String, (IntentId, Instant)>,
-    codes: HashMap<String, (IntentId, Instant)>,
-    texted: HashMap<String, Vec<(IntentId, Instant)>>,
+    ladders: HashMap<IntentId, (Ladder, Millis)>,
+    calls: HashMap<String, (IntentId, Millis)>,
+    codes: HashMap<String, (IntentId, Millis)>,
+    texted: HashMap<String, Vec<(IntentId, Millis)>>,
     writes: u64,
 }
 
 impl Maps {
     /// Drops expired entries every so often so the maps stay bounded by what is live.
-    fn sweep(&mut self) {
+    fn sweep(&mut self, now: Millis) {
         self.writes += 1;
         if !self.writes.is_multiple_of(256) {
             return;
         }
-        let now = Instant::now();
         self.deliveries.retain(|_, (_, t)| *t > now);
         // Expired claims are kept (a takeover lists them) until a day has passed.
-        let wall = now_millis();
         self.claims
-            .retain(|_, (_, t)| t.saturating_add(millis(CLAIM_KEEP)) > wall);
+            .retain(|_, (_, t)| t.saturating_add(millis(CLAIM_KEEP)) > now);
         self.ladders.retain(|_, (_, t)| *t > now);
         self.calls.retain(|_, (_, t)| *t > now);
         self.codes.retain(|_, (_, t)| *t > now);
@@ -61,15 +66,29 @@ impl MemoryState {
         Self::default()
     }
 
+    /// A state whose entries expire on `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        MemoryState {
+            inner: Mutex::default(),
+            clock,
+        }
+    }
+
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-fn live<T: Clone>(entry: Option<&(T, Instant)>) -> Option<T> {
-    entry
-        .filter(|(_, t)| *t > Instant::now())
-        .map(|(v, _)| v.clone())
+    /// The current time and the time `ttl` from now.
+    fn now_and_expiry(&self, ttl: Duration) -> (Millis, Millis) {
+        let now = self.clock.now();
+        (now, now.saturating_add(millis(ttl)))
+    }
+
+    /// The value of an entry that has not expired.
+    fn live<T: Clone>(&self, entry: Option<&(T, Millis)>) -> Option<T> {
+        let now = self.clock.now();
+        entry.filter(|(_, t)| *t > now).map(|(v, _)| v.clone())
+    }
 }
 
 #[async_trait]
@@ -80,14 +99,14 @@ impl TelnyxState for MemoryState {
         body: &[u8],
         ttl: Duration,
     ) -> Result<bool, StateError> {
+        let (now, expiry) = self.now_and_expiry(ttl);
         let mut m = self.maps();
-        m.sweep();
-        let now = Instant::now();
+        m.sweep(now);
         match m.deliveries.get(event_id) {
             Some((_, t)) if *t > now => Ok(false),
             _ => {
                 m.deliveries
-                    .insert(event_id.to_string(), (Some(body.to_vec()), now + ttl));
+                    .insert(event_id.to_string(), (Some(body.to_vec()), expiry));
                 Ok(true)
             }
         }
@@ -111,13 +130,12 @@ impl TelnyxState for MemoryState {
         owner: &str,
         ttl: Duration,
     ) -> Result<bool, StateError> {
+        let (now, until) = self.now_and_expiry(ttl);
         let mut m = self.maps();
-        m.sweep();
-        let now = now_millis();
+        m.sweep(now);
         match m.claims.get(intent) {
             Some((_, t)) if *t > now => Ok(false),
             _ => {
-                let until = now.saturating_add(millis(ttl));
                 m.claims.insert(intent.clone(), (owner.to_string(), until));
                 Ok(true)
             }
@@ -130,11 +148,11 @@ impl TelnyxState for MemoryState {
         owner: &str,
         ttl: Duration,
     ) -> Result<bool, StateError> {
+        let (now, until) = self.now_and_expiry(ttl);
         let mut m = self.maps();
-        let now = now_millis();
         match m.claims.get_mut(intent) {
             Some((held_by, t)) if *t > now && held_by == owner => {
-                *t = now.saturating_add(millis(ttl));
+                *t = until;
                 Ok(true)
             }
             _ => Ok(false),
@@ -192,21 +210,22 @@ impl TelnyxState for MemoryState {
     }
 
     async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError> {
-        Ok(live(self.maps().ladders.get(intent)))
+        Ok(self.live(self.maps().ladders.get(intent)))
     }
 
     async fn save(&self, ladder: &Ladder, ttl: Duration) -> Result<bool, StateError> {
+        let (now, expiry) = self.now_and_expiry(ttl);
         let mut m = self.maps();
-        m.sweep();
-        let current = live(m.ladders.get(&ladder.intent_id)).map(|l| l.version);
+        m.sweep(now);
+        let current = self
+            .live(m.ladders.get(&ladder.intent_id))
+            .map(|l| l.version);
         let expected = ladder.version.checked_sub(1).filter(|v| *v > 0);
         if current != expected {
             return Ok(false);
         }
-        m.ladders.insert(
-            ladder.intent_id.clone(),
-            (ladder.clone(), Instant::now() + ttl),
-        );
+        m.ladders
+            .insert(ladder.intent_id.clone(), (ladder.clone(), expiry));
         Ok(true)
     }
 
@@ -216,16 +235,15 @@ impl TelnyxState for MemoryState {
         intent: &IntentId,
         ttl: Duration,
     ) -> Result<(), StateError> {
-        let mut m = self.maps();
-        m.calls.insert(
-            call_control_id.to_string(),
-            (intent.clone(), Instant::now() + ttl),
-        );
+        let (_, expiry) = self.now_and_expiry(ttl);
+        self.maps()
+            .calls
+            .insert(call_control_id.to_string(), (intent.clone(), expiry));
         Ok(())
     }
 
     async fn call_intent(&self, call_control_id: &str) -> Result<Option<IntentId>, StateError> {
-        Ok(live(self.maps().calls.get(call_control_id)))
+        Ok(self.live(self.maps().calls.get(call_control_id)))
     }
 
     async fn index_code(
@@ -234,17 +252,17 @@ impl TelnyxState for MemoryState {
         intent: &IntentId,
         ttl: Duration,
     ) -> Result<bool, StateError> {
+        let (_, expiry) = self.now_and_expiry(ttl);
         let mut m = self.maps();
-        if live(m.codes.get(code)).is_some() {
+        if self.live(m.codes.get(code)).is_some() {
             return Ok(false);
         }
-        m.codes
-            .insert(code.to_string(), (intent.clone(), Instant::now() + ttl));
+        m.codes.insert(code.to_string(), (intent.clone(), expiry));
         Ok(true)
     }
 
     async fn code_intent(&self, code: &str) -> Result<Option<IntentId>, StateError> {
-        Ok(live(self.maps().codes.get(code)))
+        Ok(self.live(self.maps().codes.get(code)))
     }
 
     async fn drop_code(&self, code: &str) -> Result<(), StateError> {
@@ -258,16 +276,17 @@ impl TelnyxState for MemoryState {
         intent: &IntentId,
         ttl: Duration,
     ) -> Result<(), StateError> {
+        let (now, expiry) = self.now_and_expiry(ttl);
         let mut m = self.maps();
-        m.sweep();
+        m.sweep(now);
         let list = m.texted.entry(phone.to_string()).or_default();
         list.retain(|(i, _)| i != intent);
-        list.push((intent.clone(), Instant::now() + ttl));
+        list.push((intent.clone(), expiry));
         Ok(())
     }
 
     async fn texted_intents(&self, phone: &str) -> Result<Vec<IntentId>, StateError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         Ok(self
             .maps()
             .texted
@@ -328,5 +347,20 @@ mod tests {
         assert!(s.claim(&id, "r1", ttl).await.unwrap());
         assert!(!s.claim(&id, "r1", ttl).await.unwrap());
         assert!(!s.claim(&id, "r2", ttl).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn claims_lapse_when_the_clock_passes_them() {
+        let clock = Arc::new(crate::domain::ManualClock::new(1_000));
+        let s = MemoryState::with_clock(clock.clone());
+        let id = IntentId::generate();
+        let ttl = Duration::from_secs(15);
+        assert!(s.claim(&id, "r1", ttl).await.unwrap());
+        assert!(s.expired_claims(clock.now(), 10).await.unwrap().is_empty());
+        clock.advance(ttl);
+        let lapsed = s.expired_claims(clock.now(), 10).await.unwrap();
+        assert_eq!(lapsed, std::slice::from_ref(&id));
+        assert!(!s.renew_claim(&id, "r1", ttl).await.unwrap(), "lapsed");
+        assert!(s.claim(&id, "r2", ttl).await.unwrap(), "taken over");
     }
 }

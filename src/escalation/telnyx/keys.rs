@@ -7,7 +7,7 @@ use super::ladder::{self, Failure, Strike};
 use super::roster::Roster;
 use super::speech;
 use super::state::{Call, Ladder, Mode};
-use super::voice::{next_prompt, Effect};
+use super::voice::{full_menu, next_prompt, reprompt, Effect};
 
 /// Menus without a key before the call gives up.
 const MAX_MISSES: u8 = 2;
@@ -66,12 +66,7 @@ pub fn gather(
                         text: speech::NO_KEY_GOODBYE.into(),
                     });
                 } else {
-                    out.push(Effect::Menu {
-                        ccid: c(),
-                        lead: speech::NO_KEY.into(),
-                        summary: false,
-                        prompt: next_prompt(call),
-                    });
+                    out.push(reprompt(call, ccid, speech::NO_KEY));
                 }
                 return None;
             }
@@ -79,12 +74,7 @@ pub fn gather(
             // start with.
             if !is_menu_key(digits) {
                 out.push(rejected_keys(call, who, digits, "not exactly one menu key"));
-                out.push(Effect::Menu {
-                    ccid: c(),
-                    lead: speech::NOT_ON_MENU.into(),
-                    summary: false,
-                    prompt: next_prompt(call),
-                });
+                out.push(reprompt(call, ccid, speech::NOT_ON_MENU));
                 return None;
             }
             call.misses = 0;
@@ -101,12 +91,7 @@ pub fn gather(
                         });
                     } else if let Some((line, lead)) = pin_refusal(call, who, locked, roster) {
                         out.push(Effect::Progress(line));
-                        out.push(Effect::Menu {
-                            ccid: c(),
-                            lead: lead.into(),
-                            summary: false,
-                            prompt: next_prompt(call),
-                        });
+                        out.push(reprompt(call, ccid, lead));
                     } else {
                         call.mode = Mode::Pin;
                         out.push(Effect::AskPin {
@@ -132,19 +117,9 @@ pub fn gather(
                 }
                 Some('9') => {
                     out.push(Effect::Progress(format!("{who} pressed 9 (repeat)")));
-                    out.push(Effect::Menu {
-                        ccid: c(),
-                        lead: String::new(),
-                        summary: true,
-                        prompt: next_prompt(call),
-                    });
+                    out.push(full_menu(call, ccid));
                 }
-                _ => out.push(Effect::Menu {
-                    ccid: c(),
-                    lead: speech::NOT_ON_MENU.into(),
-                    summary: false,
-                    prompt: next_prompt(call),
-                }),
+                _ => out.push(reprompt(call, ccid, speech::NOT_ON_MENU)),
             }
         }
         Mode::Pin => {
@@ -153,12 +128,7 @@ pub fn gather(
                     return None;
                 }
                 call.mode = Mode::Menu;
-                out.push(Effect::Menu {
-                    ccid: c(),
-                    lead: speech::NO_PIN_ENTERED.into(),
-                    summary: false,
-                    prompt: next_prompt(call),
-                });
+                out.push(reprompt(call, ccid, speech::NO_PIN_ENTERED));
             } else if roster.check_pin(&call.approver.phone, digits.trim_end_matches('#')) {
                 call.mode = Mode::Closing;
                 out.push(Effect::Progress(format!("{who} entered a valid PIN")));
@@ -267,7 +237,6 @@ pub fn valid(status: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::super::roster::Roster;
-    use super::super::state::Amd;
     use super::super::voice::fixtures::*;
     use super::super::voice::{on_event, CallEvent, Effect};
     use super::super::wire::PromptTag;
@@ -276,9 +245,7 @@ mod tests {
     #[test]
     fn only_the_awaited_prompt_takes_keys() {
         let roster = Roster::default();
-        let mut l = ladder(false);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        let mut l = at_menu(&roster, false);
         let first = l.calls[0].awaiting;
         press(&mut l, &roster, "9");
         let key = |digits: &str, prompt: PromptTag| CallEvent::Gather {
@@ -308,9 +275,7 @@ mod tests {
     #[test]
     fn keys_without_the_awaited_prompt_number_never_decide() {
         let roster = Roster::default();
-        let mut l = ladder(false);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        let mut l = at_menu(&roster, false);
         let awaited = l.calls[0].awaiting;
         for prompt in [
             PromptTag::Missing,
@@ -338,9 +303,7 @@ mod tests {
     #[test]
     fn only_exactly_one_menu_key_counts() {
         let roster = Roster::default();
-        let mut l = ladder(false);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        let mut l = at_menu(&roster, false);
         for digits in ["11", "1#", "13", "a", "1 ", "4", ""] {
             let e = press(&mut l, &roster, digits);
             assert_eq!(decides(&e), None, "{digits:?}: {e:?}");
@@ -358,9 +321,7 @@ mod tests {
     #[test]
     fn a_gather_without_a_status_is_no_key() {
         let roster = Roster::default();
-        let mut l = ladder(false);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        let mut l = at_menu(&roster, false);
         let event = CallEvent::Gather {
             digits: "1".into(),
             status: String::new(),
@@ -382,9 +343,7 @@ mod tests {
             min_risk: 0,
             order: 0,
         }]);
-        let mut l = ladder(true);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        let mut l = at_menu(&roster, true);
         assert_eq!(decides(&press(&mut l, &roster, "1")), None);
         assert_eq!(decides(&press(&mut l, &roster, "1111#")), None);
         assert_eq!(decides(&press(&mut l, &roster, "2468#")), Some(true));

@@ -162,13 +162,7 @@ pub fn on_event(
                 out.push(Effect::Progress(format!("{who} answered")));
             }
             if call.mode == Mode::Ringing && call.amd == Amd::Human {
-                call.mode = Mode::Menu;
-                out.push(Effect::Menu {
-                    ccid: c(),
-                    lead: String::new(),
-                    summary: true,
-                    prompt: next_prompt(call),
-                });
+                out.push(full_menu(call, ccid));
             }
         }
         CallEvent::Detection(result) => {
@@ -199,13 +193,7 @@ pub fn on_event(
             }
             call.amd = *result;
             if *result == Amd::Human && call.answered {
-                call.mode = Mode::Menu;
-                out.push(Effect::Menu {
-                    ccid: c(),
-                    lead: String::new(),
-                    summary: true,
-                    prompt: next_prompt(call),
-                });
+                out.push(full_menu(call, ccid));
             }
         }
         CallEvent::Gather {
@@ -258,12 +246,7 @@ pub fn on_event(
                     out.push(Effect::Progress(format!(
                         "{who} said \"{word}\"; waiting for key {key} to confirm"
                     )));
-                    out.push(Effect::Menu {
-                        ccid: c(),
-                        lead: speech::confirm_with_key(word, key),
-                        summary: false,
-                        prompt: next_prompt(call),
-                    });
+                    out.push(reprompt(call, ccid, speech::confirm_with_key(word, key)));
                 }
                 None => {
                     out.push(Effect::Progress(format!(
@@ -280,12 +263,7 @@ pub fn on_event(
         CallEvent::SpeechMissing => {
             if call.mode == Mode::Question {
                 call.mode = Mode::Menu;
-                out.push(Effect::Menu {
-                    ccid: c(),
-                    lead: speech::NO_QUESTION.into(),
-                    summary: false,
-                    prompt: next_prompt(call),
-                });
+                out.push(reprompt(call, ccid, speech::NO_QUESTION));
             }
         }
         CallEvent::SpeakEnded => {
@@ -320,13 +298,7 @@ pub fn on_event(
             if call.mode == Mode::Ringing && call.answered && call.amd == Amd::Pending {
                 // Treated like `not_sure`: a person may be there, and only keys decide. The
                 // verdict stays pending, so a late `machine` still ends the call.
-                call.mode = Mode::Menu;
-                out.push(Effect::Menu {
-                    ccid: c(),
-                    lead: String::new(),
-                    summary: true,
-                    prompt: next_prompt(call),
-                });
+                out.push(full_menu(call, ccid));
             }
         }
         CallEvent::RingTimeout => {
@@ -335,13 +307,7 @@ pub fn on_event(
             }
             if call.answered {
                 // Detection never reported: a person may be there, and only keys decide.
-                call.mode = Mode::Menu;
-                out.push(Effect::Menu {
-                    ccid: c(),
-                    lead: String::new(),
-                    summary: true,
-                    prompt: next_prompt(call),
-                });
+                out.push(full_menu(call, ccid));
             } else {
                 call.mode = Mode::Closing;
                 out.push(Effect::Progress(format!(
@@ -357,6 +323,27 @@ pub fn on_event(
         out.extend(keys::pin_failed(ladder, ccid, &phone, &who));
     }
     out
+}
+
+/// The whole menu, the intent's summary first: the call is at its menu now.
+pub fn full_menu(call: &mut Call, ccid: &str) -> Effect {
+    call.mode = Mode::Menu;
+    Effect::Menu {
+        ccid: ccid.to_string(),
+        lead: String::new(),
+        summary: true,
+        prompt: next_prompt(call),
+    }
+}
+
+/// The menu again after `lead`, without the summary: the next gather on `call`.
+pub fn reprompt(call: &mut Call, ccid: &str, lead: impl Into<String>) -> Effect {
+    Effect::Menu {
+        ccid: ccid.to_string(),
+        lead: lead.into(),
+        summary: false,
+        prompt: next_prompt(call),
+    }
 }
 
 /// Numbers the next gather on `call` and awaits its answer.
@@ -382,6 +369,21 @@ pub(super) mod fixtures {
         ladder.calls.push(Call::ringing("v3:c".into(), 0, alice));
         ladder.delivered = 1;
         ladder
+    }
+
+    /// A call just answered, machine detection still out.
+    pub fn answered(roster: &Roster) -> Ladder {
+        let mut l = ladder(false);
+        on_event(&mut l, roster, "v3:c", &CallEvent::Answered);
+        l
+    }
+
+    /// A call a person answered, its menu playing.
+    pub fn at_menu(roster: &Roster, pin_required: bool) -> Ladder {
+        let mut l = ladder(pin_required);
+        on_event(&mut l, roster, "v3:c", &CallEvent::Answered);
+        on_event(&mut l, roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        l
     }
 
     /// Keys answering the prompt the call awaits.
@@ -442,8 +444,7 @@ mod tests {
     #[test]
     fn a_machine_never_gets_the_menu_and_its_keys_never_decide() {
         let roster = Roster::default();
-        let mut l = ladder(false);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        let mut l = answered(&roster);
         let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Machine));
         assert!(e.contains(&Effect::Advance { from: 0 }));
         assert_eq!(decides(&press(&mut l, &roster, "1")), None);
@@ -452,8 +453,7 @@ mod tests {
     #[test]
     fn a_late_machine_verdict_ends_the_menu_until_a_key_is_pressed() {
         let roster = Roster::default();
-        let mut l = ladder(false);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        let mut l = answered(&roster);
         let e = on_event(&mut l, &roster, "v3:c", &CallEvent::DetectionTimeout);
         assert!(matches!(e[0], Effect::Menu { .. }));
         let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Machine));
@@ -467,8 +467,7 @@ mod tests {
         assert_eq!(decides(&press(&mut l, &roster, "1")), None);
 
         // Once a key was pressed a person is there: a late verdict changes nothing.
-        let mut l = ladder(false);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        let mut l = answered(&roster);
         on_event(&mut l, &roster, "v3:c", &CallEvent::DetectionTimeout);
         press(&mut l, &roster, "9");
         let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Machine));
@@ -479,8 +478,7 @@ mod tests {
     fn watchdogs_only_act_on_calls_still_waiting() {
         let roster = Roster::default();
         // Answered, detection silent: the menu starts anyway.
-        let mut l = ladder(false);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
+        let mut l = answered(&roster);
         let e = on_event(&mut l, &roster, "v3:c", &CallEvent::DetectionTimeout);
         assert!(matches!(e[0], Effect::Menu { .. }));
         assert!(on_event(&mut l, &roster, "v3:c", &CallEvent::RingTimeout).is_empty());
@@ -495,9 +493,7 @@ mod tests {
     #[test]
     fn speech_never_decides() {
         let roster = Roster::default();
-        let mut l = ladder(false);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Answered);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Human));
+        let mut l = at_menu(&roster, false);
         press(&mut l, &roster, "2");
         let e = on_event(
             &mut l,

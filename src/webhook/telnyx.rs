@@ -130,9 +130,6 @@ fn warn_refused(error: &signature::SignatureError) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use async_trait::async_trait;
     use axum::body::Body;
     use axum::http::Request;
     use base64::engine::general_purpose::STANDARD;
@@ -143,10 +140,7 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::domain::{IntentId, Millis};
-    use crate::escalation::telnyx::state::{
-        Ladder, MemoryState, StateError, TelnyxState, Watchdog,
-    };
+    use crate::escalation::telnyx::state::MemoryState;
     use crate::escalation::telnyx::testing;
     use crate::scoring::fallback::FallbackScorer;
     use crate::store::MemoryStore;
@@ -154,116 +148,6 @@ mod tests {
     use crate::webhook::signature::WebhookKey;
     use crate::webhook::{router, HttpState};
     use axum::Router;
-
-    /// The in-memory state, except that the first `fail` code look-ups fail.
-    struct Flaky {
-        inner: MemoryState,
-        fail: AtomicU32,
-    }
-
-    #[async_trait]
-    impl TelnyxState for Flaky {
-        async fn first_delivery(
-            &self,
-            id: &str,
-            body: &[u8],
-            ttl: Duration,
-        ) -> Result<bool, StateError> {
-            self.inner.first_delivery(id, body, ttl).await
-        }
-        async fn settle_delivery(&self, id: &str, processed: bool) -> Result<(), StateError> {
-            self.inner.settle_delivery(id, processed).await
-        }
-        async fn claim(
-            &self,
-            intent: &IntentId,
-            owner: &str,
-            ttl: Duration,
-        ) -> Result<bool, StateError> {
-            self.inner.claim(intent, owner, ttl).await
-        }
-        async fn renew_claim(
-            &self,
-            intent: &IntentId,
-            owner: &str,
-            ttl: Duration,
-        ) -> Result<bool, StateError> {
-            self.inner.renew_claim(intent, owner, ttl).await
-        }
-        async fn expired_claims(
-            &self,
-            now: Millis,
-            limit: usize,
-        ) -> Result<Vec<IntentId>, StateError> {
-            self.inner.expired_claims(now, limit).await
-        }
-        async fn release_claim(&self, intent: &IntentId) -> Result<(), StateError> {
-            self.inner.release_claim(intent).await
-        }
-        async fn arm_watchdog(&self, watchdog: &Watchdog, due: Millis) -> Result<(), StateError> {
-            self.inner.arm_watchdog(watchdog, due).await
-        }
-        async fn due_watchdogs(
-            &self,
-            now: Millis,
-            lease: Duration,
-            limit: usize,
-        ) -> Result<Vec<Watchdog>, StateError> {
-            self.inner.due_watchdogs(now, lease, limit).await
-        }
-        async fn disarm_watchdog(&self, watchdog: &Watchdog) -> Result<(), StateError> {
-            self.inner.disarm_watchdog(watchdog).await
-        }
-        async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError> {
-            self.inner.load(intent).await
-        }
-        async fn save(&self, ladder: &Ladder, ttl: Duration) -> Result<bool, StateError> {
-            self.inner.save(ladder, ttl).await
-        }
-        async fn index_call(
-            &self,
-            ccid: &str,
-            intent: &IntentId,
-            ttl: Duration,
-        ) -> Result<(), StateError> {
-            self.inner.index_call(ccid, intent, ttl).await
-        }
-        async fn call_intent(&self, ccid: &str) -> Result<Option<IntentId>, StateError> {
-            self.inner.call_intent(ccid).await
-        }
-        async fn index_code(
-            &self,
-            code: &str,
-            intent: &IntentId,
-            ttl: Duration,
-        ) -> Result<bool, StateError> {
-            self.inner.index_code(code, intent, ttl).await
-        }
-        async fn code_intent(&self, code: &str) -> Result<Option<IntentId>, StateError> {
-            if self
-                .fail
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-            {
-                return Err(StateError::Unavailable("injected".into()));
-            }
-            self.inner.code_intent(code).await
-        }
-        async fn drop_code(&self, code: &str) -> Result<(), StateError> {
-            self.inner.drop_code(code).await
-        }
-        async fn note_texted(
-            &self,
-            phone: &str,
-            intent: &IntentId,
-            ttl: Duration,
-        ) -> Result<(), StateError> {
-            self.inner.note_texted(phone, intent, ttl).await
-        }
-        async fn texted_intents(&self, phone: &str) -> Result<Vec<IntentId>, StateError> {
-            self.inner.texted_intents(phone).await
-        }
-    }
 
     async fn post(app: &Router, key: &SigningKey, body: &str) -> (StatusCode, String) {
         let ts = chrono::Utc::now().timestamp().to_string();
@@ -287,10 +171,8 @@ mod tests {
         let config = testing::settings();
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let gateway = testing::gateway(store.clone());
-        let state = Arc::new(Flaky {
-            inner: MemoryState::new(),
-            fail: AtomicU32::new(1),
-        });
+        let state = Arc::new(MemoryState::new());
+        state.fail_code_lookups(1);
         let telnyx = Telnyx::new(
             &config,
             gateway.clone(),

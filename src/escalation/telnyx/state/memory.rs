@@ -17,6 +17,10 @@ const CLAIM_KEEP: Duration = Duration::from_secs(24 * 3600);
 pub struct MemoryState {
     inner: Mutex<Maps>,
     clock: Arc<dyn Clock>,
+    /// Code look-ups that fail before the next one succeeds: a test's stand-in for an
+    /// unreachable shared state.
+    #[cfg(test)]
+    failing_code_lookups: std::sync::atomic::AtomicU32,
 }
 
 impl Default for MemoryState {
@@ -71,7 +75,16 @@ impl MemoryState {
         MemoryState {
             inner: Mutex::default(),
             clock,
+            #[cfg(test)]
+            failing_code_lookups: Default::default(),
         }
+    }
+
+    /// Makes the next `n` code look-ups fail as an unreachable state would.
+    #[cfg(test)]
+    pub(crate) fn fail_code_lookups(&self, n: u32) {
+        use std::sync::atomic::Ordering;
+        self.failing_code_lookups.store(n, Ordering::SeqCst);
     }
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
@@ -91,6 +104,21 @@ impl MemoryState {
     }
 }
 
+/// Stores `entry` (a value and its expiry) under `key` unless a live entry is there; `true`
+/// when it did.
+fn first_wins<K: Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, (V, Millis)>,
+    key: K,
+    entry: (V, Millis),
+    now: Millis,
+) -> bool {
+    if map.get(&key).is_some_and(|(_, t)| *t > now) {
+        return false;
+    }
+    map.insert(key, entry);
+    true
+}
+
 #[async_trait]
 impl TelnyxState for MemoryState {
     async fn first_delivery(
@@ -102,14 +130,13 @@ impl TelnyxState for MemoryState {
         let (now, expiry) = self.now_and_expiry(ttl);
         let mut m = self.maps();
         m.sweep(now);
-        match m.deliveries.get(event_id) {
-            Some((_, t)) if *t > now => Ok(false),
-            _ => {
-                m.deliveries
-                    .insert(event_id.to_string(), (Some(body.to_vec()), expiry));
-                Ok(true)
-            }
-        }
+        let entry = (Some(body.to_vec()), expiry);
+        Ok(first_wins(
+            &mut m.deliveries,
+            event_id.to_string(),
+            entry,
+            now,
+        ))
     }
 
     async fn settle_delivery(&self, event_id: &str, processed: bool) -> Result<(), StateError> {
@@ -133,13 +160,8 @@ impl TelnyxState for MemoryState {
         let (now, until) = self.now_and_expiry(ttl);
         let mut m = self.maps();
         m.sweep(now);
-        match m.claims.get(intent) {
-            Some((_, t)) if *t > now => Ok(false),
-            _ => {
-                m.claims.insert(intent.clone(), (owner.to_string(), until));
-                Ok(true)
-            }
-        }
+        let entry = (owner.to_string(), until);
+        Ok(first_wins(&mut m.claims, intent.clone(), entry, now))
     }
 
     async fn renew_claim(
@@ -149,8 +171,7 @@ impl TelnyxState for MemoryState {
         ttl: Duration,
     ) -> Result<bool, StateError> {
         let (now, until) = self.now_and_expiry(ttl);
-        let mut m = self.maps();
-        match m.claims.get_mut(intent) {
+        match self.maps().claims.get_mut(intent) {
             Some((held_by, t)) if *t > now && held_by == owner => {
                 *t = until;
                 Ok(true)
@@ -252,16 +273,28 @@ impl TelnyxState for MemoryState {
         intent: &IntentId,
         ttl: Duration,
     ) -> Result<bool, StateError> {
-        let (_, expiry) = self.now_and_expiry(ttl);
-        let mut m = self.maps();
-        if self.live(m.codes.get(code)).is_some() {
-            return Ok(false);
-        }
-        m.codes.insert(code.to_string(), (intent.clone(), expiry));
-        Ok(true)
+        let (now, expiry) = self.now_and_expiry(ttl);
+        let entry = (intent.clone(), expiry);
+        Ok(first_wins(
+            &mut self.maps().codes,
+            code.to_string(),
+            entry,
+            now,
+        ))
     }
 
     async fn code_intent(&self, code: &str) -> Result<Option<IntentId>, StateError> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering;
+            let failing = &self.failing_code_lookups;
+            if failing
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(StateError::Unavailable("injected".into()));
+            }
+        }
         Ok(self.live(self.maps().codes.get(code)))
     }
 

@@ -139,25 +139,17 @@ mod tests {
     }
 
     #[test]
-    fn scorer_cannot_lower_the_floor() {
-        let c = combine(
-            RiskScore::new(70).unwrap(),
-            RiskScore::new(50).unwrap(),
-            Ok(assessment(0)),
-        );
-        assert_eq!(c.score.get(), 70);
-        assert!(!c.approve);
-    }
-
-    #[test]
-    fn scorer_can_raise_risk() {
-        let c = combine(
-            RiskScore::new(10).unwrap(),
-            RiskScore::new(50).unwrap(),
-            Ok(assessment(80)),
-        );
-        assert_eq!(c.score.get(), 80);
-        assert!(!c.approve);
+    fn the_scorer_can_raise_risk_but_never_lower_the_floor() {
+        // (policy floor, threshold, scorer's score) -> the combined score; none approves.
+        for (floor, threshold, scored, expected) in [(70, 50, 0, 70), (10, 50, 80, 80)] {
+            let c = combine(
+                RiskScore::new(floor).unwrap(),
+                RiskScore::new(threshold).unwrap(),
+                Ok(assessment(scored)),
+            );
+            assert_eq!(c.score.get(), expected, "floor {floor}, scored {scored}");
+            assert!(!c.approve, "floor {floor}, scored {scored}");
+        }
     }
 
     #[test]

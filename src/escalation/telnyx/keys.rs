@@ -7,7 +7,7 @@ use super::ladder::{self, Failure, Strike};
 use super::roster::Roster;
 use super::speech;
 use super::state::{Call, Ladder, Mode};
-use super::voice::{full_menu, next_prompt, reprompt, Effect};
+use super::voice::{decide, full_menu, next_prompt, reprompt, Effect};
 
 /// Menus without a key before the call gives up.
 const MAX_MISSES: u8 = 2;
@@ -83,12 +83,7 @@ pub fn gather(
                 Some('1') => {
                     out.push(Effect::Progress(format!("{who} pressed 1 (approve)")));
                     if !pin_required {
-                        call.mode = Mode::Closing;
-                        out.push(Effect::Decide {
-                            ccid: c(),
-                            approve: true,
-                            approver: call.approver.clone(),
-                        });
+                        out.push(decide(call, ccid, true));
                     } else if let Some((line, lead)) = pin_refusal(call, who, locked, roster) {
                         out.push(Effect::Progress(line));
                         out.push(reprompt(call, ccid, lead));
@@ -107,13 +102,8 @@ pub fn gather(
                     out.push(Effect::AskQuestion { ccid: c() });
                 }
                 Some('3') => {
-                    call.mode = Mode::Closing;
                     out.push(Effect::Progress(format!("{who} pressed 3 (decline)")));
-                    out.push(Effect::Decide {
-                        ccid: c(),
-                        approve: false,
-                        approver: call.approver.clone(),
-                    });
+                    out.push(decide(call, ccid, false));
                 }
                 Some('9') => {
                     out.push(Effect::Progress(format!("{who} pressed 9 (repeat)")));
@@ -130,13 +120,8 @@ pub fn gather(
                 call.mode = Mode::Menu;
                 out.push(reprompt(call, ccid, speech::NO_PIN_ENTERED));
             } else if roster.check_pin(&call.approver.phone, digits.trim_end_matches('#')) {
-                call.mode = Mode::Closing;
                 out.push(Effect::Progress(format!("{who} entered a valid PIN")));
-                out.push(Effect::Decide {
-                    ccid: c(),
-                    approve: true,
-                    approver: call.approver.clone(),
-                });
+                out.push(decide(call, ccid, true));
             } else {
                 call.pin_failures = call.pin_failures.saturating_add(1);
                 return Some(WrongPin {

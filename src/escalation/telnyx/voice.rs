@@ -325,6 +325,16 @@ pub fn on_event(
     out
 }
 
+/// The approver's decision on `call`, which then only closes.
+pub fn decide(call: &mut Call, ccid: &str, approve: bool) -> Effect {
+    call.mode = Mode::Closing;
+    Effect::Decide {
+        ccid: ccid.to_string(),
+        approve,
+        approver: call.approver.clone(),
+    }
+}
+
 /// The whole menu, the intent's summary first: the call is at its menu now.
 pub fn full_menu(call: &mut Call, ccid: &str) -> Effect {
     call.mode = Mode::Menu;
@@ -375,6 +385,14 @@ pub(super) mod fixtures {
     pub fn answered(roster: &Roster) -> Ladder {
         let mut l = ladder(false);
         on_event(&mut l, roster, "v3:c", &CallEvent::Answered);
+        l
+    }
+
+    /// A call answered whose machine detection never reported: the watchdog started the menu.
+    pub fn menu_without_verdict(roster: &Roster) -> Ladder {
+        let mut l = answered(roster);
+        let e = on_event(&mut l, roster, "v3:c", &CallEvent::DetectionTimeout);
+        assert!(matches!(e[0], Effect::Menu { .. }), "{e:?}");
         l
     }
 
@@ -453,9 +471,7 @@ mod tests {
     #[test]
     fn a_late_machine_verdict_ends_the_menu_until_a_key_is_pressed() {
         let roster = Roster::default();
-        let mut l = answered(&roster);
-        let e = on_event(&mut l, &roster, "v3:c", &CallEvent::DetectionTimeout);
-        assert!(matches!(e[0], Effect::Menu { .. }));
+        let mut l = menu_without_verdict(&roster);
         let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Machine));
         assert!(
             e.contains(&Effect::Hangup {
@@ -467,8 +483,7 @@ mod tests {
         assert_eq!(decides(&press(&mut l, &roster, "1")), None);
 
         // Once a key was pressed a person is there: a late verdict changes nothing.
-        let mut l = answered(&roster);
-        on_event(&mut l, &roster, "v3:c", &CallEvent::DetectionTimeout);
+        let mut l = menu_without_verdict(&roster);
         press(&mut l, &roster, "9");
         let e = on_event(&mut l, &roster, "v3:c", &CallEvent::Detection(Amd::Machine));
         assert!(e.is_empty(), "{e:?}");
@@ -478,9 +493,7 @@ mod tests {
     fn watchdogs_only_act_on_calls_still_waiting() {
         let roster = Roster::default();
         // Answered, detection silent: the menu starts anyway.
-        let mut l = answered(&roster);
-        let e = on_event(&mut l, &roster, "v3:c", &CallEvent::DetectionTimeout);
-        assert!(matches!(e[0], Effect::Menu { .. }));
+        let mut l = menu_without_verdict(&roster);
         assert!(on_event(&mut l, &roster, "v3:c", &CallEvent::RingTimeout).is_empty());
         // Never answered: hang up and move on, once.
         let mut l = ladder(false);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{millis, Ladder, StateError, TelnyxState, Watchdog};
+use super::{millis, Ladder, StateResult, TelnyxState, Watchdog};
 use crate::domain::{Clock, IntentId, Millis, SystemClock};
 
 /// How long the in-memory state keeps an expired, unreleased claim listed.
@@ -126,7 +126,7 @@ impl TelnyxState for MemoryState {
         event_id: &str,
         body: &[u8],
         ttl: Duration,
-    ) -> Result<bool, StateError> {
+    ) -> StateResult<bool> {
         let (now, expiry) = self.now_and_expiry(ttl);
         let mut m = self.maps();
         m.sweep(now);
@@ -139,7 +139,7 @@ impl TelnyxState for MemoryState {
         ))
     }
 
-    async fn settle_delivery(&self, event_id: &str, processed: bool) -> Result<(), StateError> {
+    async fn settle_delivery(&self, event_id: &str, processed: bool) -> StateResult<()> {
         let mut m = self.maps();
         if processed {
             if let Some((body, _)) = m.deliveries.get_mut(event_id) {
@@ -151,12 +151,7 @@ impl TelnyxState for MemoryState {
         Ok(())
     }
 
-    async fn claim(
-        &self,
-        intent: &IntentId,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<bool, StateError> {
+    async fn claim(&self, intent: &IntentId, owner: &str, ttl: Duration) -> StateResult<bool> {
         let (now, until) = self.now_and_expiry(ttl);
         let mut m = self.maps();
         m.sweep(now);
@@ -169,7 +164,7 @@ impl TelnyxState for MemoryState {
         intent: &IntentId,
         owner: &str,
         ttl: Duration,
-    ) -> Result<bool, StateError> {
+    ) -> StateResult<bool> {
         let (now, until) = self.now_and_expiry(ttl);
         match self.maps().claims.get_mut(intent) {
             Some((held_by, t)) if *t > now && held_by == owner => {
@@ -180,7 +175,7 @@ impl TelnyxState for MemoryState {
         }
     }
 
-    async fn expired_claims(&self, now: Millis, limit: usize) -> Result<Vec<IntentId>, StateError> {
+    async fn expired_claims(&self, now: Millis, limit: usize) -> StateResult<Vec<IntentId>> {
         Ok(self
             .maps()
             .claims
@@ -191,12 +186,12 @@ impl TelnyxState for MemoryState {
             .collect())
     }
 
-    async fn release_claim(&self, intent: &IntentId) -> Result<(), StateError> {
+    async fn release_claim(&self, intent: &IntentId) -> StateResult<()> {
         self.maps().claims.remove(intent);
         Ok(())
     }
 
-    async fn arm_watchdog(&self, watchdog: &Watchdog, due: Millis) -> Result<(), StateError> {
+    async fn arm_watchdog(&self, watchdog: &Watchdog, due: Millis) -> StateResult<()> {
         let mut m = self.maps();
         let at = m.watchdogs.entry(watchdog.clone()).or_insert(due);
         *at = (*at).min(due);
@@ -208,7 +203,7 @@ impl TelnyxState for MemoryState {
         now: Millis,
         lease: Duration,
         limit: usize,
-    ) -> Result<Vec<Watchdog>, StateError> {
+    ) -> StateResult<Vec<Watchdog>> {
         let until = now.saturating_add(millis(lease));
         let mut m = self.maps();
         let mut due: Vec<(Millis, Watchdog)> = m
@@ -225,16 +220,16 @@ impl TelnyxState for MemoryState {
         Ok(due.into_iter().map(|(_, w)| w).collect())
     }
 
-    async fn disarm_watchdog(&self, watchdog: &Watchdog) -> Result<(), StateError> {
+    async fn disarm_watchdog(&self, watchdog: &Watchdog) -> StateResult<()> {
         self.maps().watchdogs.remove(watchdog);
         Ok(())
     }
 
-    async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError> {
+    async fn load(&self, intent: &IntentId) -> StateResult<Option<Ladder>> {
         Ok(self.live(self.maps().ladders.get(intent)))
     }
 
-    async fn save(&self, ladder: &Ladder, ttl: Duration) -> Result<bool, StateError> {
+    async fn save(&self, ladder: &Ladder, ttl: Duration) -> StateResult<bool> {
         let (now, expiry) = self.now_and_expiry(ttl);
         let mut m = self.maps();
         m.sweep(now);
@@ -255,7 +250,7 @@ impl TelnyxState for MemoryState {
         call_control_id: &str,
         intent: &IntentId,
         ttl: Duration,
-    ) -> Result<(), StateError> {
+    ) -> StateResult<()> {
         let (_, expiry) = self.now_and_expiry(ttl);
         self.maps()
             .calls
@@ -263,16 +258,11 @@ impl TelnyxState for MemoryState {
         Ok(())
     }
 
-    async fn call_intent(&self, call_control_id: &str) -> Result<Option<IntentId>, StateError> {
+    async fn call_intent(&self, call_control_id: &str) -> StateResult<Option<IntentId>> {
         Ok(self.live(self.maps().calls.get(call_control_id)))
     }
 
-    async fn index_code(
-        &self,
-        code: &str,
-        intent: &IntentId,
-        ttl: Duration,
-    ) -> Result<bool, StateError> {
+    async fn index_code(&self, code: &str, intent: &IntentId, ttl: Duration) -> StateResult<bool> {
         let (now, expiry) = self.now_and_expiry(ttl);
         let entry = (intent.clone(), expiry);
         Ok(first_wins(
@@ -283,7 +273,7 @@ impl TelnyxState for MemoryState {
         ))
     }
 
-    async fn code_intent(&self, code: &str) -> Result<Option<IntentId>, StateError> {
+    async fn code_intent(&self, code: &str) -> StateResult<Option<IntentId>> {
         #[cfg(test)]
         {
             use std::sync::atomic::Ordering;
@@ -292,23 +282,18 @@ impl TelnyxState for MemoryState {
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
             {
-                return Err(StateError::Unavailable("injected".into()));
+                return Err(super::StateError::Unavailable("injected".into()));
             }
         }
         Ok(self.live(self.maps().codes.get(code)))
     }
 
-    async fn drop_code(&self, code: &str) -> Result<(), StateError> {
+    async fn drop_code(&self, code: &str) -> StateResult<()> {
         self.maps().codes.remove(code);
         Ok(())
     }
 
-    async fn note_texted(
-        &self,
-        phone: &str,
-        intent: &IntentId,
-        ttl: Duration,
-    ) -> Result<(), StateError> {
+    async fn note_texted(&self, phone: &str, intent: &IntentId, ttl: Duration) -> StateResult<()> {
         let (now, expiry) = self.now_and_expiry(ttl);
         let mut m = self.maps();
         m.sweep(now);
@@ -318,7 +303,7 @@ impl TelnyxState for MemoryState {
         Ok(())
     }
 
-    async fn texted_intents(&self, phone: &str) -> Result<Vec<IntentId>, StateError> {
+    async fn texted_intents(&self, phone: &str) -> StateResult<Vec<IntentId>> {
         let now = self.clock.now();
         Ok(self
             .maps()

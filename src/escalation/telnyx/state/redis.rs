@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Script;
 
-use super::{Ladder, StateError, TelnyxState, Watchdog};
+use super::{Ladder, StateError, StateResult, TelnyxState, Watchdog};
 use crate::config::RedisUrl;
 use crate::domain::{now_millis, IntentId, Millis};
 use crate::store::redis::{bucket_of, Redis, RedisOptions, BUCKETS};
@@ -65,7 +65,7 @@ impl RedisTelnyxState {
         owner: &str,
         ttl: Duration,
         mode: &str,
-    ) -> Result<bool, StateError> {
+    ) -> StateResult<bool> {
         let key = self.key("claim", intent.as_str());
         let index = self.index("claims", bucket_of(intent.as_str()));
         let ms = millis(ttl);
@@ -86,7 +86,7 @@ impl RedisTelnyxState {
     }
 
     /// One command under the store's deadline.
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StateError> {
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> StateResult<T> {
         self.redis
             .query("telnyx state", cmd)
             .await
@@ -94,7 +94,7 @@ impl RedisTelnyxState {
     }
 
     /// One atomic pipeline under the store's deadline.
-    async fn query_pipe(&self, pipe: &redis::Pipeline) -> Result<(), StateError> {
+    async fn query_pipe(&self, pipe: &redis::Pipeline) -> StateResult<()> {
         self.redis
             .query_pipe("telnyx state", pipe)
             .await
@@ -102,10 +102,10 @@ impl RedisTelnyxState {
     }
 
     /// Members of every bucket's `kind` index, asked concurrently.
-    async fn every_bucket<F, Fut>(&self, f: F) -> Result<Vec<String>, StateError>
+    async fn every_bucket<F, Fut>(&self, f: F) -> StateResult<Vec<String>>
     where
         F: Fn(u32) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<String>, StateError>>,
+        Fut: std::future::Future<Output = StateResult<Vec<String>>>,
     {
         let per_bucket = futures::future::try_join_all((0..BUCKETS).map(f)).await?;
         Ok(per_bucket.into_iter().flatten().collect())
@@ -118,7 +118,7 @@ impl RedisTelnyxState {
     /// Sets `key` to `value` unless it exists; true when this call set it. A retry whose first
     /// attempt landed (reply lost) finds its own `value` and also answers true, so `value`
     /// must be unique to the call where "set by someone else" must read false.
-    async fn set_nx(&self, key: String, value: &[u8], ttl: Duration) -> Result<bool, StateError> {
+    async fn set_nx(&self, key: String, value: &[u8], ttl: Duration) -> StateResult<bool> {
         let ms = millis(ttl);
         let mut invocation = self.set_if_absent.prepare_invoke();
         invocation.key(&key).arg(value).arg(ms);
@@ -130,7 +130,7 @@ impl RedisTelnyxState {
         Ok(set == 1)
     }
 
-    async fn get_id(&self, key: String) -> Result<Option<IntentId>, StateError> {
+    async fn get_id(&self, key: String) -> StateResult<Option<IntentId>> {
         let value: Option<String> = self.query(redis::cmd("GET").arg(&key)).await?;
         // An unparsable value cannot name an intent: treat it as absent, never as a match.
         Ok(value.and_then(|v| IntentId::parse(&v)))
@@ -144,13 +144,13 @@ impl TelnyxState for RedisTelnyxState {
         event_id: &str,
         body: &[u8],
         ttl: Duration,
-    ) -> Result<bool, StateError> {
+    ) -> StateResult<bool> {
         // A fresh token per call: Telnyx redelivers the same body, which must read as taken.
         let value = [uuid::Uuid::new_v4().as_bytes().as_slice(), b"\n", body].concat();
         self.set_nx(self.key("wh", event_id), &value, ttl).await
     }
 
-    async fn settle_delivery(&self, event_id: &str, processed: bool) -> Result<(), StateError> {
+    async fn settle_delivery(&self, event_id: &str, processed: bool) -> StateResult<()> {
         let key = self.key("wh", event_id);
         // Processed: keep the id (a redelivery is a duplicate), drop the body.
         // Not: forget it, so Telnyx's redelivery is processed.
@@ -166,12 +166,7 @@ impl TelnyxState for RedisTelnyxState {
         self.query(&cmd).await
     }
 
-    async fn claim(
-        &self,
-        intent: &IntentId,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<bool, StateError> {
+    async fn claim(&self, intent: &IntentId, owner: &str, ttl: Duration) -> StateResult<bool> {
         // Strict: a claim that exists answers false even to its owner, and a retry whose first
         // attempt landed reads false too; the claim then expires and is taken over.
         self.claim_script(intent, owner, ttl, "claim").await
@@ -182,11 +177,11 @@ impl TelnyxState for RedisTelnyxState {
         intent: &IntentId,
         owner: &str,
         ttl: Duration,
-    ) -> Result<bool, StateError> {
+    ) -> StateResult<bool> {
         self.claim_script(intent, owner, ttl, "renew").await
     }
 
-    async fn expired_claims(&self, now: Millis, limit: usize) -> Result<Vec<IntentId>, StateError> {
+    async fn expired_claims(&self, now: Millis, limit: usize) -> StateResult<Vec<IntentId>> {
         let ids = self
             .every_bucket(|b| {
                 let mut cmd = redis::cmd("ZRANGEBYSCORE");
@@ -206,7 +201,7 @@ impl TelnyxState for RedisTelnyxState {
             .collect())
     }
 
-    async fn release_claim(&self, intent: &IntentId) -> Result<(), StateError> {
+    async fn release_claim(&self, intent: &IntentId) -> StateResult<()> {
         let key = self.key("claim", intent.as_str());
         let index = self.index("claims", bucket_of(intent.as_str()));
         self.query_pipe(
@@ -223,7 +218,7 @@ impl TelnyxState for RedisTelnyxState {
         .await
     }
 
-    async fn arm_watchdog(&self, watchdog: &Watchdog, due: Millis) -> Result<(), StateError> {
+    async fn arm_watchdog(&self, watchdog: &Watchdog, due: Millis) -> StateResult<()> {
         let index = self.index("watchdogs", bucket_of(watchdog.intent.as_str()));
         let member = watchdog.encode();
         // LT: a watchdog armed earlier keeps its earlier time.
@@ -242,7 +237,7 @@ impl TelnyxState for RedisTelnyxState {
         now: Millis,
         lease: Duration,
         limit: usize,
-    ) -> Result<Vec<Watchdog>, StateError> {
+    ) -> StateResult<Vec<Watchdog>> {
         let until = now.saturating_add(i64::try_from(millis(lease)).unwrap_or(i64::MAX));
         let members = self
             .every_bucket(|b| {
@@ -261,14 +256,14 @@ impl TelnyxState for RedisTelnyxState {
         Ok(members.iter().filter_map(|m| Watchdog::decode(m)).collect())
     }
 
-    async fn disarm_watchdog(&self, watchdog: &Watchdog) -> Result<(), StateError> {
+    async fn disarm_watchdog(&self, watchdog: &Watchdog) -> StateResult<()> {
         let index = self.index("watchdogs", bucket_of(watchdog.intent.as_str()));
         let member = watchdog.encode();
         self.query(redis::cmd("ZREM").arg(&index).arg(&member))
             .await
     }
 
-    async fn load(&self, intent: &IntentId) -> Result<Option<Ladder>, StateError> {
+    async fn load(&self, intent: &IntentId) -> StateResult<Option<Ladder>> {
         let key = self.key("ladder", intent.as_str());
         let json = self
             .redis
@@ -282,7 +277,7 @@ impl TelnyxState for RedisTelnyxState {
         .transpose()
     }
 
-    async fn save(&self, ladder: &Ladder, ttl: Duration) -> Result<bool, StateError> {
+    async fn save(&self, ladder: &Ladder, ttl: Duration) -> StateResult<bool> {
         let key = self.key("ladder", ladder.intent_id.as_str());
         let json = serde_json::to_string(ladder)
             .map_err(|e| StateError::Unavailable(format!("cannot encode ladder: {e}")))?;
@@ -308,7 +303,7 @@ impl TelnyxState for RedisTelnyxState {
         call_control_id: &str,
         intent: &IntentId,
         ttl: Duration,
-    ) -> Result<(), StateError> {
+    ) -> StateResult<()> {
         let key = self.key("call", call_control_id);
         let ms = millis(ttl);
         self.query(
@@ -321,30 +316,20 @@ impl TelnyxState for RedisTelnyxState {
         .await
     }
 
-    async fn call_intent(&self, call_control_id: &str) -> Result<Option<IntentId>, StateError> {
+    async fn call_intent(&self, call_control_id: &str) -> StateResult<Option<IntentId>> {
         self.get_id(self.key("call", call_control_id)).await
     }
 
-    async fn index_code(
-        &self,
-        code: &str,
-        intent: &IntentId,
-        ttl: Duration,
-    ) -> Result<bool, StateError> {
+    async fn index_code(&self, code: &str, intent: &IntentId, ttl: Duration) -> StateResult<bool> {
         self.set_nx(self.key("code", code), intent.as_str().as_bytes(), ttl)
             .await
     }
 
-    async fn code_intent(&self, code: &str) -> Result<Option<IntentId>, StateError> {
+    async fn code_intent(&self, code: &str) -> StateResult<Option<IntentId>> {
         self.get_id(self.key("code", code)).await
     }
 
-    async fn note_texted(
-        &self,
-        phone: &str,
-        intent: &IntentId,
-        ttl: Duration,
-    ) -> Result<(), StateError> {
+    async fn note_texted(&self, phone: &str, intent: &IntentId, ttl: Duration) -> StateResult<()> {
         // A sorted set of intents scored by their expiry; the key lives as long as the newest.
         let key = self.key("texted", phone);
         let ms = millis(ttl);
@@ -370,7 +355,7 @@ impl TelnyxState for RedisTelnyxState {
         .await
     }
 
-    async fn texted_intents(&self, phone: &str) -> Result<Vec<IntentId>, StateError> {
+    async fn texted_intents(&self, phone: &str) -> StateResult<Vec<IntentId>> {
         let key = self.key("texted", phone);
         let ids: Vec<String> = self
             .query(
@@ -383,7 +368,7 @@ impl TelnyxState for RedisTelnyxState {
         Ok(ids.iter().filter_map(|i| IntentId::parse(i)).collect())
     }
 
-    async fn drop_code(&self, code: &str) -> Result<(), StateError> {
+    async fn drop_code(&self, code: &str) -> StateResult<()> {
         let key = self.key("code", code);
         self.query(redis::cmd("DEL").arg(&key)).await
     }

@@ -173,6 +173,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError>;
 
+    /// One intent's audit records written at or after `since` (its creation time), oldest
+    /// first, at most `limit`: the story `GetIntentHistory` tells.
+    async fn audit_of(
+        &self,
+        id: &IntentId,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
     /// Cheap liveness check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -260,6 +260,16 @@ pub fn intent_page(
                 section.timeline {
                     h2 { "Timeline" }
                     ol #timeline {
+                        li.entry.assessed {
+                            time { (clock(intent.created_at)) }
+                            " " span.kind { "assessed" } " risk " (intent.risk_score.get()) "/100"
+                            @if let Some(s) = &intent.scorer { ", scorer " (s.model) @if s.cached { " (cached)" } }
+                            @for r in &intent.reasons {
+                                " · " span.source { (format!("{:?}", r.source).to_lowercase()) }
+                                @if !r.rule.is_empty() { " rule " code { (r.rule) } }
+                                " " code { (r.code) }
+                            }
+                        }
                         @for r in history {
                             li class=(format!("entry {}", r.event)) {
                                 time { (clock(r.at)) }

@@ -563,12 +563,12 @@ impl Store for MemoryStore {
     async fn audit_of(
         &self,
         id: &IntentId,
-        since: Millis,
+        _since: Millis,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         Ok(self
             .inner
-            .audit_where(|r| r.at >= since && r.intent_id.as_ref() == Some(id), limit))
+            .audit_where(|r| r.intent_id.as_ref() == Some(id), limit))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -240,6 +240,16 @@ impl Client {
             .map(|r| r.into_inner().intent.expect("intent"))
     }
 
+    pub async fn history(&mut self, id: &str) -> Result<Vec<pb::HistoryEntry>, tonic::Status> {
+        let r = self.req(pb::GetIntentHistoryRequest {
+            intent_id: id.to_string(),
+        });
+        self.inner
+            .get_intent_history(r)
+            .await
+            .map(|r| r.into_inner().entries)
+    }
+
     pub async fn cancel(&mut self, id: &str, reason: &str) -> Result<pb::Intent, tonic::Status> {
         let r = self.req(pb::CancelIntentRequest {
             intent_id: id.to_string(),

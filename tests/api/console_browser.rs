@@ -189,7 +189,12 @@ async fn an_operator_sees_intents_arrive_live_and_decides_them() {
     let text = b.text().await;
     assert!(text.contains("Payload: the agent's words") && text.contains("<b>urgent</b>"));
     assert!(b.has(&format!("{card} meter")).await && b.has(&format!("{card} time.countdown")).await);
-    assert!(text.contains("1 pending") || b.has("#pending-count").await);
+    // The header's numbers follow without a reload too.
+    eventually(WAIT, "the header counts the pending intent", || async {
+        let count = b.wait_for("#pending-count").await.text().await.ok()?;
+        (count == "1").then_some(())
+    })
+    .await;
 
     if std::env::var("SENTINEL_WRITE_SCREENSHOT").as_deref() == Ok("1") {
         let png = b.client.screenshot().await.expect("screenshot");

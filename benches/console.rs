@@ -165,7 +165,27 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         weight += r.bytes().await?.len();
     }
-    println!("page weight: {weight} bytes (inbox {page} + css + js)");
+    println!("page weight: {weight} bytes (empty inbox {page} + css + js)");
+    // The same with `BENCH_WEIGHT_CARDS` pending intents on the page (they stay pending).
+    let cards: usize = env_or("BENCH_WEIGHT_CARDS", 20);
+    let mut grpc = SentinelClient::connect(server.grpc.clone()).await?;
+    for n in 0..cards {
+        grpc.submit_intent(pb::SubmitIntentRequest {
+            agent_id: "bench".into(),
+            action: "PAY_INVOICE".into(),
+            payload: Some(json_to_struct(
+                &serde_json::json!({"amount": 7500 + n, "vendor": "Acme Corp", "invoice": "INV-2026-0042"}),
+            )),
+            reasoning: "Quarterly licence renewal, approved in the budget review.".into(),
+            ..Default::default()
+        })
+        .await?;
+    }
+    let (_, full) = visit(&http, &server.http).await?;
+    println!(
+        "page weight with {cards} pending cards: {} bytes (inbox {full} + css + js)",
+        weight - page + full
+    );
 
     // 2. Memory of open consoles.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -190,7 +210,6 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 3. Decision-to-screen latency.
-    let mut grpc = SentinelClient::connect(server.grpc.clone()).await?;
     let mut samples = Vec::with_capacity(consoles * decisions);
     for n in 0..decisions {
         let intent = grpc

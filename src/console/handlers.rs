@@ -16,8 +16,9 @@ use super::ConsoleState;
 use crate::domain::{Channel, IntentState};
 use crate::gateway::{GatewayError, IntentFilter, Resolution};
 
-/// The most pending intents the inbox shows at once (newest first).
-const INBOX_LIMIT: u32 = 200;
+/// The most pending intents the inbox page carries (newest first): about 2 KiB each, so the
+/// page stays under 100 KB; the header counts them all, and later ones arrive live.
+const INBOX_LIMIT: u32 = 40;
 
 fn html(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
@@ -135,11 +136,12 @@ pub(super) async fn inbox(
     let listed = state.gateway.list(caller, pending, INBOX_LIMIT, "").await;
     let glance = state.gateway.glance(caller).await;
     let response = match (listed, glance) {
-        (Ok((intents, _)), Ok(glance)) => {
+        (Ok((intents, next)), Ok(glance)) => {
             let now = state.gateway.clock().now();
+            let more = !next.is_empty();
             html(
                 StatusCode::OK,
-                pages::inbox(&viewer, &glance, &intents, now),
+                pages::inbox(&viewer, &glance, &intents, more, now),
             )
         }
         (Err(e), _) | (_, Err(e)) => refusal(&viewer, e, None),

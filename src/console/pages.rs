@@ -127,7 +127,7 @@ pub fn glance(g: &Glance) -> Markup {
     }
 }
 
-pub fn inbox(viewer: &Viewer, g: &Glance, pending: &[Intent], now: Millis) -> Markup {
+pub fn inbox(viewer: &Viewer, g: &Glance, pending: &[Intent], more: bool, now: Millis) -> Markup {
     layout(
         viewer,
         "Inbox",
@@ -137,6 +137,9 @@ pub fn inbox(viewer: &Viewer, g: &Glance, pending: &[Intent], now: Millis) -> Ma
             section.inbox {
                 h2 { "Pending approval" }
                 p #inbox-empty.empty hidden[!pending.is_empty()] { "Nothing waits for a decision." }
+                @if more {
+                    p.hint { "Showing the " (pending.len()) " newest; older ones: sentinel list --state PENDING_APPROVAL, or open one by id." }
+                }
                 div #cards {
                     @for intent in pending { (card(viewer, intent, now)) }
                 }

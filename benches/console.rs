@@ -111,7 +111,9 @@ async fn visit(http: &reqwest::Client, base: &str) -> anyhow::Result<(String, us
 
 /// One console: its own connection and session, reading the event stream until it ends.
 async fn console(base: String, seen: mpsc::UnboundedSender<Seen>) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
     let (cookie, _) = visit(&http, &base).await?;
     let mut r = http
         .get(format!("{base}/console/events"))
@@ -216,7 +218,9 @@ async fn main() -> anyhow::Result<()> {
             .submit_intent(pb::SubmitIntentRequest {
                 agent_id: "bench".into(),
                 action: "DELETE_USER".into(),
-                payload: Some(json_to_struct(&serde_json::json!({"user_id": format!("u-{n}")}))),
+                payload: Some(json_to_struct(
+                    &serde_json::json!({"user_id": format!("u-{n}")}),
+                )),
                 ..Default::default()
             })
             .await?

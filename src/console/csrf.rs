@@ -61,10 +61,16 @@ mod tests {
 
     #[test]
     fn only_this_sites_origin_passes() {
-        let ok = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")]);
+        let ok = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ]);
         assert_eq!(same_origin(&ok), Ok(()));
         let foreign = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://evil.test")]);
-        assert!(matches!(same_origin(&foreign), Err(CsrfError::ForeignOrigin(_))));
+        assert!(matches!(
+            same_origin(&foreign),
+            Err(CsrfError::ForeignOrigin(_))
+        ));
         let null = headers(&[("host", "127.0.0.1:8080"), ("origin", "null")]);
         assert!(same_origin(&null).is_err());
         let cross = headers(&[("host", "h"), ("sec-fetch-site", "cross-site")]);

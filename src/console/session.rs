@@ -153,7 +153,9 @@ mod tests {
         let headers = with_cookie(&format!("theme=dark; {COOKIE}={token}"));
         let found = sessions.find(&headers).expect("found");
         assert_eq!(found.principal, Principal::Operator("alice".into()));
-        assert!(sessions.find(&with_cookie(&format!("{COOKIE}=nope"))).is_none());
+        assert!(sessions
+            .find(&with_cookie(&format!("{COOKIE}=nope")))
+            .is_none());
         sessions.remove(&headers);
         assert!(sessions.find(&headers).is_none());
     }
@@ -163,7 +165,10 @@ mod tests {
         let plain = set_cookie("t", false).to_str().unwrap().to_string();
         assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict"));
         assert!(plain.contains("Max-Age=") && !plain.contains("Secure"));
-        assert!(set_cookie("t", true).to_str().unwrap().ends_with("; Secure"));
+        assert!(set_cookie("t", true)
+            .to_str()
+            .unwrap()
+            .ends_with("; Secure"));
     }
 
     #[test]

@@ -29,10 +29,12 @@ use crate::policy::{PolicyError, PolicyPack};
 use crate::scoring::Scorer;
 use crate::store::{Store, StoreError};
 
+pub use crate::store::{
+    AuditRecord as HistoryRecord, EventStream as IntentEvents, Filter as IntentFilter, WatchError,
+};
 /// What the transport sees of the store: a list filter and the event stream of a watch,
 /// named as the gateway hands them out.
 pub use history::{Glance, GLANCE_SAMPLE, HISTORY_LIMIT};
-pub use crate::store::{AuditRecord as HistoryRecord, EventStream as IntentEvents, Filter as IntentFilter, WatchError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {

@@ -149,11 +149,7 @@ impl Browser {
     }
 
     async fn text(&self) -> String {
-        self.wait_for("body")
-            .await
-            .text()
-            .await
-            .expect("page text")
+        self.wait_for("body").await.text().await.expect("page text")
     }
 
     async fn stop(self) {
@@ -188,7 +184,9 @@ async fn an_operator_sees_intents_arrive_live_and_decides_them() {
     b.wait_for(&card).await;
     let text = b.text().await;
     assert!(text.contains("Payload: the agent's words") && text.contains("<b>urgent</b>"));
-    assert!(b.has(&format!("{card} meter")).await && b.has(&format!("{card} time.countdown")).await);
+    assert!(
+        b.has(&format!("{card} meter")).await && b.has(&format!("{card} time.countdown")).await
+    );
     // The header's numbers follow without a reload too.
     eventually(WAIT, "the header counts the pending intent", || async {
         let count = b.wait_for("#pending-count").await.text().await.ok()?;
@@ -198,8 +196,11 @@ async fn an_operator_sees_intents_arrive_live_and_decides_them() {
 
     if std::env::var("SENTINEL_WRITE_SCREENSHOT").as_deref() == Ok("1") {
         let png = b.client.screenshot().await.expect("screenshot");
-        std::fs::write(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console.png"), png)
-            .expect("docs/console.png written");
+        std::fs::write(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console.png"),
+            png,
+        )
+        .expect("docs/console.png written");
     }
 
     // A POST from the page's own origin but without the CSRF token changes nothing.
@@ -217,9 +218,7 @@ async fn an_operator_sees_intents_arrive_live_and_decides_them() {
     assert_eq!(status, json!(403));
 
     // Approve with a reason: risk 90 asks for a confirmation first.
-    let reason = b
-        .wait_for(&format!("{card} input[name=reason]"))
-        .await;
+    let reason = b.wait_for(&format!("{card} input[name=reason]")).await;
     reason.send_keys("known vendor, checked").await.unwrap();
     b.click(&format!("{card} button.approve")).await;
     b.click("#confirm-approve").await;
@@ -227,7 +226,10 @@ async fn an_operator_sees_intents_arrive_live_and_decides_them() {
     let approved = ops.get(&risky).await.unwrap();
     assert_eq!(state(&approved), pb::IntentState::Approved);
     let by = approved.decided_by.unwrap();
-    assert_eq!((by.approver.as_str(), by.channel.as_str()), ("olivia", "console"));
+    assert_eq!(
+        (by.approver.as_str(), by.channel.as_str()),
+        ("olivia", "console")
+    );
     assert!(b.text().await.contains("known vendor, checked"));
 
     // Decline (risk 70: no confirmation).
@@ -236,7 +238,10 @@ async fn an_operator_sees_intents_arrive_live_and_decides_them() {
     let delete = submit(&app, "DELETE_USER", json!({"user_id": "u-7"})).await;
     b.click(&format!("#card-{delete} button.decline")).await;
     b.wait_for("p.decided").await;
-    assert_eq!(state(&ops.get(&delete).await.unwrap()), pb::IntentState::Declined);
+    assert_eq!(
+        state(&ops.get(&delete).await.unwrap()),
+        pb::IntentState::Declined
+    );
 
     // Decided elsewhere (the CLI's ResolveIntent): the card leaves the inbox by itself.
     b.open(&app, "/console").await;
@@ -259,7 +264,12 @@ async fn an_operator_sees_intents_arrive_live_and_decides_them() {
 async fn an_agent_key_reads_on_a_phone_but_cannot_decide() {
     let Some(b) = browser(390).await else { return };
     let app = secured().await;
-    let id = submit(&app, "PAY_INVOICE", json!({"amount": 7500, "vendor": "Acme Corp"})).await;
+    let id = submit(
+        &app,
+        "PAY_INVOICE",
+        json!({"amount": 7500, "vendor": "Acme Corp"}),
+    )
+    .await;
     b.sign_in(&app, ALPHA).await;
     b.wait_for(&format!("#card-{id}")).await;
     assert!(b.text().await.contains("(read-only)"));
@@ -272,7 +282,10 @@ async fn an_agent_key_reads_on_a_phone_but_cannot_decide() {
         )
         .await
         .unwrap();
-    assert!(overflow.as_i64().unwrap_or(1) <= 0, "wider than the phone: {overflow}");
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "wider than the phone: {overflow}"
+    );
     b.stop().await;
     app.stop().await;
 }
@@ -297,7 +310,11 @@ async fn the_timeline_shows_every_escalation_step_and_the_sms_links_to_it() {
     bob.hangup("user_busy").await;
     s.fake.wait_for("sms", None, 2).await;
     let link = format!("https://sentinel.example/console/intents/{id}");
-    assert!(s.fake.texts_to(ALICE)[0].ends_with(&link), "{:?}", s.fake.texts_to(ALICE));
+    assert!(
+        s.fake.texts_to(ALICE)[0].ends_with(&link),
+        "{:?}",
+        s.fake.texts_to(ALICE)
+    );
 
     b.open(&s.app, &format!("/console/intents/{id}")).await;
     b.wait_for("#timeline").await;
@@ -318,7 +335,10 @@ async fn the_timeline_shows_every_escalation_step_and_the_sms_links_to_it() {
     b.click("form.decide button.approve").await;
     b.wait_for("p.decided").await;
     let decided = b.wait_for("p.decided").await.text().await.unwrap();
-    assert!(decided.contains("APPROVED by anonymous via console"), "{decided}");
+    assert!(
+        decided.contains("APPROVED by anonymous via console"),
+        "{decided}"
+    );
     b.stop().await;
     s.app.stop().await;
 }

@@ -98,7 +98,10 @@ impl Console {
     /// The CSRF token of the page at `path`.
     async fn csrf(&mut self, path: &str) -> String {
         let (_, page) = self.get(path).await;
-        let at = page.find("name=\"csrf\" value=\"").expect("a form with a csrf token") + 19;
+        let at = page
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a csrf token")
+            + 19;
         page[at..at + 64].to_string()
     }
 }
@@ -108,7 +111,9 @@ fn form_body(fields: &[(&str, &str)]) -> String {
     let enc = |s: &str| {
         s.bytes()
             .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
                 b' ' => "+".to_string(),
                 other => format!("%{other:02X}"),
             })
@@ -124,7 +129,11 @@ fn form_body(fields: &[(&str, &str)]) -> String {
 async fn pending(app: &TestApp) -> String {
     let mut alpha = app.client_with_key(ALPHA).await;
     alpha
-        .submit_json("alpha", "PAY_INVOICE", json!({"amount": 7500, "vendor": "Acme Corp"}))
+        .submit_json(
+            "alpha",
+            "PAY_INVOICE",
+            json!({"amount": 7500, "vendor": "Acme Corp"}),
+        )
         .await
         .unwrap()
         .intent_id
@@ -153,7 +162,10 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let set = r.headers()[SET_COOKIE].to_str().unwrap().to_string();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     assert!(!set.contains(OPS));
     let (status, inbox) = olivia.get("/console").await;
     assert_eq!(status, StatusCode::OK);
@@ -163,14 +175,23 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
     // Without the token, with a wrong one, or from a foreign origin: refused.
     for (form, from) in [
         (vec![("decision", "decline")], origin.as_str()),
-        (vec![("decision", "decline"), ("csrf", "0".repeat(64).as_str())], origin.as_str()),
-        (vec![("decision", "decline"), ("csrf", token.as_str())], "http://evil.example"),
+        (
+            vec![("decision", "decline"), ("csrf", "0".repeat(64).as_str())],
+            origin.as_str(),
+        ),
+        (
+            vec![("decision", "decline"), ("csrf", token.as_str())],
+            "http://evil.example",
+        ),
     ] {
         let r = olivia.post(&decide, &form, Some(from)).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
     let mut ops = app.client_with_key(OPS).await;
-    assert_eq!(state(&ops.get(&id).await.unwrap()), pb::IntentState::PendingApproval);
+    assert_eq!(
+        state(&ops.get(&id).await.unwrap()),
+        pb::IntentState::PendingApproval
+    );
 
     // An agent key reads its intents but has no buttons and cannot decide.
     let mut alpha = Console::new(&app);
@@ -179,29 +200,61 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
     assert!(agent_inbox.contains(&id) && !agent_inbox.contains(">Approve<"));
     let agent_token = alpha.csrf("/console").await;
     let r = alpha
-        .post(&decide, &[("decision", "approve"), ("csrf", &agent_token), ("confirm", "1")], Some(&origin))
+        .post(
+            &decide,
+            &[
+                ("decision", "approve"),
+                ("csrf", &agent_token),
+                ("confirm", "1"),
+            ],
+            Some(&origin),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(state(&ops.get(&id).await.unwrap()), pb::IntentState::PendingApproval);
+    assert_eq!(
+        state(&ops.get(&id).await.unwrap()),
+        pb::IntentState::PendingApproval
+    );
 
     // The operator declines; GetIntent names her and the console channel.
     let r = olivia
-        .post(&decide, &[("decision", "decline"), ("csrf", &token), ("reason", "unknown vendor")], Some(&origin))
+        .post(
+            &decide,
+            &[
+                ("decision", "decline"),
+                ("csrf", &token),
+                ("reason", "unknown vendor"),
+            ],
+            Some(&origin),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(r.headers()[LOCATION], format!("/console/intents/{id}").as_str());
+    assert_eq!(
+        r.headers()[LOCATION],
+        format!("/console/intents/{id}").as_str()
+    );
     let decided = ops.get(&id).await.unwrap();
     assert_eq!(state(&decided), pb::IntentState::Declined);
     let by = decided.decided_by.unwrap();
-    assert_eq!((by.approver.as_str(), by.channel.as_str()), ("olivia", "console"));
+    assert_eq!(
+        (by.approver.as_str(), by.channel.as_str()),
+        ("olivia", "console")
+    );
 
     // A replay gets the "already decided" answer; the page has no buttons any more.
     let r = olivia
-        .post(&decide, &[("decision", "approve"), ("csrf", &token), ("confirm", "1")], Some(&origin))
+        .post(
+            &decide,
+            &[("decision", "approve"), ("csrf", &token), ("confirm", "1")],
+            Some(&origin),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let text = r.text().await.unwrap();
-    assert!(text.contains("already DECLINED (by olivia via console)"), "{text}");
+    assert!(
+        text.contains("already DECLINED (by olivia via console)"),
+        "{text}"
+    );
     let (_, page) = olivia.get(&format!("/console/intents/{id}")).await;
     assert!(!page.contains(">Approve<") && page.contains("unknown vendor"));
 
@@ -210,7 +263,9 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
         .get("/console/intents/01a23835-7019-736d-be4c-3d1731400000")
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let r = olivia.post("/console/signout", &[("csrf", &token)], Some(&origin)).await;
+    let r = olivia
+        .post("/console/signout", &[("csrf", &token)], Some(&origin))
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (_, page) = olivia.get("/console").await;
     assert!(page.contains("API key"), "{page}");
@@ -227,17 +282,31 @@ async fn high_risk_approvals_ask_for_a_confirmation_first() {
     let token = olivia.csrf("/console").await;
     let decide = format!("/console/intents/{id}/decide");
     let r = olivia
-        .post(&decide, &[("decision", "approve"), ("csrf", &token)], Some(&origin))
+        .post(
+            &decide,
+            &[("decision", "approve"), ("csrf", &token)],
+            Some(&origin),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("Confirm approval"));
     let mut ops = app.client_with_key(OPS).await;
-    assert_eq!(state(&ops.get(&id).await.unwrap()), pb::IntentState::PendingApproval);
+    assert_eq!(
+        state(&ops.get(&id).await.unwrap()),
+        pb::IntentState::PendingApproval
+    );
     let r = olivia
-        .post(&decide, &[("decision", "approve"), ("csrf", &token), ("confirm", "1")], Some(&origin))
+        .post(
+            &decide,
+            &[("decision", "approve"), ("csrf", &token), ("confirm", "1")],
+            Some(&origin),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(state(&ops.get(&id).await.unwrap()), pb::IntentState::Approved);
+    assert_eq!(
+        state(&ops.get(&id).await.unwrap()),
+        pb::IntentState::Approved
+    );
     app.stop().await;
 }
 
@@ -251,7 +320,10 @@ async fn open_mode_says_so_and_the_page_is_light_and_locked_down() {
         .send()
         .await
         .unwrap();
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"));
     let (status, page) = console.get("/console").await;
     assert_eq!(status, StatusCode::OK);

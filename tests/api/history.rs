@@ -45,7 +45,11 @@ async fn history_tells_who_decided_and_only_to_those_who_may_read_the_intent() {
     let mut beta = app.client_with_key(BETA).await;
     let mut ops = app.client_with_key(OPS).await;
     let intent = alpha
-        .submit_json("alpha", "PAY_INVOICE", json!({"amount": 7500, "vendor": "Acme Corp"}))
+        .submit_json(
+            "alpha",
+            "PAY_INVOICE",
+            json!({"amount": 7500, "vendor": "Acme Corp"}),
+        )
         .await
         .unwrap();
     ops.resolve(&intent.intent_id, true, "known vendor")
@@ -71,7 +75,10 @@ async fn history_tells_who_decided_and_only_to_those_who_may_read_the_intent() {
         ]
     );
     assert_eq!(entries[1].detail, "known vendor");
-    assert_eq!(entries[1].attributes.get("version").map(String::as_str), Some("2"));
+    assert_eq!(
+        entries[1].attributes.get("version").map(String::as_str),
+        Some("2")
+    );
     assert!(entries[0].at.is_some());
 
     let denied = beta.history(&intent.intent_id).await.unwrap_err();
@@ -95,7 +102,11 @@ async fn history_tells_who_decided_and_only_to_those_who_may_read_the_intent() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["entries"][1]["actor"], "olivia");
     assert_eq!(printed["entries"][1]["state"], "APPROVED");

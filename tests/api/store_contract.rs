@@ -528,10 +528,16 @@ async fn audit_records_every_attempt(store: Arc<dyn Store>, time: Time) {
         .into_iter()
         .map(|r| (r.event, r.actor))
         .collect();
-    let expected = [("created", "agent-a"), ("transition", "alice"), ("rejected", "bob")];
+    let expected = [
+        ("created", "agent-a"),
+        ("transition", "alice"),
+        ("rejected", "bob"),
+    ];
     assert_eq!(
         own,
-        expected.map(|(e, a)| (e.to_string(), a.to_string())).to_vec()
+        expected
+            .map(|(e, a)| (e.to_string(), a.to_string()))
+            .to_vec()
     );
     assert!(store
         .audit_range(until, until + 10_000, 100)

@@ -19,14 +19,14 @@
 //!
 //! Results: docs/BENCHMARKS.md.
 
-#[allow(dead_code)] // cpu_seconds and spawn_redis serve the other benches.
+#[allow(dead_code)] // shared helpers; this bench uses some of them
 mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
-use common::{env_or, free_port};
+use common::{env_or, free_port, rss_kib};
 use sentinel::grpc::convert::json_to_struct;
 use sentinel::grpc::pb;
 use sentinel::grpc::pb::sentinel_client::SentinelClient;
@@ -85,15 +85,6 @@ async fn start() -> anyhow::Result<Server> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(server)
-}
-
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
 }
 
 /// A browser's first visit: the page (which starts an open-mode session) and its cookie.

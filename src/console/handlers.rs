@@ -37,6 +37,14 @@ fn session_of(state: &ConsoleState, headers: &HeaderMap) -> (Option<Session>, Op
     }
 }
 
+/// A refused form (foreign origin, missing or wrong CSRF token): nothing changed.
+fn forbidden(viewer: &Viewer, e: super::csrf::CsrfError, back: Option<&str>) -> Response {
+    html(
+        StatusCode::FORBIDDEN,
+        pages::message(viewer, "Refused", &e.to_string(), back),
+    )
+}
+
 fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
     if let Some(c) = cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
@@ -112,22 +120,15 @@ pub(super) async fn inbox(
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Response {
-    let open = state.keys.is_open();
     let (session, cookie) = session_of(&state, &headers);
     let Some(session) = session else {
-        let viewer = Viewer {
-            session: None,
-            open,
-        };
+        let viewer = state.viewer(None);
         return html(
             StatusCode::OK,
             pages::sign_in(&viewer, safe_next(&q.next), None),
         );
     };
-    let viewer = Viewer {
-        session: Some(&session),
-        open,
-    };
+    let viewer = state.viewer(Some(&session));
     let caller = &session.principal;
     let pending = IntentFilter {
         states: vec![IntentState::PendingApproval],
@@ -162,15 +163,9 @@ pub(super) async fn sign_in(
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    let viewer = Viewer {
-        session: None,
-        open: state.keys.is_open(),
-    };
+    let viewer = state.viewer(None);
     if let Err(e) = same_origin(&headers) {
-        return html(
-            StatusCode::FORBIDDEN,
-            pages::message(&viewer, "Refused", &e.to_string(), None),
-        );
+        return forbidden(&viewer, e, None);
     }
     match state.keys.authenticate(Some(&form.api_key)) {
         Ok(principal) => {
@@ -206,10 +201,7 @@ pub(super) async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let viewer = Viewer {
-        session: None,
-        open: state.keys.is_open(),
-    };
+    let viewer = state.viewer(None);
     let checked = same_origin(&headers).and_then(|()| {
         let csrf = state
             .sessions
@@ -219,10 +211,7 @@ pub(super) async fn sign_out(
         token_matches(Some(&form.csrf), &csrf)
     });
     if let Err(e) = checked {
-        return html(
-            StatusCode::FORBIDDEN,
-            pages::message(&viewer, "Refused", &e.to_string(), None),
-        );
+        return forbidden(&viewer, e, None);
     }
     state.sessions.remove(&headers);
     with_cookie(
@@ -240,10 +229,7 @@ pub(super) async fn intent_page(
     let Some(session) = session else {
         return to_sign_in(&format!("/console/intents/{id}"));
     };
-    let viewer = Viewer {
-        session: Some(&session),
-        open: state.keys.is_open(),
-    };
+    let viewer = state.viewer(Some(&session));
     let caller = &session.principal;
     let response = match state.gateway.get(caller, &id).await {
         Ok(intent) => match state.gateway.history(caller, &id).await {
@@ -279,10 +265,7 @@ pub(super) async fn card(
     let Some(session) = state.sessions.find(&headers) else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
-    let viewer = Viewer {
-        session: Some(&session),
-        open: state.keys.is_open(),
-    };
+    let viewer = state.viewer(Some(&session));
     match state.gateway.get(&session.principal, &id).await {
         Ok(intent) => {
             let now = state.gateway.clock().now();
@@ -297,10 +280,7 @@ pub(super) async fn glance(State(state): State<ConsoleState>, headers: HeaderMap
     let Some(session) = state.sessions.find(&headers) else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
-    let viewer = Viewer {
-        session: Some(&session),
-        open: state.keys.is_open(),
-    };
+    let viewer = state.viewer(Some(&session));
     match state.gateway.glance(&session.principal).await {
         Ok(g) => html(StatusCode::OK, pages::glance(&g)),
         Err(e) => refusal(&viewer, e, None),
@@ -328,17 +308,10 @@ pub(super) async fn decide(
     Path(id): Path<String>,
     Form(form): Form<DecideForm>,
 ) -> Response {
-    let open = state.keys.is_open();
     let back = format!("/console/intents/{id}");
-    let anonymous = Viewer {
-        session: None,
-        open,
-    };
+    let anonymous = state.viewer(None);
     if let Err(e) = same_origin(&headers) {
-        return html(
-            StatusCode::FORBIDDEN,
-            pages::message(&anonymous, "Refused", &e.to_string(), Some(&back)),
-        );
+        return forbidden(&anonymous, e, Some(&back));
     }
     let Some(session) = state.sessions.find(&headers) else {
         return html(
@@ -351,15 +324,9 @@ pub(super) async fn decide(
             ),
         );
     };
-    let viewer = Viewer {
-        session: Some(&session),
-        open,
-    };
+    let viewer = state.viewer(Some(&session));
     if let Err(e) = token_matches(Some(&form.csrf), &session.csrf) {
-        return html(
-            StatusCode::FORBIDDEN,
-            pages::message(&viewer, "Refused", &e.to_string(), Some(&back)),
-        );
+        return forbidden(&viewer, e, Some(&back));
     }
     let approve = match form.decision.as_str() {
         "approve" => true,

@@ -44,6 +44,16 @@ pub struct ConsoleState {
     pub shutdown: CancellationToken,
 }
 
+impl ConsoleState {
+    /// What a page's frame needs to know about whoever is looking.
+    fn viewer<'a>(&self, session: Option<&'a session::Session>) -> pages::Viewer<'a> {
+        pages::Viewer {
+            session,
+            open: self.keys.is_open(),
+        }
+    }
+}
+
 pub fn router(state: ConsoleState) -> Router {
     Router::new()
         .route("/console", get(handlers::inbox))

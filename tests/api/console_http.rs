@@ -11,13 +11,15 @@ use sentinel::auth::{hash_key, KeyRing, Principal};
 use sentinel::grpc::pb;
 
 pub const ALPHA: &str = "alpha-key-0123456789";
+pub const BETA: &str = "beta-key-0123456789";
 pub const OPS: &str = "ops-key-0123456789";
 
-/// An app with an agent key (`alpha`) and an operator key (`olivia`).
+/// An app with agent keys (`alpha`, `beta`) and an operator key (`olivia`).
 pub async fn secured() -> TestApp {
     let mut parts = Parts::default();
     parts.config.keys = KeyRing::new([
         (hash_key(ALPHA), Principal::Agent("alpha".into())),
+        (hash_key(BETA), Principal::Agent("beta".into())),
         (hash_key(OPS), Principal::Operator("olivia".into())),
     ]);
     spawn_with(parts).await

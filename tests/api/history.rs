@@ -6,23 +6,8 @@ use std::process::Stdio;
 use serde_json::json;
 use tonic::Code;
 
-use crate::helpers::*;
-use sentinel::auth::{hash_key, KeyRing, Principal};
+use crate::console_http::{secured, ALPHA, BETA, OPS};
 use sentinel::grpc::pb;
-
-const ALPHA: &str = "alpha-key-0123456789";
-const BETA: &str = "beta-key-0123456789";
-const OPS: &str = "ops-key-0123456789";
-
-async fn secured() -> TestApp {
-    let mut parts = Parts::default();
-    parts.config.keys = KeyRing::new([
-        (hash_key(ALPHA), Principal::Agent("alpha".into())),
-        (hash_key(BETA), Principal::Agent("beta".into())),
-        (hash_key(OPS), Principal::Operator("olivia".into())),
-    ]);
-    spawn_with(parts).await
-}
 
 fn summary(entries: &[pb::HistoryEntry]) -> Vec<(String, String, String, pb::IntentState)> {
     entries

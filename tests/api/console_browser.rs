@@ -17,7 +17,6 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use tokio::process::{Child, Command};
 
-use crate::console_http::{secured, ALPHA, OPS};
 use crate::fakes::telnyx::{Setup, ALICE, BOB};
 use crate::helpers::*;
 use sentinel::grpc::pb;

@@ -7,23 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
-use sentinel::auth::{hash_key, KeyRing, Principal};
 use sentinel::grpc::pb;
-
-pub const ALPHA: &str = "alpha-key-0123456789";
-pub const BETA: &str = "beta-key-0123456789";
-pub const OPS: &str = "ops-key-0123456789";
-
-/// An app with agent keys (`alpha`, `beta`) and an operator key (`olivia`).
-pub async fn secured() -> TestApp {
-    let mut parts = Parts::default();
-    parts.config.keys = KeyRing::new([
-        (hash_key(ALPHA), Principal::Agent("alpha".into())),
-        (hash_key(BETA), Principal::Agent("beta".into())),
-        (hash_key(OPS), Principal::Operator("olivia".into())),
-    ]);
-    spawn_with(parts).await
-}
 
 /// A cookie-carrying HTTP client of the console that never follows redirects.
 struct Console {
@@ -80,6 +64,17 @@ impl Console {
         let r = req.send().await.unwrap();
         self.keep_cookie(&r);
         r
+    }
+
+    /// A decision form sent from the console's own origin.
+    async fn decide(&mut self, id: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let origin = self.origin();
+        self.post(
+            &format!("/console/intents/{id}/decide"),
+            fields,
+            Some(&origin),
+        )
+        .await
     }
 
     fn origin(&self) -> String {
@@ -150,9 +145,7 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
     let origin = olivia.origin();
 
     // No session: back to sign-in, nothing decided.
-    let r = olivia
-        .post(&decide, &[("decision", "decline")], Some(&origin))
-        .await;
+    let r = olivia.decide(&id, &[("decision", "decline")]).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let (status, page) = olivia.get(&format!("/console/intents/{id}")).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
@@ -202,14 +195,13 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
     assert!(agent_inbox.contains(&id) && !agent_inbox.contains(">Approve<"));
     let agent_token = alpha.csrf("/console").await;
     let r = alpha
-        .post(
-            &decide,
+        .decide(
+            &id,
             &[
                 ("decision", "approve"),
                 ("csrf", &agent_token),
                 ("confirm", "1"),
             ],
-            Some(&origin),
         )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -220,14 +212,13 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
 
     // The operator declines; GetIntent names her and the console channel.
     let r = olivia
-        .post(
-            &decide,
+        .decide(
+            &id,
             &[
                 ("decision", "decline"),
                 ("csrf", &token),
                 ("reason", "unknown vendor"),
             ],
-            Some(&origin),
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -245,10 +236,9 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
 
     // A replay gets the "already decided" answer; the page has no buttons any more.
     let r = olivia
-        .post(
-            &decide,
+        .decide(
+            &id,
             &[("decision", "approve"), ("csrf", &token), ("confirm", "1")],
-            Some(&origin),
         )
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
@@ -279,16 +269,10 @@ async fn high_risk_approvals_ask_for_a_confirmation_first() {
     let app = secured().await;
     let id = pending(&app).await; // risk 90: at the default PIN tier
     let mut olivia = Console::new(&app);
-    let origin = olivia.origin();
     olivia.sign_in(OPS).await;
     let token = olivia.csrf("/console").await;
-    let decide = format!("/console/intents/{id}/decide");
     let r = olivia
-        .post(
-            &decide,
-            &[("decision", "approve"), ("csrf", &token)],
-            Some(&origin),
-        )
+        .decide(&id, &[("decision", "approve"), ("csrf", &token)])
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("Confirm approval"));
@@ -298,10 +282,9 @@ async fn high_risk_approvals_ask_for_a_confirmation_first() {
         pb::IntentState::PendingApproval
     );
     let r = olivia
-        .post(
-            &decide,
+        .decide(
+            &id,
             &[("decision", "approve"), ("csrf", &token), ("confirm", "1")],
-            Some(&origin),
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);

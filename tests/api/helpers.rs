@@ -67,6 +67,31 @@ impl Default for Parts {
     }
 }
 
+/// Keys of the secured app ([`secured`]): agents `alpha` and `beta`, operator `olivia`.
+pub const ALPHA: &str = "alpha-key-0123456789";
+pub const BETA: &str = "beta-key-0123456789";
+pub const OPS: &str = "ops-key-0123456789";
+
+/// An app that requires API keys: [`ALPHA`], [`BETA`] (agents) and [`OPS`] (operator olivia).
+pub async fn secured() -> TestApp {
+    let mut parts = Parts::default();
+    parts.config.keys = sentinel::auth::KeyRing::new([
+        (
+            sentinel::auth::hash_key(ALPHA),
+            sentinel::auth::Principal::Agent("alpha".into()),
+        ),
+        (
+            sentinel::auth::hash_key(BETA),
+            sentinel::auth::Principal::Agent("beta".into()),
+        ),
+        (
+            sentinel::auth::hash_key(OPS),
+            sentinel::auth::Principal::Operator("olivia".into()),
+        ),
+    ]);
+    spawn_with(parts).await
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_with(Parts::default()).await
 }

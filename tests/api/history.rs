@@ -6,7 +6,7 @@ use std::process::Stdio;
 use serde_json::json;
 use tonic::Code;
 
-use crate::console_http::{secured, ALPHA, BETA, OPS};
+use crate::helpers::{secured, ALPHA, BETA, OPS};
 use sentinel::grpc::pb;
 
 fn summary(entries: &[pb::HistoryEntry]) -> Vec<(String, String, String, pb::IntentState)> {

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
-use common::{cpu_seconds, env_or, free_port, spawn_redis};
+use common::{cpu_seconds, env_or, free_port, rss_kib, spawn_redis};
 use futures::StreamExt as _;
 use sentinel::grpc::convert::json_to_struct;
 use sentinel::grpc::pb;
@@ -206,16 +206,6 @@ impl Replica {
         }
         Ok(out)
     }
-}
-
-/// Resident memory of a process in KiB, from `/proc/<pid>/status`.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
 }
 
 fn load_average() -> String {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs Sentinel's whole test suite on a fresh machine: installs what the tests need
-# (redis-server for the Redis store tests), then runs every test target.
+# (redis-server for the Redis store tests, Chromium for the console), then runs every test target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,15 @@ if ! command -v redis-cli >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-tools >/dev/null
+fi
+
+# The console's browser tests drive headless Chromium through chromedriver (Debian packages
+# chromium and chromium-driver); under CI=true they fail rather than skip without them.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium and chromium-driver (needed by the console browser tests)..." >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 # Cargo.toml's rust-version (and the container's Rust) must cover every locked dependency.

@@ -257,7 +257,19 @@ impl App {
                 telnyx: telnyx.clone(),
                 webhook_key: webhook_key.clone(),
                 tasks: work.clone(),
-            });
+            })
+            .merge(crate::console::router(crate::console::ConsoleState {
+                gateway: gateway.clone(),
+                keys: config.keys.clone(),
+                sessions: Default::default(),
+                secure: config.net.tls.is_some(),
+                confirm_tier: config
+                    .telnyx
+                    .escalation
+                    .pin_min_risk
+                    .unwrap_or(crate::config::DEFAULT_PIN_MIN_RISK),
+                shutdown: shutdown.clone(),
+            }));
             tasks.spawn(async move {
                 axum::serve(http_incoming, app)
                     .with_graceful_shutdown(shutdown.cancelled_owned())

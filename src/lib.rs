@@ -16,6 +16,7 @@
 //! - [`escalation`]: getting a human to decide a pending intent.
 //! - [`grpc`]: the tonic adapter: authentication, conversion, error mapping.
 //! - [`webhook`]: the axum sidecar: health, readiness, provider webhooks.
+//! - [`console`]: the operator console on the HTTP listener (pages, sessions, SSE).
 //! - [`cli`]: the client subcommands.
 //! - [`net`]: the listeners' accept loops: connection caps, handshake deadline, TLS/mTLS.
 //! - [`outbound`]: the one policy of every outbound call (deadline, retries with jitter,
@@ -28,6 +29,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod decision;
 pub mod domain;
 pub mod escalation;

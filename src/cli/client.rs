@@ -9,7 +9,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::Request;
 
-use super::output::{outln, print_event, print_intent, print_intents};
+use super::output::{outln, print_event, print_history, print_intent, print_intents};
 use super::{ClientOpts, Command};
 use crate::domain::IntentState;
 use crate::grpc::convert::{json_to_struct, state_to_pb};
@@ -245,6 +245,18 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let req = c.request(pb::GetIntentRequest { intent_id });
             let resp = c.inner.get_intent(req).await.map_err(fail)?.into_inner();
             print_intent(&resp.intent.context("server sent no intent")?, client.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History { client, intent_id } => {
+            let mut c = Client::connect(&client).await?;
+            let req = c.request(pb::GetIntentHistoryRequest { intent_id });
+            let resp = c
+                .inner
+                .get_intent_history(req)
+                .await
+                .map_err(fail)?
+                .into_inner();
+            print_history(&resp.entries, client.json);
             Ok(ExitCode::SUCCESS)
         }
         Command::List {

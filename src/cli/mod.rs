@@ -111,6 +111,13 @@ pub enum Command {
         client: ClientOpts,
         intent_id: String,
     },
+    /// Show one intent's story from the audit log: submitted, transitions, calls and SMS,
+    /// refused attempts, the decision and who made it.
+    History {
+        #[command(flatten)]
+        client: ClientOpts,
+        intent_id: String,
+    },
     /// List intents, newest first.
     List {
         #[command(flatten)]

@@ -179,6 +179,39 @@ pub fn print_intents(intents: &[pb::Intent], next: &str, json: bool) {
     }
 }
 
+/// One line per history entry: time, kind, state, who via what, and the detail.
+pub fn print_history(entries: &[pb::HistoryEntry], json: bool) {
+    if json {
+        let rows: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "at": ts(&e.at),
+                    "kind": e.kind,
+                    "state": state_name(e.state),
+                    "detail": e.detail,
+                    "actor": e.actor,
+                    "channel": e.channel,
+                    "attributes": e.attributes,
+                })
+            })
+            .collect();
+        outln!("{}", serde_json::json!({ "entries": rows }));
+        return;
+    }
+    for e in entries {
+        outln!(
+            "{}  {:<10}  {:<16}  {} via {}  {}",
+            ts(&e.at),
+            e.kind,
+            state_name(e.state),
+            e.actor,
+            e.channel,
+            e.detail
+        );
+    }
+}
+
 pub fn print_event(e: &pb::DecisionEvent, json: bool) {
     if json {
         outln!(

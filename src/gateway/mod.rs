@@ -7,10 +7,12 @@
 //!
 //! This file holds the [`Gateway`] itself and its errors; `submit.rs` the pipeline,
 //! `read.rs` get and list, `resolve.rs` the operator's actions, `watch.rs` the streams,
-//! `expiry.rs` the approval deadlines.
+//! `expiry.rs` the approval deadlines, `history.rs` an intent's story and the numbers at a
+//! glance.
 
 pub mod channels;
 mod expiry;
+mod history;
 pub mod limits;
 mod read;
 mod resolve;
@@ -27,9 +29,12 @@ use crate::policy::{PolicyError, PolicyPack};
 use crate::scoring::Scorer;
 use crate::store::{Store, StoreError};
 
+pub use crate::store::{
+    AuditRecord as HistoryRecord, EventStream as IntentEvents, Filter as IntentFilter, WatchError,
+};
 /// What the transport sees of the store: a list filter and the event stream of a watch,
 /// named as the gateway hands them out.
-pub use crate::store::{EventStream as IntentEvents, Filter as IntentFilter, WatchError};
+pub use history::{Glance, GLANCE_SAMPLE, HISTORY_LIMIT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {

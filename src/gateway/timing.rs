@@ -98,6 +98,15 @@ impl Store for TimedStore {
         timed("audit_range", self.0.audit_range(since, until, limit)).await
     }
 
+    async fn audit_of(
+        &self,
+        id: &IntentId,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        timed("audit_of", self.0.audit_of(id, since, limit)).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         timed("ping", self.0.ping()).await
     }

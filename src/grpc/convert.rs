@@ -229,6 +229,23 @@ pub fn event_to_pb(e: &DecisionEvent) -> pb::DecisionEvent {
     }
 }
 
+/// One audit record as a history entry.
+pub fn history_to_pb(r: &crate::gateway::HistoryRecord) -> pb::HistoryEntry {
+    pb::HistoryEntry {
+        at: Some(timestamp(r.at)),
+        kind: r.event.clone(),
+        state: r.state.map_or(pb::IntentState::Unspecified, state_to_pb) as i32,
+        detail: r.detail.clone(),
+        actor: r.actor.clone(),
+        channel: r.channel.clone(),
+        attributes: r
+            .version
+            .map(|v| ("version".to_string(), v.to_string()))
+            .into_iter()
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

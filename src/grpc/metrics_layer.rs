@@ -19,7 +19,7 @@ use tower::{Layer, Service};
 use crate::metrics;
 
 const SERVICE_PREFIX: &str = "/sentinel.v1.Sentinel/";
-const METHODS: [&str; 7] = [
+const METHODS: [&str; 8] = [
     "SubmitIntent",
     "WatchDecision",
     "GetIntent",
@@ -27,6 +27,7 @@ const METHODS: [&str; 7] = [
     "ResolveIntent",
     "CancelIntent",
     "WatchDecisions",
+    "GetIntentHistory",
 ];
 /// gRPC status names by code number.
 const CODES: [&str; 17] = [

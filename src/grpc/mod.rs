@@ -337,6 +337,26 @@ impl Sentinel for SentinelService {
         .instrument(span)
         .await
     }
+
+    async fn get_intent_history(
+        &self,
+        request: Request<pb::GetIntentHistoryRequest>,
+    ) -> Result<Response<pb::GetIntentHistoryResponse>, Status> {
+        let span = rpc_span("GetIntentHistory", &request);
+        async move {
+            let caller = self.authenticate(&request)?;
+            let records = self
+                .gateway
+                .history(&caller, &request.get_ref().intent_id)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(pb::GetIntentHistoryResponse {
+                entries: records.iter().map(convert::history_to_pb).collect(),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
 }
 
 /// tonic answers a request it cannot decode (for example a payload nested past prost's

@@ -206,6 +206,19 @@ impl Inner {
         let _ = self.all.send(event);
     }
 
+    /// The kept audit records `keep` accepts, oldest first, at most `limit`. Records another
+    /// part wrote through `audit` may sit in any shard, so every shard is read.
+    fn audit_where(&self, keep: impl Fn(&AuditRecord) -> bool, limit: usize) -> Vec<AuditRecord> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            out.extend(lock(shard).audit.iter().filter(|r| keep(r)).cloned());
+        }
+        // A stable sort keeps a shard's append order for records of the same millisecond.
+        out.sort_by_key(|r| r.at);
+        out.truncate(limit);
+        out
+    }
+
     fn audit_into(shard: &mut Shard, record: AuditRecord) {
         if shard.audit.len() >= AUDIT_PER_SHARD {
             shard.audit.pop_front();
@@ -542,19 +555,20 @@ impl Store for MemoryStore {
         until: Millis,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut out = Vec::new();
-        for shard in &self.inner.shards {
-            out.extend(
-                lock(shard)
-                    .audit
-                    .iter()
-                    .filter(|r| r.at >= since && r.at < until)
-                    .cloned(),
-            );
-        }
-        out.sort_by_key(|r| r.at);
-        out.truncate(limit);
-        Ok(out)
+        Ok(self
+            .inner
+            .audit_where(|r| r.at >= since && r.at < until, limit))
+    }
+
+    async fn audit_of(
+        &self,
+        id: &IntentId,
+        _since: Millis,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(self
+            .inner
+            .audit_where(|r| r.intent_id.as_ref() == Some(id), limit))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -173,6 +173,17 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError>;
 
+    /// One intent's audit records, oldest first, at most `limit`: the story
+    /// `GetIntentHistory` tells. `since` is the intent's creation time: a store may skip
+    /// reading what was written well before it (Redis reads from a minute earlier, for
+    /// replicas whose clocks differ).
+    async fn audit_of(
+        &self,
+        id: &IntentId,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
     /// Cheap liveness check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -5,23 +5,8 @@ use serde_json::json;
 use tonic::Code;
 
 use crate::helpers::*;
-use sentinel::auth::{hash_key, KeyRing, Principal};
 use sentinel::grpc::pb;
 use sentinel::grpc::pb::IntentState as S;
-
-const ALPHA: &str = "alpha-key-0123456789";
-const BETA: &str = "beta-key-0123456789";
-const OPS: &str = "ops-key-0123456789";
-
-async fn secured() -> TestApp {
-    let mut parts = Parts::default();
-    parts.config.keys = KeyRing::new([
-        (hash_key(ALPHA), Principal::Agent("alpha".into())),
-        (hash_key(BETA), Principal::Agent("beta".into())),
-        (hash_key(OPS), Principal::Operator("olivia".into())),
-    ]);
-    spawn_with(parts).await
-}
 
 #[tokio::test]
 async fn missing_or_unknown_keys_are_unauthenticated() {

@@ -67,6 +67,31 @@ impl Default for Parts {
     }
 }
 
+/// Keys of the secured app ([`secured`]): agents `alpha` and `beta`, operator `olivia`.
+pub const ALPHA: &str = "alpha-key-0123456789";
+pub const BETA: &str = "beta-key-0123456789";
+pub const OPS: &str = "ops-key-0123456789";
+
+/// An app that requires API keys: [`ALPHA`], [`BETA`] (agents) and [`OPS`] (operator olivia).
+pub async fn secured() -> TestApp {
+    let mut parts = Parts::default();
+    parts.config.keys = sentinel::auth::KeyRing::new([
+        (
+            sentinel::auth::hash_key(ALPHA),
+            sentinel::auth::Principal::Agent("alpha".into()),
+        ),
+        (
+            sentinel::auth::hash_key(BETA),
+            sentinel::auth::Principal::Agent("beta".into()),
+        ),
+        (
+            sentinel::auth::hash_key(OPS),
+            sentinel::auth::Principal::Operator("olivia".into()),
+        ),
+    ]);
+    spawn_with(parts).await
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_with(Parts::default()).await
 }
@@ -238,6 +263,16 @@ impl Client {
             .resolve_intent(r)
             .await
             .map(|r| r.into_inner().intent.expect("intent"))
+    }
+
+    pub async fn history(&mut self, id: &str) -> Result<Vec<pb::HistoryEntry>, tonic::Status> {
+        let r = self.req(pb::GetIntentHistoryRequest {
+            intent_id: id.to_string(),
+        });
+        self.inner
+            .get_intent_history(r)
+            .await
+            .map(|r| r.into_inner().entries)
     }
 
     pub async fn cancel(&mut self, id: &str, reason: &str) -> Result<pb::Intent, tonic::Status> {

@@ -519,6 +519,26 @@ async fn audit_records_every_attempt(store: Arc<dyn Store>, time: Time) {
         records[2].detail
     );
     assert_eq!(store.audit_range(since, until, 2).await.unwrap().len(), 2);
+
+    // One intent's story: its own records only, oldest first (GetIntentHistory).
+    let own: Vec<(String, String)> = store
+        .audit_of(&pending.id, pending.created_at, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.event, r.actor))
+        .collect();
+    let expected = [
+        ("created", "agent-a"),
+        ("transition", "alice"),
+        ("rejected", "bob"),
+    ];
+    assert_eq!(
+        own,
+        expected
+            .map(|(e, a)| (e.to_string(), a.to_string()))
+            .to_vec()
+    );
     assert!(store
         .audit_range(until, until + 10_000, 100)
         .await

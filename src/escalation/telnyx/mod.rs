@@ -89,6 +89,8 @@ pub struct Telnyx {
     connection_id: String,
     from: String,
     webhook_url: Option<String>,
+    /// `SENTINEL_PUBLIC_URL`: the SMS carries a link to the intent's console page.
+    public_url: Option<String>,
     ring_timeout: Duration,
     pin_min_risk: u8,
     voice: String,
@@ -135,6 +137,7 @@ impl Telnyx {
                 .public_url
                 .as_ref()
                 .map(|u| format!("{u}/telnyx/webhook")),
+            public_url: config.public_url.clone(),
             ring_timeout: config.escalation.ring_timeout,
             pin_min_risk: config.escalation.pin_tier(&config.roster),
             voice: config.escalation.voice.clone(),

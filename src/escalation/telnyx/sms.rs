@@ -128,7 +128,15 @@ impl Telnyx {
         let _ = self
             .update(&intent.id, |l| l.sms_code = Some(code.clone()))
             .await;
-        let text = message(intent, &code, ladder.pin_required);
+        let mut text = message(intent, &code, ladder.pin_required);
+        if let Some(base) = &self.public_url {
+            // The console page still asks for a sign-in; the link only saves typing the id.
+            text.push_str(&format!(
+                " {}/console/intents/{}",
+                base.trim_end_matches('/'),
+                intent.id
+            ));
+        }
         let (mut sent, mut failed) = (0, 0);
         for (i, approver) in ladder.approvers.iter().enumerate() {
             match self

@@ -3,7 +3,7 @@
 use super::codec::{corrupt, to_json};
 use super::connection::bucket_of;
 use super::RedisStore;
-use crate::domain::Millis;
+use crate::domain::{IntentId, Millis};
 use crate::store::{AuditRecord, StoreError};
 
 /// Audit records may be stamped by replicas whose clocks differ from Redis's: a range
@@ -60,6 +60,30 @@ impl RedisStore {
         });
         out.truncate(limit);
         Ok(out.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// One intent's records: only its bucket's stream is read, from its creation (less the
+    /// clock slack) to now, and filtered by id. The read is bounded by the bucket's traffic
+    /// over the intent's life (an approval deadline), not by the whole log.
+    pub(super) async fn audit_of_intent(
+        &self,
+        id: &IntentId,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let key = self.audit_key(bucket_of(id.as_str()));
+        let from = since.saturating_sub(AUDIT_CLOCK_SLACK_MS).max(0);
+        let mut out: Vec<AuditRecord> = self
+            .audit_bucket(&key, from, Millis::MAX, since, Millis::MAX)
+            .await?
+            .into_iter()
+            .map(|(record, _)| record)
+            .filter(|record| record.intent_id.as_ref() == Some(id))
+            .collect();
+        // Stream order already breaks ties; a stable sort by the record's time keeps it.
+        out.sort_by_key(|r| r.at);
+        out.truncate(limit);
+        Ok(out)
     }
 
     /// Audit records of one bucket's stream in the id window, filtered by their own time.

@@ -229,6 +229,15 @@ impl Store for RedisStore {
         self.audit_between(since, until, limit).await
     }
 
+    async fn audit_of(
+        &self,
+        id: &IntentId,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit_of_intent(id, since, limit).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let pong: String = self.query("ping", &redis::cmd("PING")).await?;
         if pong != "PONG" {

@@ -135,10 +135,12 @@ impl App {
             scorer_timeout: config.llm.timeout,
         };
         let rate = open_rate_limiter(&config).await?;
+        let receipts = Arc::new(crate::receipt::open_receipts(&config).await?);
         let gateway = Arc::new(
             Gateway::new(store.clone(), policy.clone(), scorer.clone(), settings)
                 .with_caller_limits(config.max_watches_per_agent, rate)
-                .with_clock(clock),
+                .with_clock(clock)
+                .with_receipts(receipts),
         );
         let shutdown = CancellationToken::new();
         let work = TaskTracker::new();

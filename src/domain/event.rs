@@ -58,6 +58,7 @@ pub fn slim(intent: &Intent) -> Intent {
         expires_at,
         scorer,
         trace_parent,
+        receipt,
     } = intent;
     Intent {
         id: id.clone(),
@@ -82,6 +83,8 @@ pub fn slim(intent: &Intent) -> Intent {
         expires_at: *expires_at,
         scorer: scorer.clone(),
         trace_parent: trace_parent.clone(),
+        // Small (about 600 bytes) and the point of watching an approval.
+        receipt: receipt.clone(),
     }
 }
 

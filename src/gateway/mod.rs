@@ -24,6 +24,7 @@ use std::time::Duration;
 use crate::domain::validate::{Limits, ValidationError};
 use crate::domain::{Channel, Clock, Intent, IntentId, SystemClock};
 use crate::policy::{PolicyError, PolicyPack};
+use crate::receipt::Receipts;
 use crate::scoring::Scorer;
 use crate::store::{Store, StoreError};
 
@@ -131,6 +132,8 @@ pub struct Gateway {
     rate: Option<Arc<dyn limits::RateLimiter>>,
     /// Stamps submissions and decisions and drives the approval deadlines.
     clock: Arc<dyn Clock>,
+    /// Signs the receipt of every intent that becomes APPROVED, before it is stored.
+    receipts: Arc<Receipts>,
 }
 
 impl Gateway {
@@ -148,7 +151,25 @@ impl Gateway {
             watches: limits::WatchLimiter::new(limits::DEFAULT_MAX_WATCHES),
             rate: None,
             clock: SystemClock::shared(),
+            receipts: Arc::new(Receipts::ephemeral()),
         }
+    }
+
+    /// Replaces the per-process receipt key with the configured one.
+    pub fn with_receipts(mut self, receipts: Arc<Receipts>) -> Self {
+        self.receipts = receipts;
+        self
+    }
+
+    /// The public keys receipts verify against (`GET /.well-known/jwks.json`).
+    pub fn receipt_keys(&self) -> &sentinel_receipt::Jwks {
+        self.receipts.jwks()
+    }
+
+    /// `intent` as it is stored: with its receipt when it is APPROVED. Every write of an
+    /// intent goes through here, so no approval is stored without one.
+    pub(super) fn sealed(&self, intent: Intent) -> Intent {
+        self.receipts.seal(intent, self.clock.now())
     }
 
     /// Replaces the system clock (tests move a manual one instead of sleeping).

@@ -205,6 +205,7 @@ pub fn intent_to_pb(i: &Intent) -> pb::Intent {
             output_tokens: s.output_tokens,
             cached: s.cached,
         }),
+        receipt: i.receipt.clone().unwrap_or_default(),
     }
 }
 

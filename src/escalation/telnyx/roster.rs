@@ -109,6 +109,7 @@ mod tests {
             expires_at: None,
             scorer: None,
             trace_parent: None,
+            receipt: None,
         }
     }
 

@@ -1,0 +1,222 @@
+//! Approval receipts end to end: every APPROVED intent carries a receipt that verifies
+//! against the gateway's own `/.well-known/jwks.json`, names exactly the agent, action and
+//! payload, and is the same whichever RPC or replica returns it.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use sentinel::grpc::pb;
+use sentinel::grpc::pb::IntentState;
+use sentinel_receipt::{verify_receipt, Expected, Jwks, Reason, ReceiptSigner};
+use serde_json::json;
+
+use crate::helpers::{next_event, spawn_with, state, Parts};
+use crate::redis_harness::{RedisServer, Replica};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn jwks(http_addr: &str) -> Jwks {
+    let response = reqwest::get(format!("http://{http_addr}/.well-known/jwks.json"))
+        .await
+        .expect("jwks answers");
+    assert_eq!(response.status(), 200);
+    let cache = response.headers().get("cache-control").cloned();
+    assert!(cache.is_some_and(|c| c.to_str().unwrap_or("").contains("max-age")));
+    Jwks::from_json(&response.text().await.expect("body")).expect("a JWKS")
+}
+
+fn expected<'a>(agent: &'a str, action: &'a str, payload: &'a serde_json::Value) -> Expected<'a> {
+    Expected {
+        agent_id: agent,
+        action,
+        payload,
+    }
+}
+
+#[tokio::test]
+async fn approved_intents_carry_a_receipt_that_verifies_against_the_jwks() {
+    let app = crate::helpers::spawn_app().await;
+    let keys = jwks(&app.http_addr.to_string()).await;
+    assert_eq!(keys.keys.len(), 1);
+    let key = &keys.keys[0];
+    assert_eq!((key.kty.as_str(), key.crv.as_str()), ("OKP", "Ed25519"));
+    assert_eq!(key.alg.as_deref(), Some("EdDSA"));
+    let mut client = app.client().await;
+
+    // Policy approves a small payment to a trusted vendor.
+    let payload = json!({"amount": 420, "vendor": "AWS", "memo": "ec2"});
+    let intent = client
+        .submit_json("billing-bot", "PAY_INVOICE", payload.clone())
+        .await
+        .unwrap();
+    assert_eq!(state(&intent), IntentState::Approved);
+    let verified = verify_receipt(
+        &intent.receipt,
+        &keys,
+        &expected("billing-bot", "PAY_INVOICE", &payload),
+    )
+    .expect("the receipt verifies");
+    let claims = &verified.claims;
+    assert_eq!(claims.jti, intent.intent_id);
+    assert_eq!(
+        (claims.iss.as_str(), claims.dby.kind.as_str()),
+        ("sentinel", "POLICY")
+    );
+    assert_eq!(claims.exp - claims.iat, 300);
+
+    // The same receipt from GetIntent and from a watch's first event.
+    assert_eq!(
+        client.get(&intent.intent_id).await.unwrap().receipt,
+        intent.receipt
+    );
+    let mut watch = client.watch(&intent.intent_id).await.unwrap();
+    let first = next_event(&mut watch, WAIT).await.expect("an event");
+    assert_eq!(first.intent.expect("intent").receipt, intent.receipt);
+
+    // It proves nothing else: another payload, action or agent, or a tampered body.
+    for (agent, action, other, reason) in [
+        (
+            "billing-bot",
+            "PAY_INVOICE",
+            json!({"amount": 4200, "vendor": "AWS", "memo": "ec2"}),
+            Reason::PayloadMismatch,
+        ),
+        (
+            "billing-bot",
+            "EXPORT_CSV",
+            payload.clone(),
+            Reason::ActionMismatch,
+        ),
+        (
+            "ops-bot",
+            "PAY_INVOICE",
+            payload.clone(),
+            Reason::AgentMismatch,
+        ),
+    ] {
+        let e =
+            verify_receipt(&intent.receipt, &keys, &expected(agent, action, &other)).unwrap_err();
+        assert_eq!(e.reason, reason, "{e}");
+    }
+    let mut parts: Vec<&str> = intent.receipt.split('.').collect();
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        serde_json::to_vec(&sentinel_receipt::Claims {
+            exp: claims.exp + 86_400,
+            ..claims.clone()
+        })
+        .unwrap(),
+    );
+    parts[1] = &forged;
+    let e = verify_receipt(
+        &parts.join("."),
+        &keys,
+        &expected("billing-bot", "PAY_INVOICE", &payload),
+    )
+    .unwrap_err();
+    assert_eq!(e.reason, Reason::BadSignature);
+
+    // Intents that are not approved carry none.
+    let declined = client
+        .submit_json("ops-bot", "DROP_TABLE", json!({"table": "users"}))
+        .await
+        .unwrap();
+    assert_eq!(state(&declined), IntentState::Declined);
+    assert!(declined.receipt.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_human_approval_is_signed_with_the_configured_key() {
+    let seed = [7u8; 32];
+    let retired = ReceiptSigner::from_seed(&[8u8; 32]);
+    let mut parts = Parts::default();
+    parts.config.receipt.key = Some(sentinel::config::receipt::ReceiptSeed(seed));
+    parts.config.receipt.issuer = "sentinel-eu-1".into();
+    parts.config.receipt.ttl = Duration::from_secs(60);
+    let retired_public = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&retired.jwk().x)
+        .unwrap();
+    parts.config.receipt.previous_keys = vec![retired_public.try_into().unwrap()];
+    let app = spawn_with(parts).await;
+    let keys = jwks(&app.http_addr.to_string()).await;
+    let current = ReceiptSigner::from_seed(&seed);
+    let kids: Vec<&str> = keys.keys.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(kids, [current.kid(), retired.kid()]);
+
+    let mut client = app.client().await;
+    let payload = json!({"amount": 9000, "vendor": "Shady LLC"});
+    let pending = client
+        .submit_json("billing-bot", "PAY_INVOICE", payload.clone())
+        .await
+        .unwrap();
+    assert_eq!(state(&pending), IntentState::PendingApproval);
+    assert!(pending.receipt.is_empty());
+    let mut watch = client.watch(&pending.intent_id).await.unwrap();
+    next_event(&mut watch, WAIT)
+        .await
+        .expect("the current state first");
+
+    let approved = client
+        .resolve(&pending.intent_id, true, "checked")
+        .await
+        .unwrap();
+    let verified = verify_receipt(
+        &approved.receipt,
+        &keys,
+        &expected("billing-bot", "PAY_INVOICE", &payload),
+    )
+    .expect("verifies");
+    assert_eq!(verified.kid, current.kid());
+    assert_eq!(verified.claims.iss, "sentinel-eu-1");
+    assert_eq!(verified.claims.exp - verified.claims.iat, 60);
+    assert_eq!(verified.claims.dby.kind, "HUMAN");
+    assert!(!verified.claims.dby.approver.is_empty());
+    let last = next_event(&mut watch, WAIT).await.expect("the approval");
+    assert_eq!(last.state, pb::IntentState::Approved as i32);
+    assert_eq!(last.intent.expect("intent").receipt, approved.receipt);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn replicas_on_one_redis_sign_with_one_generated_key() {
+    let redis = RedisServer::start().await;
+    let a = Replica::start(&redis.url(), &[]).await;
+    let b = Replica::start(&redis.url(), &[]).await;
+    let (keys_a, keys_b) = (jwks(&a.http_addr).await, jwks(&b.http_addr).await);
+    assert_eq!(keys_a, keys_b);
+
+    let payload = json!({"amount": 99, "vendor": "Stripe"});
+    let mut on_a = a.client().await;
+    let intent = on_a
+        .submit_json("billing-bot", "PAY_INVOICE", payload.clone())
+        .await
+        .unwrap();
+    assert_eq!(state(&intent), IntentState::Approved);
+    // Read through the other replica: the stored receipt, verified with its key set.
+    let mut on_b = b.client().await;
+    let read = on_b.get(&intent.intent_id).await.unwrap();
+    assert_eq!(read.receipt, intent.receipt);
+    verify_receipt(
+        &read.receipt,
+        &keys_b,
+        &expected("billing-bot", "PAY_INVOICE", &payload),
+    )
+    .expect("verifies");
+    assert!(
+        !a.log().contains(&redis_seed(&redis).await),
+        "the key is never logged"
+    );
+}
+
+/// The seed the replicas share, read from Redis as an operator could.
+async fn redis_seed(redis: &RedisServer) -> String {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let seed: String = redis::cmd("GET")
+        .arg("sentinel:{b0}:receipt:key")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!seed.is_empty());
+    seed
+}

@@ -220,3 +220,126 @@ async fn redis_seed(redis: &RedisServer) -> String {
     assert!(!seed.is_empty());
     seed
 }
+
+/// `sentinel receipt verify` as a script runs it; returns the exit code and stderr.
+async fn cli_verify(receipt: &str, jwks: &str, agent: &str, payload: &str) -> (i32, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sentinel"));
+    command
+        .args(["receipt", "verify", "--receipt", "-", "--jwks", jwks])
+        .args([
+            "--action",
+            "PAY_INVOICE",
+            "--agent",
+            agent,
+            "--payload",
+            payload,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("the CLI starts");
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(receipt.as_bytes()).await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_verifies_a_receipt_and_names_why_one_fails() {
+    let app = crate::helpers::spawn_app().await;
+    let url = format!("http://{}/.well-known/jwks.json", app.http_addr);
+    let payload = r#"{"vendor": "AWS", "amount": 420}"#;
+    let intent = app
+        .client()
+        .await
+        .submit_json(
+            "billing-bot",
+            "PAY_INVOICE",
+            serde_json::from_str(payload).unwrap(),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let payload_file = dir.path().join("payload.json");
+    std::fs::write(&payload_file, payload).unwrap();
+    let at_file = format!("@{}", payload_file.display());
+
+    let (code, stderr) = cli_verify(&intent.receipt, &url, "billing-bot", &at_file).await;
+    assert_eq!(code, 0, "{stderr}");
+    for (receipt, agent, payload, reason) in [
+        (
+            intent.receipt.as_str(),
+            "billing-bot",
+            r#"{"vendor": "AWS", "amount": 4200}"#,
+            "payload_mismatch",
+        ),
+        (
+            intent.receipt.as_str(),
+            "ops-bot",
+            payload,
+            "agent_mismatch",
+        ),
+        ("not-a-receipt", "billing-bot", payload, "malformed"),
+    ] {
+        let (code, stderr) = cli_verify(receipt, &url, agent, payload).await;
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("invalid: {reason}")),
+            "{stderr}"
+        );
+    }
+
+    // A key set from a file: another gateway's key is an unknown kid; an old receipt of a
+    // known key is expired.
+    let signer = ReceiptSigner::from_seed(&[3; 32]);
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks_file,
+        serde_json::to_string(&Jwks {
+            keys: vec![signer.jwk().clone()],
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let jwks_file = jwks_file.display().to_string();
+    let (code, stderr) = cli_verify(&intent.receipt, &jwks_file, "billing-bot", payload).await;
+    assert_eq!(
+        (code, stderr.starts_with("invalid: unknown_kid")),
+        (1, true),
+        "{stderr}"
+    );
+    let claims = sentinel_receipt::Claims {
+        iat: 1_700_000_000,
+        exp: 1_700_000_300,
+        ..verify_receipt(
+            &intent.receipt,
+            &jwks(&app.http_addr.to_string()).await,
+            &expected(
+                "billing-bot",
+                "PAY_INVOICE",
+                &serde_json::from_str(payload).unwrap(),
+            ),
+        )
+        .unwrap()
+        .claims
+    };
+    let (code, stderr) =
+        cli_verify(&signer.sign(&claims), &jwks_file, "billing-bot", payload).await;
+    assert_eq!(
+        (code, stderr.starts_with("invalid: expired")),
+        (1, true),
+        "{stderr}"
+    );
+
+    // Inputs that cannot be read are a usage error, not a verdict.
+    let (code, stderr) = cli_verify(&intent.receipt, &url, "billing-bot", "{not json").await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--payload"), "{stderr}");
+    app.stop().await;
+}

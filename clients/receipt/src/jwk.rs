@@ -90,6 +90,33 @@ impl Jwks {
     }
 }
 
+/// Downloads a key set (e.g. `http://gateway:8080/.well-known/jwks.json`), at most 1 MiB,
+/// within `timeout`.
+#[cfg(feature = "fetch")]
+pub async fn fetch_jwks(url: &str, timeout: std::time::Duration) -> Result<Jwks, KeyError> {
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(KeyError(format!("{url:?} is not an http(s) URL")));
+    }
+    let fail = |e: reqwest::Error| KeyError(format!("{url}: {e}"));
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(fail)?;
+    let response = client
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(fail)?
+        .error_for_status()
+        .map_err(fail)?;
+    if response.content_length().is_some_and(|n| n > 1 << 20) {
+        return Err(KeyError(format!("{url}: the key set is larger than 1 MiB")));
+    }
+    let body = response.bytes().await.map_err(fail)?;
+    Jwks::from_json(&String::from_utf8_lossy(&body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

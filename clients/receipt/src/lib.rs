@@ -27,6 +27,8 @@ mod verify;
 pub use cache::ReceiptCache;
 pub use canonical::{canonical_json, payload_hash};
 pub use claims::{Claims, Decider};
+#[cfg(feature = "fetch")]
+pub use jwk::fetch_jwks;
 pub use jwk::{Jwk, Jwks, KeyError};
 pub use sign::ReceiptSigner;
 pub use verify::{

@@ -9,7 +9,7 @@
 //! # Layout
 //!
 //! - `claims.rs`: the claims and the decider
-//! - `canonical.rs`: the payload hash
+//! - `canonical.rs`: the payload hash, and the payload as a protobuf `Struct`
 //! - `jwk.rs`: JWK / JWKS, thumbprints
 //! - `sign.rs`: [`ReceiptSigner`], the compact serialisation
 //! - `verify.rs`: [`verify_receipt`] and its failure reasons
@@ -25,7 +25,7 @@ mod sign;
 mod verify;
 
 pub use cache::ReceiptCache;
-pub use canonical::{canonical_json, payload_hash};
+pub use canonical::{canonical_json, json_to_struct, json_to_value, payload_hash};
 pub use claims::{Claims, Decider};
 #[cfg(feature = "fetch")]
 pub use jwk::fetch_jwks;

@@ -18,7 +18,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn start_gateway() -> (Child, String) {
@@ -101,7 +104,11 @@ async fn main() {
 
         let started = Instant::now();
         let decision = client
-            .guard(GuardRequest::new("bench-bot", "PAY_INVOICE", payload.clone()))
+            .guard(GuardRequest::new(
+                "bench-bot",
+                "PAY_INVOICE",
+                payload.clone(),
+            ))
             .await
             .expect("guard");
         let took_guard = started.elapsed();

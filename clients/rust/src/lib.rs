@@ -20,7 +20,6 @@
 //! - `guard.rs`: [`GuardRequest`], the submit-and-follow loop, retry rules
 //! - `decision.rs`: [`Decision`] and its parts
 //! - `error.rs`: [`Error`], the one mapping from `tonic::Status`
-//! - `payload.rs`: JSON to `google.protobuf.Struct`
 //! - [`proto`]: the generated gRPC types, from the repository's `proto/`
 //!
 //! Receipts are verified with [`verify_receipt`] (the `sentinel-receipt` crate, also used by
@@ -32,7 +31,6 @@ mod client;
 mod decision;
 mod error;
 mod guard;
-mod payload;
 
 /// The generated types and client of `sentinel.v1`.
 pub mod proto {
@@ -43,9 +41,8 @@ pub use client::{Client, ClientOptions, TlsOptions};
 pub use decision::{DecidedBy, Decision, Reason, State};
 pub use error::Error;
 pub use guard::GuardRequest;
-pub use payload::json_to_struct;
 pub use sentinel_receipt::{
-    fetch_jwks, payload_hash, verify_receipt, verify_receipt_with, Claims, Expected,
-    InvalidReceipt, Jwk, Jwks, Options as VerifyOptions, Reason as ReceiptReason, ReceiptCache,
-    Verified,
+    fetch_jwks, json_to_struct, payload_hash, verify_receipt, verify_receipt_with, Claims,
+    Expected, InvalidReceipt, Jwk, Jwks, Options as VerifyOptions, Reason as ReceiptReason,
+    ReceiptCache, Verified,
 };

@@ -47,7 +47,7 @@ impl Gateway {
                 _ => continue,
             };
             let Ok(next) = next else { continue };
-            match self.store.transition(self.sealed(next)).await {
+            match self.store.transition(next).await {
                 Ok(i) => {
                     let i = counted(i);
                     info!(intent_id = %i.id, state = %i.state, "deadline reached");

@@ -162,14 +162,18 @@ impl Gateway {
     }
 
     /// The public keys receipts verify against (`GET /.well-known/jwks.json`).
-    pub fn receipt_keys(&self) -> &sentinel_receipt::Jwks {
+    pub fn receipt_keys(&self) -> sentinel_receipt::Jwks {
         self.receipts.jwks()
     }
 
-    /// `intent` as it is stored: with its receipt when it is APPROVED. Every write of an
-    /// intent goes through here, so no approval is stored without one.
-    pub(super) fn sealed(&self, intent: Intent) -> Intent {
-        self.receipts.seal(intent, self.clock.now())
+    /// `intent` as it is stored: with its receipt when it is APPROVED. Every write that can
+    /// approve goes through here, so no approval is stored without one; while the signing key
+    /// is not loaded yet (Redis unreachable since start-up) an approval is refused as
+    /// UNAVAILABLE, never stored unsigned.
+    pub(super) fn sealed(&self, intent: Intent) -> Result<Intent, GatewayError> {
+        self.receipts
+            .seal(intent, self.clock.now())
+            .map_err(|e| GatewayError::Unavailable(StoreError::Unavailable(e.to_string())))
     }
 
     /// Replaces the system clock (tests move a manual one instead of sleeping).

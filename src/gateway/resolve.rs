@@ -140,7 +140,7 @@ impl Gateway {
             // The deadline passed and the expiry loop has not run yet: a late decision must not
             // win. Expire it now (whoever wins that race, the result is EXPIRED) and refuse.
             if let Ok(expired) = expiry(&current, now) {
-                match self.store.transition(self.sealed(expired)).await {
+                match self.store.transition(expired).await {
                     Ok(_) | Err(StoreError::Conflict { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -153,7 +153,7 @@ impl Gateway {
         let next = current
             .decide(to, by, why, Some(reason), now)
             .map_err(|e| GatewayError::FailedPrecondition(e.to_string()))?;
-        match self.store.transition(self.sealed(next)).await {
+        match self.store.transition(self.sealed(next)?).await {
             Ok(intent) => {
                 info!(intent_id = %intent.id, state = %intent.state, "intent resolved");
                 Ok(counted(intent))

@@ -15,6 +15,6 @@ const CACHE_CONTROL: &str = "public, max-age=300";
 pub(super) async fn jwks(State(state): State<HttpState>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, CACHE_CONTROL)],
-        Json(state.gateway.receipt_keys().clone()),
+        Json(state.gateway.receipt_keys()),
     )
 }

@@ -242,7 +242,11 @@ impl Client {
         replayed: bool,
     ) -> Result<Decision, Error> {
         match &event.intent {
-            Some(intent) if State::from_pb(intent.state).is_terminal() => {
+            // Events leave the receipt out: an approval is read back with GetIntent.
+            Some(intent)
+                if State::from_pb(intent.state).is_terminal()
+                    && State::from_pb(intent.state) != State::Approved =>
+            {
                 Ok(Decision::from_intent(intent, replayed))
             }
             _ => {

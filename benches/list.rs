@@ -67,6 +67,7 @@ fn intent(agent: &str, state: IntentState) -> Intent {
         expires_at: (!decided).then_some(now + 3_600_000),
         scorer: None,
         trace_parent: None,
+        receipt: None,
     }
 }
 

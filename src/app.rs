@@ -135,12 +135,15 @@ impl App {
             scorer_timeout: config.llm.timeout,
         };
         let rate = open_rate_limiter(&config).await?;
+        let shutdown = CancellationToken::new();
+        let (receipts, receipt_loader) =
+            crate::receipt::open_receipts(&config, shutdown.clone()).await?;
         let gateway = Arc::new(
             Gateway::new(store.clone(), policy.clone(), scorer.clone(), settings)
                 .with_caller_limits(config.max_watches_per_agent, rate)
-                .with_clock(clock),
+                .with_clock(clock)
+                .with_receipts(receipts),
         );
-        let shutdown = CancellationToken::new();
         let work = TaskTracker::new();
 
         if config.keys.is_open() {
@@ -226,6 +229,12 @@ impl App {
             .with_watch_max_lag_bytes(config.watch_max_lag_bytes);
 
         let mut tasks = JoinSet::new();
+        if let Some(loader) = receipt_loader {
+            tasks.spawn(async move {
+                loader.await;
+                Ok(())
+            });
+        }
         {
             let shutdown = shutdown.clone();
             let health = health.clone();

@@ -13,6 +13,7 @@
 //! - [`gateway`]: the pipeline (validate, idempotency, policy, score, decide, persist),
 //!   the operator's actions (resolve, cancel, expiry) and what channels may do (`channels`).
 //! - [`store`]: one `Store` trait; the in-memory store (and Redis).
+//! - [`receipt`]: the signing keys and the sealing of approved intents (approval receipts).
 //! - [`escalation`]: getting a human to decide a pending intent.
 //! - [`grpc`]: the tonic adapter: authentication, conversion, error mapping.
 //! - [`webhook`]: the axum sidecar: health, readiness, provider webhooks.
@@ -39,6 +40,7 @@ pub mod metrics;
 pub mod net;
 pub mod outbound;
 pub mod policy;
+pub mod receipt;
 pub mod scoring;
 pub mod store;
 pub mod sync;

@@ -323,6 +323,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         | Command::Policy { .. }
         | Command::Keys { .. }
         | Command::Health { .. }
+        | Command::Receipt { .. }
         | Command::Audit { .. } => {
             unreachable!("handled by cli::run")
         }

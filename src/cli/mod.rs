@@ -6,6 +6,7 @@
 pub mod client;
 mod health;
 mod output;
+mod receipt;
 
 use output::outln;
 
@@ -175,11 +176,23 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Approval receipt tools.
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
     /// Audit log tools (read the store named by SENTINEL_REDIS_URL directly).
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCommand {
+    /// Check a receipt's signature, expiry, agent, action and payload: exit 0 when it
+    /// proves this approval, 1 with the reason when it does not, 2 when inputs are unreadable.
+    Verify(receipt::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +256,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Health { url } => health::check(url.as_deref()).await,
+        Command::Receipt {
+            command: ReceiptCommand::Verify(args),
+        } => receipt::verify(args).await,
         Command::Audit {
             command: AuditCommand::Export { since, until },
         } => audit_export(&since, until.as_deref()).await,

@@ -99,6 +99,7 @@ pub fn intent_json(i: &pb::Intent) -> serde_json::Value {
         "decided_at": ts(&i.decided_at),
         "expires_at": ts(&i.expires_at),
         "labels": i.labels,
+        "receipt": (!i.receipt.is_empty()).then_some(&i.receipt),
     })
 }
 
@@ -142,6 +143,9 @@ pub fn print_intent(i: &pb::Intent, json: bool) {
         outln!("expires   {}", ts(&i.expires_at));
     }
     outln!("policy    {}", i.policy_version);
+    if !i.receipt.is_empty() {
+        outln!("receipt   {}", i.receipt);
+    }
 }
 
 pub fn print_intents(intents: &[pb::Intent], next: &str, json: bool) {

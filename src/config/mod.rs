@@ -15,6 +15,7 @@ pub mod limits;
 pub mod llm;
 pub mod net;
 mod secret;
+pub mod receipt;
 pub mod store;
 pub mod telnyx;
 pub mod tls;
@@ -82,6 +83,8 @@ pub struct Config {
     /// Bytes of events a `WatchDecisions` stream may have waiting for its client before it is
     /// ended with RESOURCE_EXHAUSTED (`SENTINEL_WATCH_MAX_LAG_BYTES`).
     pub watch_max_lag_bytes: usize,
+    /// Approval receipts: issuer, lifetime, signing key (`SENTINEL_RECEIPT_*`).
+    pub receipt: receipt::ReceiptConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +197,7 @@ impl Config {
         let keys = auth::load(&env, file.auth)?;
         let net = net::load(&env)?;
         let caller = limits::load(&env, file.watch_max_lag_bytes)?;
+        let receipt = receipt::load(&env)?;
 
         Ok(Config {
             grpc_addr,
@@ -211,6 +215,7 @@ impl Config {
             max_watches_per_agent: caller.max_watches_per_agent,
             agent_rate_limit: caller.agent_rate_limit,
             watch_max_lag_bytes: caller.watch_max_lag_bytes,
+            receipt,
         })
     }
 

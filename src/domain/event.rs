@@ -1,6 +1,6 @@
 //! What watchers are told. Events carry a *slim* copy of the intent: its decision fields
 //! (id, agent, action, module, state, version, risk, reasons, analysis, decider, policy
-//! version, labels, timestamps) but not the agent's payload or reasoning. Events are fanned
+//! version, labels, timestamps) but not the agent's payload or reasoning, nor the receipt. Events are fanned
 //! out to every watcher and buffered per stream, so their size must not follow what an agent
 //! chooses to send; `GetIntent` returns the full intent.
 
@@ -58,6 +58,7 @@ pub fn slim(intent: &Intent) -> Intent {
         expires_at,
         scorer,
         trace_parent,
+        receipt,
     } = intent;
     Intent {
         id: id.clone(),
@@ -82,6 +83,11 @@ pub fn slim(intent: &Intent) -> Intent {
         expires_at: *expires_at,
         scorer: scorer.clone(),
         trace_parent: trace_parent.clone(),
+        // About 600 bytes, which would double an event: GetIntent returns it.
+        receipt: {
+            let _ = receipt;
+            None
+        },
     }
 }
 

@@ -284,6 +284,10 @@ pub struct Intent {
     /// The W3C `traceparent` of the submission, so escalation and webhooks join its trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_parent: Option<String>,
+    /// The approval receipt (a compact JWS, docs/receipts.md): set on APPROVED intents only,
+    /// signed before the intent is stored so every reader and replica sees the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
 }
 
 /// A refused state change.

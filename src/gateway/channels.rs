@@ -9,7 +9,7 @@ use crate::domain::{
     now_millis, Channel, DecidedBy, DeciderKind, Intent, IntentId, IntentState, Millis, Reason,
     ReasonSource,
 };
-use crate::store::{AuditRecord, EventStream};
+use crate::store::{AuditRecord, EventStream, StoreError};
 
 use super::{Gateway, GatewayError};
 
@@ -124,7 +124,13 @@ impl Gateway {
 
     /// Whether the store answers: `/readyz` and gRPC health follow it.
     pub async fn ready(&self) -> Result<(), GatewayError> {
-        Ok(self.store.ping().await?)
+        self.store.ping().await?;
+        if !self.receipts.is_ready() {
+            return Err(GatewayError::Unavailable(StoreError::Unavailable(
+                "the receipt signing key is not loaded yet".into(),
+            )));
+        }
+        Ok(())
     }
 }
 

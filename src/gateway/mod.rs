@@ -26,6 +26,7 @@ use std::time::Duration;
 use crate::domain::validate::{Limits, ValidationError};
 use crate::domain::{Channel, Clock, Intent, IntentId, SystemClock};
 use crate::policy::{PolicyError, PolicyPack};
+use crate::receipt::Receipts;
 use crate::scoring::Scorer;
 use crate::store::{Store, StoreError};
 
@@ -136,6 +137,8 @@ pub struct Gateway {
     rate: Option<Arc<dyn limits::RateLimiter>>,
     /// Stamps submissions and decisions and drives the approval deadlines.
     clock: Arc<dyn Clock>,
+    /// Signs the receipt of every intent that becomes APPROVED, before it is stored.
+    receipts: Arc<Receipts>,
 }
 
 impl Gateway {
@@ -153,7 +156,29 @@ impl Gateway {
             watches: limits::WatchLimiter::new(limits::DEFAULT_MAX_WATCHES),
             rate: None,
             clock: SystemClock::shared(),
+            receipts: Arc::new(Receipts::ephemeral()),
         }
+    }
+
+    /// Replaces the per-process receipt key with the configured one.
+    pub fn with_receipts(mut self, receipts: Arc<Receipts>) -> Self {
+        self.receipts = receipts;
+        self
+    }
+
+    /// The public keys receipts verify against (`GET /.well-known/jwks.json`).
+    pub fn receipt_keys(&self) -> sentinel_receipt::Jwks {
+        self.receipts.jwks()
+    }
+
+    /// `intent` as it is stored: with its receipt when it is APPROVED. Every write that can
+    /// approve goes through here, so no approval is stored without one; while the signing key
+    /// is not loaded yet (Redis unreachable since start-up) an approval is refused as
+    /// UNAVAILABLE, never stored unsigned.
+    pub(super) fn sealed(&self, intent: Intent) -> Result<Intent, GatewayError> {
+        self.receipts
+            .seal(intent, self.clock.now())
+            .map_err(|e| GatewayError::Unavailable(StoreError::Unavailable(e.to_string())))
     }
 
     /// Replaces the system clock (tests move a manual one instead of sleeping).

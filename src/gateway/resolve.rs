@@ -153,7 +153,7 @@ impl Gateway {
         let next = current
             .decide(to, by, why, Some(reason), now)
             .map_err(|e| GatewayError::FailedPrecondition(e.to_string()))?;
-        match self.store.transition(next).await {
+        match self.store.transition(self.sealed(next)?).await {
             Ok(intent) => {
                 info!(intent_id = %intent.id, state = %intent.state, "intent resolved");
                 Ok(counted(intent))

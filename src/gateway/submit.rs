@@ -95,7 +95,7 @@ impl Gateway {
             );
             next.version = created.version + 1;
             next.decided_at = next.is_terminal().then_some(decided_at);
-            match self.store.transition(next).await {
+            match self.store.transition(self.sealed(next)?).await {
                 Ok(intent) => (counted(intent), false),
                 // The expiry loop escalated it meanwhile: what it says stands.
                 Err(StoreError::Conflict { current }) => (*current, false),
@@ -143,7 +143,7 @@ impl Gateway {
     async fn create(&self, intent: Intent) -> Result<(Intent, bool), GatewayError> {
         let key = intent.idempotency_key.clone().unwrap_or_default();
         let hash = intent.body_hash.clone();
-        match self.store.create(intent).await? {
+        match self.store.create(self.sealed(intent)?).await? {
             Created::New(intent) => Ok((counted(intent), false)),
             Created::Replayed(existing) => replay(existing, &hash, &key),
             Created::KeyConflict { existing } => Err(GatewayError::KeyConflict { key, existing }),
@@ -230,6 +230,7 @@ impl Gateway {
             expires_at,
             scorer: decision.scorer,
             trace_parent: crate::telemetry::current_traceparent(),
+            receipt: None,
         }
     }
 }

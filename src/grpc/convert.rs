@@ -65,32 +65,9 @@ pub fn has_non_finite(s: &prost_types::Struct) -> Option<String> {
         .find_map(|(k, v)| walk(format!("payload.{k}"), v))
 }
 
-pub fn json_to_value(value: &serde_json::Value) -> prost_types::Value {
-    let kind = match value {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(json_to_value).collect(),
-        }),
-        serde_json::Value::Object(_) => Kind::StructValue(json_to_struct(value)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
-pub fn json_to_struct(value: &serde_json::Value) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: value
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), json_to_value(v)))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
-}
+/// The same conversion the clients use, so a payload reaches the store exactly as the
+/// client's receipt check will hash it.
+pub use sentinel_receipt::{json_to_struct, json_to_value};
 
 pub fn timestamp(ms: Millis) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -205,6 +182,7 @@ pub fn intent_to_pb(i: &Intent) -> pb::Intent {
             output_tokens: s.output_tokens,
             cached: s.cached,
         }),
+        receipt: i.receipt.clone().unwrap_or_default(),
     }
 }
 

@@ -4,8 +4,10 @@
 //! through the gateway); `/metrics` is Prometheus text ([`health`]). `POST /telnyx/webhook`
 //! takes voice and messaging events ([`telnyx`]): verified over the raw body ([`signature`]),
 //! deduplicated, and handed to the Telnyx channel in a tracked task.
+//! `GET /.well-known/jwks.json` publishes the receipt verification keys ([`jwks`]).
 
 mod health;
+mod jwks;
 pub mod signature;
 mod telnyx;
 
@@ -35,6 +37,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics_text))
+        .route("/.well-known/jwks.json", get(jwks::jwks))
         .route("/telnyx/webhook", post(telnyx::telnyx_webhook))
         .with_state(state)
 }

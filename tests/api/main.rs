@@ -19,6 +19,7 @@ mod limits;
 mod metrics;
 mod pipeline;
 mod policy;
+mod receipts;
 mod redis_faults;
 mod redteam;
 mod replicas;

@@ -516,6 +516,7 @@ fn pending_intent() -> Intent {
         expires_at: None,
         scorer: None,
         trace_parent: None,
+        receipt: None,
     }
 }
 

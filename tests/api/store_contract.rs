@@ -131,6 +131,7 @@ fn sample_intent_at(agent: &str, state: IntentState, now: Millis) -> Intent {
         expires_at: (!state.is_terminal()).then_some(now + 60_000),
         scorer: None,
         trace_parent: None,
+        receipt: None,
     }
 }
 

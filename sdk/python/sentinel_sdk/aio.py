@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
 import grpc
@@ -171,6 +172,8 @@ class AsyncClient(_config.ClientBase):
             await asyncio.sleep(deadline.sleep_for(backoff.next_delay()))
 
     async def _terminal(self, event: pb.DecisionEvent, replayed: bool) -> Decision:
-        if event.HasField("intent") and event.intent.state in TERMINAL:
+        # Events leave the receipt out: an approval is read back with GetIntent.
+        if event.HasField("intent") and event.intent.state in TERMINAL - {pb.INTENT_STATE_APPROVED}:
             return decision_from_intent(event.intent, replayed=replayed)
-        return await self.get_decision(event.intent_id)
+        decision = await self.get_decision(event.intent_id)
+        return dataclasses.replace(decision, replayed=replayed)

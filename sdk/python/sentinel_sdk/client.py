@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import time
 from typing import Any, Callable, Mapping, Optional, TypeVar
@@ -190,7 +191,9 @@ class Client(_config.ClientBase):
             time.sleep(deadline.sleep_for(backoff.next_delay()))
 
     def _terminal(self, event: pb.DecisionEvent, replayed: bool) -> Decision:
-        if event.HasField("intent") and event.intent.state in TERMINAL:
+        # Events leave the receipt out: an approval is read back with GetIntent.
+        if event.HasField("intent") and event.intent.state in TERMINAL - {pb.INTENT_STATE_APPROVED}:
             return decision_from_intent(event.intent, replayed=replayed)
-        return self.get_decision(event.intent_id)
+        decision = self.get_decision(event.intent_id)
+        return dataclasses.replace(decision, replayed=replayed)
 

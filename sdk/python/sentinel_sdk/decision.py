@@ -61,11 +61,8 @@ def _enum_suffix(enum: Any, value: int, prefix: str) -> str:
 
 
 def receipt_of(intent: pb.Intent) -> Optional[str]:
-    """The intent's receipt (compact JWS) when the stubs and the server carry one."""
-    if "receipt" not in intent.DESCRIPTOR.fields_by_name:
-        return None
-    value = getattr(intent, "receipt", "")
-    return value if isinstance(value, str) and value else None
+    """The intent's receipt (compact JWS); the gateway sets it on APPROVED intents only."""
+    return intent.receipt or None
 
 
 def decision_from_intent(intent: pb.Intent, *, replayed: bool = False) -> Decision:

@@ -25,8 +25,8 @@ def test_policy_approved_guard_returns_at_once(server, agent):
     assert decision.risk_score == 10
     assert decision.decided_by is not None and decision.decided_by.kind == "POLICY"
     assert decision.reasons and decision.reasons[0].source == "POLICY"
-    # The server has no receipts yet: the field is read defensively.
-    assert decision.receipt is None
+    # An approval carries its receipt (tests/test_receipts_server.py verifies it).
+    assert decision.receipt is not None and decision.receipt.count(".") == 2
     assert server.operator().get(decision.intent_id).state == pb.INTENT_STATE_APPROVED
 
 

@@ -106,6 +106,7 @@ mod tests {
             expires_at: None,
             scorer: None,
             trace_parent: None,
+            receipt: None,
         }
     }
 

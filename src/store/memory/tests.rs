@@ -27,6 +27,7 @@ fn intent(state: IntentState, key: Option<&str>, decided_at: Option<Millis>) -> 
         expires_at: (!state.is_terminal()).then_some(i64::MAX),
         scorer: None,
         trace_parent: None,
+        receipt: None,
     }
 }
 

@@ -106,7 +106,7 @@ class ScorerInfo(_message.Message):
     def __init__(self, model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached: bool = ...) -> None: ...
 
 class Intent(_message.Message):
-    __slots__ = ("intent_id", "agent_id", "action", "module", "payload", "reasoning", "state", "risk_score", "risk_level", "reasons", "analysis", "decided_by", "policy_version", "version", "created_at", "decided_at", "expires_at", "labels", "idempotency_key", "decision_reason", "scorer")
+    __slots__ = ("intent_id", "agent_id", "action", "module", "payload", "reasoning", "state", "risk_score", "risk_level", "reasons", "analysis", "decided_by", "policy_version", "version", "created_at", "decided_at", "expires_at", "labels", "idempotency_key", "decision_reason", "scorer", "receipt")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +135,7 @@ class Intent(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     DECISION_REASON_FIELD_NUMBER: _ClassVar[int]
     SCORER_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
     intent_id: str
     agent_id: str
     action: str
@@ -156,7 +157,8 @@ class Intent(_message.Message):
     idempotency_key: str
     decision_reason: str
     scorer: ScorerInfo
-    def __init__(self, intent_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., action: _Optional[str] = ..., module: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reasoning: _Optional[str] = ..., state: _Optional[_Union[IntentState, str]] = ..., risk_score: _Optional[int] = ..., risk_level: _Optional[_Union[RiskLevel, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., analysis: _Optional[str] = ..., decided_by: _Optional[_Union[DecidedBy, _Mapping]] = ..., policy_version: _Optional[str] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., decision_reason: _Optional[str] = ..., scorer: _Optional[_Union[ScorerInfo, _Mapping]] = ...) -> None: ...
+    receipt: str
+    def __init__(self, intent_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., action: _Optional[str] = ..., module: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reasoning: _Optional[str] = ..., state: _Optional[_Union[IntentState, str]] = ..., risk_score: _Optional[int] = ..., risk_level: _Optional[_Union[RiskLevel, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., analysis: _Optional[str] = ..., decided_by: _Optional[_Union[DecidedBy, _Mapping]] = ..., policy_version: _Optional[str] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., decision_reason: _Optional[str] = ..., scorer: _Optional[_Union[ScorerInfo, _Mapping]] = ..., receipt: _Optional[str] = ...) -> None: ...
 
 class DecisionEvent(_message.Message):
     __slots__ = ("intent_id", "state", "version", "detail", "intent", "terminal", "at")
@@ -300,40 +302,3 @@ class WatchDecisionsRequest(_message.Message):
     states: _containers.RepeatedScalarFieldContainer[IntentState]
     include_progress: bool
     def __init__(self, agent_id: _Optional[str] = ..., module: _Optional[str] = ..., states: _Optional[_Iterable[_Union[IntentState, str]]] = ..., include_progress: bool = ...) -> None: ...
-
-class GetIntentHistoryRequest(_message.Message):
-    __slots__ = ("intent_id",)
-    INTENT_ID_FIELD_NUMBER: _ClassVar[int]
-    intent_id: str
-    def __init__(self, intent_id: _Optional[str] = ...) -> None: ...
-
-class GetIntentHistoryResponse(_message.Message):
-    __slots__ = ("entries",)
-    ENTRIES_FIELD_NUMBER: _ClassVar[int]
-    entries: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
-    def __init__(self, entries: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
-
-class HistoryEntry(_message.Message):
-    __slots__ = ("at", "kind", "state", "detail", "actor", "channel", "attributes")
-    class AttributesEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    AT_FIELD_NUMBER: _ClassVar[int]
-    KIND_FIELD_NUMBER: _ClassVar[int]
-    STATE_FIELD_NUMBER: _ClassVar[int]
-    DETAIL_FIELD_NUMBER: _ClassVar[int]
-    ACTOR_FIELD_NUMBER: _ClassVar[int]
-    CHANNEL_FIELD_NUMBER: _ClassVar[int]
-    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
-    at: _timestamp_pb2.Timestamp
-    kind: str
-    state: IntentState
-    detail: str
-    actor: str
-    channel: str
-    attributes: _containers.ScalarMap[str, str]
-    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[IntentState, str]] = ..., detail: _Optional[str] = ..., actor: _Optional[str] = ..., channel: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...

@@ -17,6 +17,7 @@
 //! - [`grpc`]: the tonic adapter: authentication, conversion, error mapping.
 //! - [`webhook`]: the axum sidecar: health, readiness, provider webhooks.
 //! - [`cli`]: the client subcommands.
+//! - [`mcp`]: `sentinel mcp`, the MCP proxy: tool calls become intents (a gateway client).
 //! - [`net`]: the listeners' accept loops: connection caps, handshake deadline, TLS/mTLS.
 //! - [`config`], [`auth`], [`telemetry`], [`metrics`], [`app`]: configuration, API keys,
 //!   tracing, Prometheus counters, wiring.
@@ -31,6 +32,7 @@ pub mod domain;
 pub mod escalation;
 pub mod gateway;
 pub mod grpc;
+pub mod mcp;
 pub mod metrics;
 pub mod net;
 pub mod policy;

@@ -168,6 +168,9 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// An MCP proxy: serve the upstream MCP server's tools with every tools/call an intent
+    /// (`sentinel mcp -- COMMAND [ARGS...]`, or --listen ADDR --upstream-url URL).
+    Mcp(crate::mcp::McpArgs),
     /// Audit log tools (read the store named by SENTINEL_REDIS_URL directly).
     Audit {
         #[command(subcommand)]
@@ -236,6 +239,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Health { url } => health::check(url.as_deref()).await,
+        Command::Mcp(args) => crate::mcp::run(args).await,
         Command::Audit {
             command: AuditCommand::Export { since, until },
         } => audit_export(&since, until.as_deref()).await,

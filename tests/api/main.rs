@@ -13,6 +13,7 @@ mod cluster;
 mod connections;
 mod injection;
 mod limits;
+mod mcp;
 mod metrics;
 mod pipeline;
 mod policy;

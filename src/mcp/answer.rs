@@ -202,7 +202,10 @@ mod tests {
 
     #[test]
     fn a_refusal_says_who_and_why_and_is_an_error_with_the_intent_in_meta() {
-        let r = refused("drop_table", &intent(IntentState::Declined, DeciderKind::Policy));
+        let r = refused(
+            "drop_table",
+            &intent(IntentState::Declined, DeciderKind::Policy),
+        );
         assert_eq!(r.is_error, Some(true));
         let t = text(&r);
         assert!(t.contains("declined this call to drop_table"), "{t}");
@@ -216,14 +219,26 @@ mod tests {
         let mut human = intent(IntentState::Declined, DeciderKind::Human);
         human.decision_reason = "not during the freeze".into();
         let t = text(&refused("drop_table", &human));
-        assert!(t.contains("decided by alice (via cli). Why: not during the freeze."), "{t}");
-        let t = text(&refused("x", &intent(IntentState::Expired, DeciderKind::Timeout)));
-        assert!(t.contains("did not approve in time") && t.contains("deadline passed"), "{t}");
+        assert!(
+            t.contains("decided by alice (via cli). Why: not during the freeze."),
+            "{t}"
+        );
+        let t = text(&refused(
+            "x",
+            &intent(IntentState::Expired, DeciderKind::Timeout),
+        ));
+        assert!(
+            t.contains("did not approve in time") && t.contains("deadline passed"),
+            "{t}"
+        );
     }
 
     #[test]
     fn waiting_and_gateway_errors_are_error_results() {
-        let r = still_pending(&intent(IntentState::PendingApproval, DeciderKind::Unspecified));
+        let r = still_pending(&intent(
+            IntentState::PendingApproval,
+            DeciderKind::Unspecified,
+        ));
         assert_eq!(r.is_error, Some(true));
         assert_eq!(
             text(&r),

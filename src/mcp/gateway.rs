@@ -111,7 +111,11 @@ impl Gateway {
             .map(tonic::Response::into_inner)
     }
 
-    pub async fn get(&self, credential: &Credential, intent_id: &str) -> Result<pb::Intent, Status> {
+    pub async fn get(
+        &self,
+        credential: &Credential,
+        intent_id: &str,
+    ) -> Result<pb::Intent, Status> {
         let mut c = self.client.clone();
         let request = pb::GetIntentRequest {
             intent_id: intent_id.to_string(),

@@ -128,10 +128,7 @@ pub fn reasoning(call: &ToolCall<'_>) -> String {
         .filter(|(k, _)| !volatile.contains(k.as_str()) && !k.starts_with(LIFECYCLE_META_PREFIX))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let base = format!(
-        "MCP tools/call of {} on server {}",
-        call.tool, call.server
-    );
+    let base = format!("MCP tools/call of {} on server {}", call.tool, call.server);
     if context.is_empty() {
         base
     } else {
@@ -262,6 +259,9 @@ mod tests {
             meta: &serde_json::Map::new(),
             ..call
         };
-        assert_eq!(reasoning(&bare), "MCP tools/call of delete_user on server db");
+        assert_eq!(
+            reasoning(&bare),
+            "MCP tools/call of delete_user on server db"
+        );
     }
 }

@@ -40,7 +40,7 @@ struct Inner {
     gateway: Gateway,
     settings: Settings,
     generations: Generations,
-    /// The stdio session's id: one per proxy process.
+    /// This proxy process's id: the stdio session, and the prefix of every HTTP session.
     session: String,
     /// The stdio client, once it initialized: where upstream notifications go.
     downstream: Arc<OnceLock<Peer<RoleServer>>>,
@@ -80,12 +80,17 @@ impl Proxy {
             Some(parts) => {
                 let credential =
                     Credential::from_header(parts.headers.get(http::header::AUTHORIZATION))?;
-                let session = parts
-                    .headers
-                    .get("mcp-session-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("stateless")
-                    .to_string();
+                // Prefixed with the process's id: a restarted proxy has forgotten which calls
+                // ran, so it must not reuse their idempotency keys (and replay approvals).
+                let session = format!(
+                    "{}/{}",
+                    self.0.session,
+                    parts
+                        .headers
+                        .get("mcp-session-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("stateless")
+                );
                 Ok((credential, session))
             }
             None => Ok((self.0.settings.credential.clone(), self.0.session.clone())),
@@ -136,11 +141,14 @@ impl Proxy {
             intent::idempotency_key(&fingerprint, generation),
         );
         let gateway = &self.0.gateway;
-        let refused = |status: tonic::Status| answer::gateway_failed(gateway.addr(), &tool, &status);
+        let refused =
+            |status: tonic::Status| answer::gateway_failed(gateway.addr(), &tool, &status);
         let intent = match gateway.submit(&credential, submit).await {
             Ok(r) => match r.intent {
                 Some(i) => i,
-                None => return Ok(refused(tonic::Status::internal("no intent in the answer")).into()),
+                None => {
+                    return Ok(refused(tonic::Status::internal("no intent in the answer")).into())
+                }
             },
             Err(status) => return Ok(refused(status).into()),
         };
@@ -248,7 +256,12 @@ impl ServerHandler for Proxy {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let mut result = self.0.upstream.list_tools(request).await.map_err(upstream_error)?;
+        let mut result = self
+            .0
+            .upstream
+            .list_tools(request)
+            .await
+            .map_err(upstream_error)?;
         result.tools.iter_mut().for_each(|t| self.annotate(t));
         Ok(result)
     }
@@ -258,7 +271,11 @@ impl ServerHandler for Proxy {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        self.0.upstream.list_resources(request).await.map_err(upstream_error)
+        self.0
+            .upstream
+            .list_resources(request)
+            .await
+            .map_err(upstream_error)
     }
 
     async fn list_resource_templates(
@@ -278,7 +295,11 @@ impl ServerHandler for Proxy {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        self.0.upstream.read_resource_once(request).await.map_err(upstream_error)
+        self.0
+            .upstream
+            .read_resource_once(request)
+            .await
+            .map_err(upstream_error)
     }
 
     async fn subscribe(
@@ -286,7 +307,11 @@ impl ServerHandler for Proxy {
         request: SubscribeRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.0.upstream.subscribe(request).await.map_err(upstream_error)
+        self.0
+            .upstream
+            .subscribe(request)
+            .await
+            .map_err(upstream_error)
     }
 
     async fn unsubscribe(
@@ -294,7 +319,11 @@ impl ServerHandler for Proxy {
         request: UnsubscribeRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.0.upstream.unsubscribe(request).await.map_err(upstream_error)
+        self.0
+            .upstream
+            .unsubscribe(request)
+            .await
+            .map_err(upstream_error)
     }
 
     async fn list_prompts(
@@ -302,7 +331,11 @@ impl ServerHandler for Proxy {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        self.0.upstream.list_prompts(request).await.map_err(upstream_error)
+        self.0
+            .upstream
+            .list_prompts(request)
+            .await
+            .map_err(upstream_error)
     }
 
     async fn get_prompt(
@@ -310,7 +343,11 @@ impl ServerHandler for Proxy {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        self.0.upstream.get_prompt_once(request).await.map_err(upstream_error)
+        self.0
+            .upstream
+            .get_prompt_once(request)
+            .await
+            .map_err(upstream_error)
     }
 
     async fn complete(
@@ -318,7 +355,11 @@ impl ServerHandler for Proxy {
         request: CompleteRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        self.0.upstream.complete(request).await.map_err(upstream_error)
+        self.0
+            .upstream
+            .complete(request)
+            .await
+            .map_err(upstream_error)
     }
 
     async fn set_level(
@@ -326,7 +367,11 @@ impl ServerHandler for Proxy {
         request: SetLevelRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.0.upstream.set_level(request).await.map_err(upstream_error)
+        self.0
+            .upstream
+            .set_level(request)
+            .await
+            .map_err(upstream_error)
     }
 
     async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {

@@ -87,7 +87,10 @@ pub async fn until_decided(
     let id = intent.intent_id.clone();
     tell(
         &mut progress,
-        format!("waiting for a human: intent {id} ({}) needs approval", intent.action),
+        format!(
+            "waiting for a human: intent {id} ({}) needs approval",
+            intent.action
+        ),
     )
     .await;
     let mut last = intent;

@@ -75,8 +75,8 @@ fn intent_id(result: &CallToolResult) -> String {
         .to_string()
 }
 
-/// `sentinel mcp [flags] -- sentinel-mcp-test-upstream` against `addr`, as a stdio client.
-async fn stdio_proxy(addr: &str, log: &CallLog, flags: &[&str]) -> Client {
+/// `sentinel mcp [flags] -- sentinel-mcp-test-upstream` against the gateway at `addr`.
+fn proxy_command(addr: &str, log: &CallLog, flags: &[&str]) -> TokioChildProcess {
     let mut command = Command::new(SENTINEL);
     command
         .arg("mcp")
@@ -86,7 +86,12 @@ async fn stdio_proxy(addr: &str, log: &CallLog, flags: &[&str]) -> Client {
         .env("SENTINEL_TEST_UPSTREAM_LOG", &log.path)
         .env_remove("SENTINEL_API_KEY")
         .env_remove("SENTINEL_POLICY");
-    ().serve(TokioChildProcess::new(command).unwrap())
+    TokioChildProcess::new(command).unwrap()
+}
+
+/// The proxy on stdio, with a client that ignores notifications.
+async fn stdio_proxy(addr: &str, log: &CallLog, flags: &[&str]) -> Client {
+    ().serve(proxy_command(addr, log, flags))
         .await
         .expect("the proxy initializes")
 }
@@ -148,7 +153,11 @@ async fn stdio_forwards_approved_calls_and_refuses_declined_ones_without_calling
         .await
         .unwrap();
     assert_ne!(ok.is_error, Some(true), "{}", text(&ok));
-    assert!(text(&ok).starts_with("restart_server done"), "{}", text(&ok));
+    assert!(
+        text(&ok).starts_with("restart_server done"),
+        "{}",
+        text(&ok)
+    );
     let id = intent_id(&ok);
     let intent = app.client().await.get(&id).await.unwrap();
     assert_eq!(state(&intent), S::Approved);
@@ -166,24 +175,58 @@ async fn stdio_forwards_approved_calls_and_refuses_declined_ones_without_calling
     assert_eq!(refused.is_error, Some(true));
     let t = text(&refused);
     assert!(t.contains("declined this call to drop_table"), "{t}");
-    assert!(t.contains("Sentinel's policy") && t.contains("forbidden"), "{t}");
+    assert!(
+        t.contains("Sentinel's policy") && t.contains("forbidden"),
+        "{t}"
+    );
     assert_eq!(log.tools(), ["restart_server"]);
 
     client.cancel().await.unwrap();
     app.stop().await;
 }
 
+/// A client that keeps the progress messages it is sent.
+#[derive(Clone, Default)]
+struct ProgressRecorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl rmcp::ClientHandler for ProgressRecorder {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(params.message.unwrap_or_default());
+    }
+}
+
 #[tokio::test]
-async fn a_pending_call_is_answered_once_an_operator_approves_it() {
+async fn a_pending_call_reports_progress_and_is_answered_once_an_operator_approves_it() {
     let app = spawn_app().await;
     let log = CallLog::new();
-    let client = stdio_proxy(&app.url(), &log, &["--agent", "mcp-agent"]).await;
+    let progress = ProgressRecorder::default();
+    let client = progress
+        .clone()
+        .serve(proxy_command(&app.url(), &log, &["--agent", "mcp-agent"]))
+        .await
+        .unwrap();
     let peer = client.peer().clone();
     let waiting = tokio::spawn(async move {
         peer.call_tool(call("delete_user", json!({"user_id": "u-7"})))
             .await
     });
     let id = pending_intent(&app).await;
+    // The client sent a progress token (rmcp always does): it hears that a human is needed.
+    let heard = eventually(LIMIT, "a progress notification", || async {
+        progress.0.lock().unwrap().first().cloned()
+    })
+    .await;
+    assert_eq!(
+        heard,
+        format!("waiting for a human: intent {id} (DELETE_USER) needs approval")
+    );
     assert!(log.tools().is_empty(), "nothing is forwarded while pending");
     let mut operator = app.client().await;
     operator.resolve(&id, true, "ticket OPS-12").await.unwrap();
@@ -236,7 +279,11 @@ async fn a_retried_call_resumes_its_intent_and_a_decline_names_the_approver() {
     let declined = client.call_tool(request()).await.unwrap();
     assert_eq!(declined.is_error, Some(true));
     assert_eq!(intent_id(&declined), id);
-    assert!(text(&declined).contains("Why: not during the freeze"), "{}", text(&declined));
+    assert!(
+        text(&declined).contains("Why: not during the freeze"),
+        "{}",
+        text(&declined)
+    );
     assert!(log.tools().is_empty());
     assert_eq!(intents(&app).await.len(), 1);
 
@@ -259,7 +306,10 @@ async fn a_client_cancellation_cancels_the_pending_intent() {
         .await
         .unwrap();
     let id = pending_intent(&app).await;
-    handle.cancel(Some("the user stopped".into())).await.unwrap();
+    handle
+        .cancel(Some("the user stopped".into()))
+        .await
+        .unwrap();
     eventually(LIMIT, "the intent to be cancelled", || async {
         let intent = app.client().await.get(&id).await.ok()?;
         (state(&intent) == S::Cancelled).then_some(())
@@ -344,7 +394,13 @@ async fn over_http_each_client_brings_its_key_and_the_same_rules_hold() {
     let (_upstream, upstream_url) = spawn_listening(upstream).await;
     let mut proxy = Command::new(SENTINEL);
     proxy
-        .args(["mcp", "--listen", "127.0.0.1:0", "--upstream-url", &upstream_url])
+        .args([
+            "mcp",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream-url",
+            &upstream_url,
+        ])
         .env("SENTINEL_ADDR", app.url())
         .env_remove("SENTINEL_API_KEY")
         .env_remove("SENTINEL_POLICY");
@@ -365,7 +421,10 @@ async fn over_http_each_client_brings_its_key_and_the_same_rules_hold() {
     assert_ne!(ok.is_error, Some(true), "{}", text(&ok));
     let mut operator = app.client_with_key(OPS_KEY).await;
     let intent = operator.get(&intent_id(&ok)).await.unwrap();
-    assert_eq!(intent.agent_id, "team-bot", "the agent comes from the client's key");
+    assert_eq!(
+        intent.agent_id, "team-bot",
+        "the agent comes from the client's key"
+    );
 
     let refused = client
         .call_tool(call("drop_table", json!({"table": "orders"})))
@@ -405,7 +464,11 @@ async fn over_http_each_client_brings_its_key_and_the_same_rules_hold() {
         .await
         .unwrap();
     assert_eq!(denied.is_error, Some(true));
-    assert!(text(&denied).contains("Unauthenticated"), "{}", text(&denied));
+    assert!(
+        text(&denied).contains("Unauthenticated"),
+        "{}",
+        text(&denied)
+    );
 
     assert_eq!(log.tools(), ["restart_server", "delete_user"]);
     client.cancel().await.unwrap();

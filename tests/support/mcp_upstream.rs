@@ -96,7 +96,11 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [] => {
-            upstream.serve(rmcp::transport::stdio()).await?.waiting().await?;
+            upstream
+                .serve(rmcp::transport::stdio())
+                .await?
+                .waiting()
+                .await?;
         }
         [flag, addr] if flag == "--http" => {
             let service = StreamableHttpService::new(

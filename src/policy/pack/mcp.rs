@@ -86,7 +86,10 @@ mod tests {
             pack.mcp_tools().collect::<Vec<_>>(),
             [("pay", "PAY_INVOICE"), ("wire", "WIRE")]
         );
-        assert_eq!(pack.approval_threshold("PAY_INVOICE").map(|s| s.get()), Some(30));
+        assert_eq!(
+            pack.approval_threshold("PAY_INVOICE").map(|s| s.get()),
+            Some(30)
+        );
         assert_eq!(pack.approval_threshold("WIRE"), None);
     }
 

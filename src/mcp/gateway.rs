@@ -120,11 +120,12 @@ impl Gateway {
         let request = pb::GetIntentRequest {
             intent_id: intent_id.to_string(),
         };
-        c.get_intent(Self::request(credential, request))
-            .await?
-            .into_inner()
-            .intent
-            .ok_or_else(|| Status::internal("the gateway sent no intent"))
+        the_intent(
+            c.get_intent(Self::request(credential, request))
+                .await?
+                .into_inner()
+                .intent,
+        )
     }
 
     pub async fn cancel(
@@ -138,10 +139,15 @@ impl Gateway {
             intent_id: intent_id.to_string(),
             reason: reason.to_string(),
         };
-        c.cancel_intent(Self::request(credential, request))
-            .await?
-            .into_inner()
-            .intent
-            .ok_or_else(|| Status::internal("the gateway sent no intent"))
+        the_intent(
+            c.cancel_intent(Self::request(credential, request))
+                .await?
+                .into_inner()
+                .intent,
+        )
     }
+}
+
+fn the_intent(intent: Option<pb::Intent>) -> Result<pb::Intent, Status> {
+    intent.ok_or_else(|| Status::internal("the gateway sent no intent"))
 }

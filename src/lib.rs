@@ -19,6 +19,7 @@
 //! - [`webhook`]: the axum sidecar: health, readiness, provider webhooks.
 //! - [`console`]: the operator console on the HTTP listener (pages, sessions, SSE).
 //! - [`cli`]: the client subcommands.
+//! - [`mcp`]: `sentinel mcp`, the MCP proxy: tool calls become intents (a gateway client).
 //! - [`net`]: the listeners' accept loops: connection caps, handshake deadline, TLS/mTLS.
 //! - [`outbound`]: the one policy of every outbound call (deadline, retries with jitter,
 //!   `Retry-After`, circuit breaker), below every client that uses it.
@@ -36,6 +37,7 @@ pub mod domain;
 pub mod escalation;
 pub mod gateway;
 pub mod grpc;
+pub mod mcp;
 pub mod metrics;
 pub mod net;
 pub mod outbound;

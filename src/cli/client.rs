@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use tonic::metadata::MetadataValue;
 
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Request;
 
 use super::output::{outln, print_event, print_history, print_intent, print_intents};
@@ -32,6 +32,15 @@ fn read_pem(variable: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// Connects to the gateway at `addr` (`http://` plaintext, `https://` TLS with `tls`).
 pub async fn channel(addr: &str, tls: &ClientTls) -> anyhow::Result<Channel> {
+    endpoint(addr, tls)?
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))
+}
+
+/// The gateway's endpoint, TLS configured, not yet connected (`connect_lazy` for a client
+/// that must start while the gateway is down).
+pub fn endpoint(addr: &str, tls: &ClientTls) -> anyhow::Result<Endpoint> {
     let mut endpoint = Channel::from_shared(addr.to_string()).with_context(|| {
         format!("SENTINEL_ADDR {addr:?} is not a URL like http://127.0.0.1:50051")
     })?;
@@ -66,10 +75,7 @@ pub async fn channel(addr: &str, tls: &ClientTls) -> anyhow::Result<Channel> {
             "SENTINEL_ADDR {addr:?}: TLS files are set but the address is not https://; refusing to send the API key in plaintext"
         );
     }
-    endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {addr}"))
+    Ok(endpoint)
 }
 
 struct Client {
@@ -324,6 +330,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         | Command::Keys { .. }
         | Command::Health { .. }
         | Command::Receipt { .. }
+        | Command::Mcp(_)
         | Command::Audit { .. } => {
             unreachable!("handled by cli::run")
         }

@@ -181,6 +181,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ReceiptCommand,
     },
+    /// An MCP proxy: serve the upstream MCP server's tools with every tools/call an intent
+    /// (`sentinel mcp -- COMMAND [ARGS...]`, or --listen ADDR --upstream-url URL).
+    Mcp(crate::mcp::McpArgs),
     /// Audit log tools (read the store named by SENTINEL_REDIS_URL directly).
     Audit {
         #[command(subcommand)]
@@ -259,6 +262,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Receipt {
             command: ReceiptCommand::Verify(args),
         } => receipt::verify(args).await,
+        Command::Mcp(args) => crate::mcp::run(args).await,
         Command::Audit {
             command: AuditCommand::Export { since, until },
         } => audit_export(&since, until.as_deref()).await,

@@ -23,8 +23,15 @@ impl Gateway {
     pub async fn submit(
         &self,
         caller: &Principal,
-        input: SubmitInput,
+        mut input: SubmitInput,
     ) -> Result<(Intent, bool), GatewayError> {
+        // A key bound to an agent names the agent: callers that know only their key (the MCP
+        // proxy) may leave `agent_id` empty.
+        if input.agent_id.is_empty() {
+            if let Some(agent) = caller.agent_scope() {
+                input.agent_id = agent.to_string();
+            }
+        }
         if !input.agent_id.is_empty() && !caller.may_act_for(&input.agent_id) {
             return Err(GatewayError::PermissionDenied(format!(
                 "agent_id: this key is bound to {caller}; it cannot submit as {}",

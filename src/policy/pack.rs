@@ -81,6 +81,7 @@ pub enum Effect {
 }
 
 mod file;
+mod mcp;
 
 use file::PackFile;
 
@@ -157,6 +158,8 @@ pub struct PolicyPack {
     /// The CEL standard environment, built once: building it per evaluation was a measurable
     /// share of a submission's CPU time.
     env: CelEnv,
+    /// `[[mcp.tools]]`: tool name -> action, read by `sentinel mcp`.
+    mcp: mcp::McpTools,
 }
 
 struct CelEnv(Arc<Env>);
@@ -268,6 +271,7 @@ impl PolicyPack {
             });
         }
 
+        let mcp = mcp::compile(file.mcp)?;
         let facts = serde_json::to_value(&file.facts)
             .ok()
             .and_then(|json| cel::to_value(json).ok())
@@ -351,6 +355,7 @@ impl PolicyPack {
             facts,
             env,
             known,
+            mcp,
         })
     }
 

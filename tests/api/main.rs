@@ -16,6 +16,7 @@ mod console_http;
 mod history;
 mod injection;
 mod limits;
+mod mcp;
 mod metrics;
 mod pipeline;
 mod policy;

@@ -19,6 +19,23 @@ pub(super) struct PackFile {
     pub(super) modules: Vec<ModuleFile>,
     #[serde(default)]
     pub(super) rules: Vec<RuleFile>,
+    /// `[[mcp.tools]]`: which action an MCP tool call becomes (`sentinel mcp`).
+    #[serde(default)]
+    pub(super) mcp: McpFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct McpFile {
+    #[serde(default)]
+    pub(super) tools: Vec<McpToolFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct McpToolFile {
+    pub(super) tool: String,
+    pub(super) action: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -302,3 +302,40 @@ class WatchDecisionsRequest(_message.Message):
     states: _containers.RepeatedScalarFieldContainer[IntentState]
     include_progress: bool
     def __init__(self, agent_id: _Optional[str] = ..., module: _Optional[str] = ..., states: _Optional[_Iterable[_Union[IntentState, str]]] = ..., include_progress: bool = ...) -> None: ...
+
+class GetIntentHistoryRequest(_message.Message):
+    __slots__ = ("intent_id",)
+    INTENT_ID_FIELD_NUMBER: _ClassVar[int]
+    intent_id: str
+    def __init__(self, intent_id: _Optional[str] = ...) -> None: ...
+
+class GetIntentHistoryResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
+
+class HistoryEntry(_message.Message):
+    __slots__ = ("at", "kind", "state", "detail", "actor", "channel", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    AT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    kind: str
+    state: IntentState
+    detail: str
+    actor: str
+    channel: str
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[IntentState, str]] = ..., detail: _Optional[str] = ..., actor: _Optional[str] = ..., channel: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...

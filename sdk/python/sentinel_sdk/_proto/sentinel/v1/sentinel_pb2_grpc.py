@@ -69,6 +69,11 @@ class SentinelStub(object):
                 request_serializer=sentinel_dot_v1_dot_sentinel__pb2.WatchDecisionsRequest.SerializeToString,
                 response_deserializer=sentinel_dot_v1_dot_sentinel__pb2.DecisionEvent.FromString,
                 _registered_method=True)
+        self.GetIntentHistory = channel.unary_unary(
+                '/sentinel.v1.Sentinel/GetIntentHistory',
+                request_serializer=sentinel_dot_v1_dot_sentinel__pb2.GetIntentHistoryRequest.SerializeToString,
+                response_deserializer=sentinel_dot_v1_dot_sentinel__pb2.GetIntentHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class SentinelServicer(object):
@@ -126,6 +131,15 @@ class SentinelServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetIntentHistory(self, request, context):
+        """One intent's story from the audit log, oldest first: submitted, each transition,
+        progress lines (calls, SMS), refused attempts (wrong PINs, lost races), the decision.
+        Agents may read only their own intents' history (PERMISSION_DENIED otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SentinelServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +177,11 @@ def add_SentinelServicer_to_server(servicer, server):
                     servicer.WatchDecisions,
                     request_deserializer=sentinel_dot_v1_dot_sentinel__pb2.WatchDecisionsRequest.FromString,
                     response_serializer=sentinel_dot_v1_dot_sentinel__pb2.DecisionEvent.SerializeToString,
+            ),
+            'GetIntentHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIntentHistory,
+                    request_deserializer=sentinel_dot_v1_dot_sentinel__pb2.GetIntentHistoryRequest.FromString,
+                    response_serializer=sentinel_dot_v1_dot_sentinel__pb2.GetIntentHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +373,33 @@ class Sentinel(object):
             '/sentinel.v1.Sentinel/WatchDecisions',
             sentinel_dot_v1_dot_sentinel__pb2.WatchDecisionsRequest.SerializeToString,
             sentinel_dot_v1_dot_sentinel__pb2.DecisionEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIntentHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Sentinel/GetIntentHistory',
+            sentinel_dot_v1_dot_sentinel__pb2.GetIntentHistoryRequest.SerializeToString,
+            sentinel_dot_v1_dot_sentinel__pb2.GetIntentHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

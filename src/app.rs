@@ -274,8 +274,8 @@ impl App {
                 secure: config.net.tls.is_some(),
                 confirm_tier: config
                     .telnyx
-                    .escalation
-                    .pin_min_risk
+                    .as_ref()
+                    .and_then(|telnyx| telnyx.escalation.pin_min_risk)
                     .unwrap_or(crate::config::DEFAULT_PIN_MIN_RISK),
                 shutdown: shutdown.clone(),
             }));

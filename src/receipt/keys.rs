@@ -50,9 +50,9 @@ pub async fn open_receipts(
             warn!(kid = signer.kid(), "no SENTINEL_RECEIPT_KEY and no Redis: receipts are signed with a key generated for this process; they stop verifying once it restarts");
             return Ok((receipts, None));
         }
-        (None, Some(url)) => url.expose().to_string(),
+        (None, Some(url)) => url,
     };
-    let (redis, _) = Redis::open(&url, &RedisOptions::default())
+    let redis = Redis::open(url, &RedisOptions::default())
         .await
         .context("SENTINEL_REDIS_URL: the receipt signing key")?;
     let candidate: [u8; 32] = rand::random();

@@ -297,7 +297,10 @@ async fn the_timeline_shows_every_escalation_step_and_the_sms_links_to_it() {
             crate::fakes::telnyx::approver("alice", ALICE, None),
             crate::fakes::telnyx::approver("bob", BOB, None),
         ],
-        |c| c.telnyx.public_url = Some("https://sentinel.example".into()),
+        |c| {
+            c.telnyx.as_mut().expect("telnyx configured").public_url =
+                Some("https://sentinel.example".into())
+        },
     )
     .await;
     let (id, _watch) = s.escalate(7500).await;

@@ -143,7 +143,8 @@ async fn every_used_metric_is_exposed_after_traffic() {
         env!("CARGO_PKG_VERSION")
     );
     assert_eq!(sample(&text, &version), Some(1.0), "{text}");
-    assert_eq!(sample(&text, "sentinel_store_up "), Some(1.0), "{text}");
+    // `sentinel_store_up` is process-wide and other apps in this test binary lose their
+    // Redis on purpose, so its value is checked on replicas of their own (redis_faults.rs).
     assert_eq!(sample(&text, "sentinel_up "), Some(1.0), "{text}");
     app.stop().await;
 }

@@ -122,6 +122,12 @@ impl Scene {
             grpc_health_becomes(&self.replica, NotServing).await,
             "gRPC health reports the outage"
         );
+        // The health loop sets the gauge before it flips gRPC health.
+        assert_eq!(
+            self.replica.metric("sentinel_store_up").await,
+            Some(0.0),
+            "/metrics reports the outage"
+        );
         match tokio::time::timeout(Duration::from_millis(1500), self.watch.message()).await {
             Err(_) => true,
             Ok(Err(status)) => {
@@ -146,6 +152,11 @@ impl Scene {
         assert!(
             grpc_health_becomes(&self.replica, Serving).await,
             "gRPC health recovers"
+        );
+        assert_eq!(
+            self.replica.metric("sentinel_store_up").await,
+            Some(1.0),
+            "/metrics reports the recovery"
         );
         let id = self.pending.intent_id.clone();
         let intent = self

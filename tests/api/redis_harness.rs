@@ -323,6 +323,24 @@ impl Replica {
         Some(r.status().as_u16())
     }
 
+    /// The value of an unlabelled sample on this replica's `/metrics`, when it answers.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .expect("http client")
+            .get(format!("http://{}/metrics", self.http_addr))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     pub async fn wait_ready(&self, limit: Duration) -> bool {
         self.wait_readyz(200, limit).await
     }

@@ -241,7 +241,7 @@ impl App {
             let server = crate::net::grpc_server(&config.net);
             tasks.spawn(async move {
                 server
-                    .layer(crate::grpc::metrics_layer::RpcMetricsLayer)
+                    .layer(crate::grpc::rpc_layer::RpcLayer)
                     .layer(tower::util::MapResponseLayer::new(
                         crate::grpc::decode_errors_are_invalid_argument,
                     ))

@@ -1,15 +1,19 @@
 //! Logging and tracing: one `init` returning a guard that flushes spans on drop.
 //!
 //! `tracing` spans cover every RPC and pipeline step. With `OTEL_EXPORTER_OTLP_ENDPOINT` set
-//! they are exported over OTLP/gRPC; W3C trace context is read from incoming gRPC metadata so
-//! an agent's trace continues through Sentinel.
+//! they are exported over OTLP/gRPC under a resource naming the service, its version and its
+//! deployment environment; W3C trace context is read from incoming gRPC metadata so an
+//! agent's trace continues through Sentinel, and later work on an intent (a decision, a
+//! cancellation, an expiry) links back to the trace of its submission.
 
 use std::time::Duration;
 
 use opentelemetry::propagation::Extractor;
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::KeyValue;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::resource::{EnvResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -18,6 +22,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, TelemetryConfig};
+
+const SERVICE_NAME: &str = "service.name";
+const SERVICE_VERSION: &str = "service.version";
+const DEPLOYMENT_ENVIRONMENT_NAME: &str = "deployment.environment.name";
 
 /// Flushes and shuts the exporter down (under a timeout) when dropped.
 pub struct TelemetryGuard {
@@ -67,18 +75,21 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
             Some(
                 SdkTracerProvider::builder()
                     .with_batch_exporter(exporter)
-                    .with_resource(
-                        Resource::builder()
-                            .with_service_name(config.service_name.clone())
-                            .build(),
-                    )
+                    .with_resource(resource(config))
                     .build(),
             )
         }
     };
     let otel_layer = provider.as_ref().map(|p| {
         opentelemetry::global::set_tracer_provider(p.clone());
-        tracing_opentelemetry::layer().with_tracer(p.tracer("sentinel"))
+        // Spans carry what the conventions name, not the tracing crate's bookkeeping:
+        // no busy/idle times, thread ids, source locations or module targets.
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("sentinel"))
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
+            .with_target(false)
     });
 
     let _ = tracing_subscriber::registry()
@@ -89,28 +100,51 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     Ok(TelemetryGuard { provider })
 }
 
-struct MetadataExtractor<'a>(&'a tonic::metadata::MetadataMap);
+/// What every exported span says about the process. Lowest precedence first: Sentinel's
+/// defaults (`service.name` `sentinel`, `service.version` of this build), then
+/// `OTEL_RESOURCE_ATTRIBUTES` (and the SDK's `telemetry.sdk.*`), then the explicit settings
+/// `OTEL_SERVICE_NAME` and `SENTINEL_ENVIRONMENT` (`deployment.environment.name`).
+fn resource(config: &TelemetryConfig) -> Resource {
+    let mut explicit = Vec::new();
+    if let Some(name) = &config.service_name {
+        explicit.push(KeyValue::new(SERVICE_NAME, name.clone()));
+    }
+    if let Some(environment) = &config.environment {
+        explicit.push(KeyValue::new(
+            DEPLOYMENT_ENVIRONMENT_NAME,
+            environment.clone(),
+        ));
+    }
+    Resource::builder_empty()
+        .with_attributes([
+            KeyValue::new(SERVICE_NAME, "sentinel"),
+            KeyValue::new(SERVICE_VERSION, env!("CARGO_PKG_VERSION")),
+        ])
+        .with_detectors(&[
+            Box::new(TelemetryResourceDetector),
+            Box::new(EnvResourceDetector::new()),
+        ])
+        .with_attributes(explicit)
+        .build()
+}
 
-impl Extractor for MetadataExtractor<'_> {
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).and_then(|v| v.to_str().ok())
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0
-            .keys()
-            .filter_map(|k| match k {
-                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
-                tonic::metadata::KeyRef::Binary(_) => None,
-            })
-            .collect()
+        self.0.keys().map(|k| k.as_str()).collect()
     }
 }
 
-/// Makes `span` a child of the W3C trace context (`traceparent`) in the request metadata.
-pub fn adopt_remote_parent(span: &tracing::Span, metadata: &tonic::metadata::MetadataMap) {
+/// Makes `span` a child of the W3C trace context (`traceparent`) in a request's headers
+/// (gRPC metadata travels as HTTP/2 headers).
+pub fn adopt_remote_parent(span: &tracing::Span, headers: &http::HeaderMap) {
     let parent =
-        opentelemetry::global::get_text_map_propagator(|p| p.extract(&MetadataExtractor(metadata)));
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
     let _ = span.set_parent(parent);
 }
 
@@ -122,10 +156,39 @@ pub fn current_traceparent() -> Option<String> {
     carrier.remove("traceparent")
 }
 
-/// Makes `span` a child of the trace named by a W3C `traceparent`.
-pub fn adopt_traceparent(span: &tracing::Span, traceparent: &str) {
+/// The trace context a W3C `traceparent` names (empty when it is malformed).
+fn context_of(traceparent: &str) -> opentelemetry::Context {
     let carrier =
         std::collections::HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
-    let _ = span.set_parent(parent);
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier))
+}
+
+/// Makes `span` a child of the trace named by a W3C `traceparent`.
+pub fn adopt_traceparent(span: &tracing::Span, traceparent: &str) {
+    let _ = span.set_parent(context_of(traceparent));
+}
+
+/// Links `span` to the span a W3C `traceparent` names: work that happens later in another
+/// trace (a decision, a cancellation, an expiry) points back at the submission it concerns.
+/// A malformed `traceparent` adds nothing.
+pub fn link_to_traceparent(span: &tracing::Span, traceparent: &str) {
+    let context = context_of(traceparent);
+    span.add_link(context.span().span_context().clone());
+}
+
+/// Sets a string-array attribute on `span` (a `tracing` field cannot hold an array), such as
+/// `gen_ai.response.finish_reasons`.
+pub fn set_string_array(
+    span: &tracing::Span,
+    key: &'static str,
+    values: impl IntoIterator<Item = String>,
+) {
+    let values = values
+        .into_iter()
+        .map(opentelemetry::StringValue::from)
+        .collect();
+    span.set_attribute(
+        key,
+        opentelemetry::Value::Array(opentelemetry::Array::String(values)),
+    );
 }

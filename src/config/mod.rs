@@ -50,7 +50,11 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
-    pub service_name: String,
+    /// `service.name` (`OTEL_SERVICE_NAME`); unset: `OTEL_RESOURCE_ATTRIBUTES`' or `sentinel`.
+    pub service_name: Option<String>,
+    /// `deployment.environment.name` (`SENTINEL_ENVIRONMENT`, e.g. `production`); unset:
+    /// whatever `OTEL_RESOURCE_ATTRIBUTES` says, if anything.
+    pub environment: Option<String>,
     pub log_format: LogFormat,
     /// A `tracing` filter (`SENTINEL_LOG`, else `RUST_LOG`), default `info`.
     pub log_filter: String,
@@ -185,9 +189,8 @@ impl Config {
         };
         let telemetry = TelemetryConfig {
             otlp_endpoint: env.url("OTEL_EXPORTER_OTLP_ENDPOINT", None, None)?,
-            service_name: env
-                .get("OTEL_SERVICE_NAME")
-                .unwrap_or_else(|| "sentinel".to_string()),
+            service_name: env.get("OTEL_SERVICE_NAME"),
+            environment: env.get("SENTINEL_ENVIRONMENT"),
             log_format,
             log_filter: env
                 .get("SENTINEL_LOG")

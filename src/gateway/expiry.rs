@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use super::{counted, Gateway, GatewayError};
 use crate::domain::{
@@ -47,7 +47,14 @@ impl Gateway {
                 _ => continue,
             };
             let Ok(next) = next else { continue };
-            match self.store.transition(next).await {
+            // A root span of its own (the loop belongs to no request), linked to the
+            // submission's trace.
+            let span =
+                tracing::info_span!("expire", intent_id = %intent.id, state = next.state.as_str());
+            if let Some(traceparent) = &intent.trace_parent {
+                crate::telemetry::link_to_traceparent(&span, traceparent);
+            }
+            match self.store.transition(next).instrument(span).await {
                 Ok(i) => {
                     let i = counted(i);
                     info!(intent_id = %i.id, state = %i.state, "deadline reached");

@@ -113,6 +113,9 @@ impl Gateway {
 
     /// Compare-and-set a pending intent into `to`. Losing a race, or finding the intent
     /// already decided, is `AlreadyDecided` with the current intent.
+    ///
+    /// The span deciding (`resolve`, `cancel`, a Telnyx webhook's, the console's) links to the
+    /// submission's trace, so a decision made in another trace leads back to the intent's.
     pub async fn decide_pending(
         &self,
         current: Intent,
@@ -121,6 +124,9 @@ impl Gateway {
         reason: Reason,
         why: String,
     ) -> Result<Intent, GatewayError> {
+        if let Some(traceparent) = &current.trace_parent {
+            crate::telemetry::link_to_traceparent(&tracing::Span::current(), traceparent);
+        }
         match current.state {
             IntentState::PendingApproval => {}
             IntentState::Analyzing => {

@@ -119,7 +119,7 @@ impl Gateway {
             self.create(intent).await?
         };
         span.record("state", intent.state.as_str());
-        span.record("risk_score", intent.risk_score.get());
+        span.record("risk_score", i64::from(intent.risk_score.get()));
         span.record("replayed", replayed);
         info!(intent_id = %intent.id, state = %intent.state, score = %intent.risk_score, "intent decided");
         Ok((intent, replayed))
@@ -173,7 +173,8 @@ impl Gateway {
         let span = tracing::info_span!(
             "scorer",
             scorer = self.scorer.name(),
-            outcome = tracing::field::Empty
+            outcome = tracing::field::Empty,
+            risk_score = tracing::field::Empty
         );
         let started = std::time::Instant::now();
         let result = match tokio::time::timeout(deadline, self.scorer.score(&request))
@@ -185,13 +186,13 @@ impl Gateway {
         };
         let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
         crate::metrics::scorer_finished(outcome, started.elapsed());
+        span.record("outcome", outcome);
         match &result {
-            Ok(a) => span.record("outcome", a.score.get()),
-            Err(e) => {
-                warn!(error = %e, "scorer failed; escalating to a human");
-                span.record("outcome", e.code())
+            Ok(a) => {
+                span.record("risk_score", i64::from(a.score.get()));
             }
-        };
+            Err(e) => warn!(error = %e, "scorer failed; escalating to a human"),
+        }
         result
     }
 

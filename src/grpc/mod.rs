@@ -1,12 +1,13 @@
 //! The tonic adapter: authentication, conversion and error mapping only.
 //!
 //! Every handler authenticates the caller, converts the request into plain domain input,
-//! calls the [`Gateway`], and converts back. This module never touches the store.
+//! calls the [`Gateway`], and converts back. This module never touches the store. The span and
+//! the duration metric of each call come from [`rpc_layer`], around the whole service.
 
 pub mod codec;
 pub mod convert;
 pub mod limits;
-pub mod metrics_layer;
+pub mod rpc_layer;
 pub mod stream;
 
 pub mod pb {
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-use tracing::{error, warn, Instrument};
+use tracing::{error, warn};
 
 use crate::auth::{KeyRing, Principal};
 use crate::domain::validate::SubmitInput;
@@ -124,17 +125,6 @@ fn channel_of<T>(request: &Request<T>) -> Channel {
     }
 }
 
-fn rpc_span<T>(name: &'static str, request: &Request<T>) -> tracing::Span {
-    let span = tracing::info_span!(
-        "rpc",
-        rpc.system = "grpc",
-        rpc.service = "sentinel.v1.Sentinel",
-        rpc.method = name
-    );
-    crate::telemetry::adopt_remote_parent(&span, request.metadata());
-    span
-}
-
 fn filter_from(
     agent_id: String,
     module: String,
@@ -166,32 +156,27 @@ impl Sentinel for SentinelService {
         &self,
         request: Request<pb::SubmitIntentRequest>,
     ) -> Result<Response<pb::SubmitIntentResponse>, Status> {
-        let span = rpc_span("SubmitIntent", &request);
-        async move {
-            let caller = self.authenticate(&request)?;
-            let r = request.into_inner();
-            if let Some(path) = r.payload.as_ref().and_then(convert::has_non_finite) {
-                return Err(Status::invalid_argument(format!(
-                    "{path}: number is not finite"
-                )));
-            }
-            let input = SubmitInput {
-                agent_id: r.agent_id,
-                action: r.action,
-                payload: r.payload.as_ref().map(struct_to_json),
-                reasoning: r.reasoning,
-                idempotency_key: r.idempotency_key,
-                labels: r.labels.into_iter().collect(),
-                module: r.module,
-            };
-            let (intent, replayed) = self.gateway.submit(&caller, input).await.map_err(status)?;
-            Ok(Response::new(pb::SubmitIntentResponse {
-                intent: Some(intent_to_pb(&intent)),
-                replayed,
-            }))
+        let caller = self.authenticate(&request)?;
+        let r = request.into_inner();
+        if let Some(path) = r.payload.as_ref().and_then(convert::has_non_finite) {
+            return Err(Status::invalid_argument(format!(
+                "{path}: number is not finite"
+            )));
         }
-        .instrument(span)
-        .await
+        let input = SubmitInput {
+            agent_id: r.agent_id,
+            action: r.action,
+            payload: r.payload.as_ref().map(struct_to_json),
+            reasoning: r.reasoning,
+            idempotency_key: r.idempotency_key,
+            labels: r.labels.into_iter().collect(),
+            module: r.module,
+        };
+        let (intent, replayed) = self.gateway.submit(&caller, input).await.map_err(status)?;
+        Ok(Response::new(pb::SubmitIntentResponse {
+            intent: Some(intent_to_pb(&intent)),
+            replayed,
+        }))
     }
 
     type WatchDecisionStream = EventStream;
@@ -200,116 +185,91 @@ impl Sentinel for SentinelService {
         &self,
         request: Request<pb::WatchDecisionRequest>,
     ) -> Result<Response<Self::WatchDecisionStream>, Status> {
-        let span = rpc_span("WatchDecision", &request);
-        async move {
-            let caller = self.authenticate(&request)?;
-            let events = self
-                .gateway
-                .watch(&caller, &request.get_ref().intent_id)
-                .await
-                .map_err(status)?;
-            Ok(Response::new(self.wire_stream(events)))
-        }
-        .instrument(span)
-        .await
+        let caller = self.authenticate(&request)?;
+        let events = self
+            .gateway
+            .watch(&caller, &request.get_ref().intent_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(self.wire_stream(events)))
     }
 
     async fn get_intent(
         &self,
         request: Request<pb::GetIntentRequest>,
     ) -> Result<Response<pb::GetIntentResponse>, Status> {
-        let span = rpc_span("GetIntent", &request);
-        async move {
-            let caller = self.authenticate(&request)?;
-            let intent = self
-                .gateway
-                .get(&caller, &request.get_ref().intent_id)
-                .await
-                .map_err(status)?;
-            Ok(Response::new(pb::GetIntentResponse {
-                intent: Some(intent_to_pb(&intent)),
-            }))
-        }
-        .instrument(span)
-        .await
+        let caller = self.authenticate(&request)?;
+        let intent = self
+            .gateway
+            .get(&caller, &request.get_ref().intent_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::GetIntentResponse {
+            intent: Some(intent_to_pb(&intent)),
+        }))
     }
 
     async fn list_intents(
         &self,
         request: Request<pb::ListIntentsRequest>,
     ) -> Result<Response<pb::ListIntentsResponse>, Status> {
-        let span = rpc_span("ListIntents", &request);
-        async move {
-            let caller = self.authenticate(&request)?;
-            let r = request.into_inner();
-            let mut filter = filter_from(r.agent_id, r.module, r.action, &r.states)?;
-            filter.created_after = r.created_after.as_ref().map(millis);
-            filter.created_before = r.created_before.as_ref().map(millis);
-            let (intents, next) = self
-                .gateway
-                .list(&caller, filter, r.page_size, &r.page_token)
-                .await
-                .map_err(status)?;
-            Ok(Response::new(pb::ListIntentsResponse {
-                intents: intents.iter().map(intent_to_pb).collect(),
-                next_page_token: next,
-            }))
-        }
-        .instrument(span)
-        .await
+        let caller = self.authenticate(&request)?;
+        let r = request.into_inner();
+        let mut filter = filter_from(r.agent_id, r.module, r.action, &r.states)?;
+        filter.created_after = r.created_after.as_ref().map(millis);
+        filter.created_before = r.created_before.as_ref().map(millis);
+        let (intents, next) = self
+            .gateway
+            .list(&caller, filter, r.page_size, &r.page_token)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ListIntentsResponse {
+            intents: intents.iter().map(intent_to_pb).collect(),
+            next_page_token: next,
+        }))
     }
 
     async fn resolve_intent(
         &self,
         request: Request<pb::ResolveIntentRequest>,
     ) -> Result<Response<pb::ResolveIntentResponse>, Status> {
-        let span = rpc_span("ResolveIntent", &request);
-        async move {
-            let caller = self.authenticate(&request)?;
-            let channel = channel_of(&request);
-            let r = request.into_inner();
-            let intent = self
-                .gateway
-                .resolve(
-                    &caller,
-                    &r.intent_id,
-                    Resolution {
-                        approve: r.approve,
-                        approver: r.approver,
-                        reason: r.reason,
-                        expected_version: (r.expected_version > 0).then_some(r.expected_version),
-                        channel,
-                    },
-                )
-                .await
-                .map_err(status)?;
-            Ok(Response::new(pb::ResolveIntentResponse {
-                intent: Some(intent_to_pb(&intent)),
-            }))
-        }
-        .instrument(span)
-        .await
+        let caller = self.authenticate(&request)?;
+        let channel = channel_of(&request);
+        let r = request.into_inner();
+        let intent = self
+            .gateway
+            .resolve(
+                &caller,
+                &r.intent_id,
+                Resolution {
+                    approve: r.approve,
+                    approver: r.approver,
+                    reason: r.reason,
+                    expected_version: (r.expected_version > 0).then_some(r.expected_version),
+                    channel,
+                },
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ResolveIntentResponse {
+            intent: Some(intent_to_pb(&intent)),
+        }))
     }
 
     async fn cancel_intent(
         &self,
         request: Request<pb::CancelIntentRequest>,
     ) -> Result<Response<pb::CancelIntentResponse>, Status> {
-        let span = rpc_span("CancelIntent", &request);
-        async move {
-            let caller = self.authenticate(&request)?;
-            let r = request.into_inner();
-            let intent = self
-                .gateway
-                .cancel(&caller, &r.intent_id, r.reason)
-                .await
-                .map_err(status)?;
-            Ok(Response::new(pb::CancelIntentResponse {
-                intent: Some(intent_to_pb(&intent)),
-            }))
-        }
-        .instrument(span)
-        .await
+        let caller = self.authenticate(&request)?;
+        let r = request.into_inner();
+        let intent = self
+            .gateway
+            .cancel(&caller, &r.intent_id, r.reason)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CancelIntentResponse {
+            intent: Some(intent_to_pb(&intent)),
+        }))
     }
 
     type WatchDecisionsStream = EventStream;
@@ -318,44 +278,34 @@ impl Sentinel for SentinelService {
         &self,
         request: Request<pb::WatchDecisionsRequest>,
     ) -> Result<Response<Self::WatchDecisionsStream>, Status> {
-        let span = rpc_span("WatchDecisions", &request);
-        async move {
-            let caller = self.authenticate(&request)?;
-            let r = request.into_inner();
-            let filter = filter_from(r.agent_id, r.module, String::new(), &r.states)?;
-            let events = self
-                .gateway
-                .watch_all(&caller, filter, r.include_progress)
-                .await
-                .map_err(status)?;
-            Ok(Response::new(stream::bounded(
-                events,
-                self.watch_max_lag_bytes,
-                &self.shutdown,
-            )))
-        }
-        .instrument(span)
-        .await
+        let caller = self.authenticate(&request)?;
+        let r = request.into_inner();
+        let filter = filter_from(r.agent_id, r.module, String::new(), &r.states)?;
+        let events = self
+            .gateway
+            .watch_all(&caller, filter, r.include_progress)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(stream::bounded(
+            events,
+            self.watch_max_lag_bytes,
+            &self.shutdown,
+        )))
     }
 
     async fn get_intent_history(
         &self,
         request: Request<pb::GetIntentHistoryRequest>,
     ) -> Result<Response<pb::GetIntentHistoryResponse>, Status> {
-        let span = rpc_span("GetIntentHistory", &request);
-        async move {
-            let caller = self.authenticate(&request)?;
-            let records = self
-                .gateway
-                .history(&caller, &request.get_ref().intent_id)
-                .await
-                .map_err(status)?;
-            Ok(Response::new(pb::GetIntentHistoryResponse {
-                entries: records.iter().map(convert::history_to_pb).collect(),
-            }))
-        }
-        .instrument(span)
-        .await
+        let caller = self.authenticate(&request)?;
+        let records = self
+            .gateway
+            .history(&caller, &request.get_ref().intent_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::GetIntentHistoryResponse {
+            entries: records.iter().map(convert::history_to_pb).collect(),
+        }))
     }
 }
 

@@ -170,13 +170,11 @@ impl LlmScorer {
             "otel.name" = %format!("chat {}", request.model),
             "otel.kind" = "client",
             "gen_ai.operation.name" = "chat",
-            "gen_ai.system" = self.provider,
             "gen_ai.provider.name" = self.provider,
             "gen_ai.request.model" = %request.model,
-            "gen_ai.request.max_tokens" = request.max_completion_tokens,
+            "gen_ai.request.max_tokens" = i64::from(request.max_completion_tokens),
             "gen_ai.request.temperature" = request.temperature,
             "gen_ai.response.model" = Empty,
-            "gen_ai.response.finish_reasons" = Empty,
             "gen_ai.usage.input_tokens" = Empty,
             "gen_ai.usage.output_tokens" = Empty,
             "server.address" = %self.server,
@@ -204,12 +202,15 @@ impl LlmScorer {
         match &result {
             Ok(c) => {
                 span.record("gen_ai.response.model", c.model.as_str());
-                span.record(
-                    "gen_ai.response.finish_reasons",
-                    format!("[\"{}\"]", c.finish_reason).as_str(),
-                );
-                span.record("gen_ai.usage.input_tokens", c.input_tokens);
-                span.record("gen_ai.usage.output_tokens", c.output_tokens);
+                if !c.finish_reason.is_empty() {
+                    crate::telemetry::set_string_array(
+                        &span,
+                        "gen_ai.response.finish_reasons",
+                        [c.finish_reason.clone()],
+                    );
+                }
+                span.record("gen_ai.usage.input_tokens", i64::from(c.input_tokens));
+                span.record("gen_ai.usage.output_tokens", i64::from(c.output_tokens));
             }
             Err(e) => {
                 span.record("error.type", e.code());
@@ -225,7 +226,7 @@ impl LlmScorer {
         deadline: Instant,
     ) -> Result<Completion, ScoreError> {
         let sent = self.retry.run(deadline, |attempt| {
-            tracing::Span::current().record("sentinel.llm.attempts", attempt);
+            tracing::Span::current().record("sentinel.llm.attempts", i64::from(attempt));
             self.attempt(request)
         });
         sent.await.map_err(|gave_up| match gave_up {

@@ -132,7 +132,7 @@ impl Telnyx {
         };
         let who = format!("approver {} ({})", step + 1, approver.name);
         self.progress(&intent.id, &format!("calling {who}")).await;
-        let span = tracing::info_span!("telnyx.dial", intent_id = %intent.id, step);
+        let span = tracing::info_span!("telnyx.dial", intent_id = %intent.id, step = step as i64);
         let client_state = ClientState {
             intent_id: intent.id.to_string(),
             attempt: step,

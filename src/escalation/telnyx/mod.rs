@@ -180,7 +180,7 @@ impl Channel for TelnyxChannel {
     async fn start(&self, intent: &Intent) {
         let me = self.0.clone();
         let intent = intent.clone();
-        let span = tracing::info_span!("escalation", intent_id = %intent.id, module = %intent.module, risk_score = intent.risk_score.get());
+        let span = tracing::info_span!("escalation", intent_id = %intent.id, module = %intent.module, risk_score = i64::from(intent.risk_score.get()));
         // The escalation (and every webhook span under it) joins the submitter's trace.
         if let Some(tp) = &intent.trace_parent {
             crate::telemetry::adopt_traceparent(&span, tp);

@@ -26,4 +26,19 @@ macro_rules! spelled {
     };
 }
 
-pub(crate) use spelled;
+/// A `Debug` that shows only the named fields and marks the rest as left out (`..`): for
+/// types holding keys, clients or compiled programs whose contents say nothing useful or must
+/// not be printed.
+macro_rules! debug_showing {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+pub(crate) use {debug_showing, spelled};

@@ -47,33 +47,26 @@ pub fn decided(word: &str) -> String {
 
 /// The menu prompt: `lead`, then the summary when there is one, then the menu.
 pub fn menu(lead: &str, summary: Option<&str>) -> String {
-    let mut text = lead.to_string();
-    if let Some(summary) = summary {
-        push_sentence(&mut text, summary);
-    }
-    push_sentence(&mut text, MENU);
-    text
+    let text = match summary {
+        Some(summary) => followed_by(lead.to_string(), summary),
+        None => lead.to_string(),
+    };
+    followed_by(text, MENU)
 }
 
 /// The scorer's answer to a question, then the menu again.
 pub fn answer(answer: &str) -> String {
-    let mut text = clip(answer, 2000);
-    push_sentence(&mut text, MENU);
-    text
+    followed_by(clip(answer, 2000), MENU)
 }
 
 /// The PIN prompt after `lead`.
 pub fn pin_prompt(lead: &str) -> String {
-    let mut text = lead.to_string();
-    push_sentence(&mut text, ENTER_PIN);
-    text
+    followed_by(lead.to_string(), ENTER_PIN)
 }
 
 /// The last thing said before hanging up.
 pub fn goodbye(outcome: &str) -> String {
-    let mut text = outcome.to_string();
-    push_sentence(&mut text, "Goodbye.");
-    text
+    followed_by(outcome.to_string(), "Goodbye.")
 }
 
 /// Heard a spoken decision: ask for the key that would make it.
@@ -141,11 +134,13 @@ pub fn clip(text: &str, max: usize) -> String {
     }
 }
 
-fn push_sentence(text: &mut String, sentence: &str) {
+/// `text`, then `sentence` after a space (none when `text` is empty).
+fn followed_by(mut text: String, sentence: &str) -> String {
     if !text.is_empty() {
         text.push(' ');
     }
     text.push_str(sentence);
+    text
 }
 
 /// What a spoken utterance asks for, if it sounds like a decision.

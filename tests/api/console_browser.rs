@@ -224,11 +224,7 @@ async fn an_operator_sees_intents_arrive_live_and_decides_them() {
     b.wait_for("p.decided").await;
     let approved = ops.get(&risky).await.unwrap();
     assert_eq!(state(&approved), pb::IntentState::Approved);
-    let by = approved.decided_by.unwrap();
-    assert_eq!(
-        (by.approver.as_str(), by.channel.as_str()),
-        ("olivia", "console")
-    );
+    assert_eq!(decided_by(&approved), ("olivia", "console"));
     assert!(b.text().await.contains("known vendor, checked"));
 
     // Decline (risk 70: no confirmation).

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
-use sentinel::grpc::pb;
+use sentinel::grpc::pb::IntentState;
 
 /// A cookie-carrying HTTP client of the console that never follows redirects.
 struct Console {
@@ -133,7 +133,7 @@ fn form_body(fields: &[(&str, &str)]) -> String {
 }
 
 /// The intent's state as the gateway has it.
-async fn state_of(client: &mut Client, id: &str) -> pb::IntentState {
+async fn state_of(client: &mut Client, id: &str) -> IntentState {
     state(&client.get(id).await.unwrap())
 }
 
@@ -199,10 +199,7 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
     let mut ops = app.client_with_key(OPS).await;
-    assert_eq!(
-        state_of(&mut ops, &id).await,
-        pb::IntentState::PendingApproval
-    );
+    assert_eq!(state_of(&mut ops, &id).await, IntentState::PendingApproval);
 
     // An agent key reads its intents but has no buttons and cannot decide.
     let mut alpha = Console::new(&app);
@@ -214,10 +211,7 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
         .decide(&id, "approve", &agent_token, &[("confirm", "1")])
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(
-        state_of(&mut ops, &id).await,
-        pb::IntentState::PendingApproval
-    );
+    assert_eq!(state_of(&mut ops, &id).await, IntentState::PendingApproval);
 
     // The operator declines; GetIntent names her and the console channel.
     let r = olivia
@@ -229,12 +223,8 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
         format!("/console/intents/{id}").as_str()
     );
     let decided = ops.get(&id).await.unwrap();
-    assert_eq!(state(&decided), pb::IntentState::Declined);
-    let by = decided.decided_by.unwrap();
-    assert_eq!(
-        (by.approver.as_str(), by.channel.as_str()),
-        ("olivia", "console")
-    );
+    assert_eq!(state(&decided), IntentState::Declined);
+    assert_eq!(decided_by(&decided), ("olivia", "console"));
 
     // A replay gets the "already decided" answer; the page has no buttons any more.
     let r = olivia
@@ -274,15 +264,12 @@ async fn high_risk_approvals_ask_for_a_confirmation_first() {
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("Confirm approval"));
     let mut ops = app.client_with_key(OPS).await;
-    assert_eq!(
-        state_of(&mut ops, &id).await,
-        pb::IntentState::PendingApproval
-    );
+    assert_eq!(state_of(&mut ops, &id).await, IntentState::PendingApproval);
     let r = olivia
         .decide(&id, "approve", &token, &[("confirm", "1")])
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(state_of(&mut ops, &id).await, pb::IntentState::Approved);
+    assert_eq!(state_of(&mut ops, &id).await, IntentState::Approved);
     app.stop().await;
 }
 

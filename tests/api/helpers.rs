@@ -325,6 +325,14 @@ pub fn intent_request(
     }
 }
 
+/// Who decided `intent` and through which channel; `("", "")` while nobody has.
+pub fn decided_by(intent: &pb::Intent) -> (&str, &str) {
+    intent
+        .decided_by
+        .as_ref()
+        .map_or(("", ""), |by| (by.approver.as_str(), by.channel.as_str()))
+}
+
 pub fn state(i: &pb::Intent) -> pb::IntentState {
     pb::IntentState::try_from(i.state).expect("known state")
 }

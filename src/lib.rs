@@ -37,6 +37,7 @@ pub mod domain;
 pub mod escalation;
 pub mod gateway;
 pub mod grpc;
+mod macros;
 pub mod mcp;
 pub mod metrics;
 pub mod net;

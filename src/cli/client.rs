@@ -115,12 +115,7 @@ impl Client {
         json: bool,
     ) -> anyhow::Result<Option<pb::DecisionEvent>> {
         let req = self.request(pb::WatchDecisionRequest { intent_id });
-        let stream = self
-            .inner
-            .watch_decision(req)
-            .await
-            .map_err(fail)?
-            .into_inner();
+        let stream = reply(self.inner.watch_decision(req).await)?;
         stream_events(stream, json).await
     }
 
@@ -153,6 +148,17 @@ fn states(raw: &[String]) -> anyhow::Result<Vec<i32>> {
 
 fn fail(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+}
+
+/// What a call answered, or its status as the error.
+fn reply<T>(answer: Result<tonic::Response<T>, tonic::Status>) -> anyhow::Result<T> {
+    answer.map(tonic::Response::into_inner).map_err(fail)
+}
+
+/// Prints the intent a call answered with.
+fn print_answered(intent: Option<pb::Intent>, json: bool) -> anyhow::Result<ExitCode> {
+    print_intent(&intent.context("server sent no intent")?, json);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn stream_events(
@@ -195,7 +201,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 labels: labels.into_iter().collect(),
                 module,
             });
-            let resp = c.inner.submit_intent(req).await.map_err(fail)?.into_inner();
+            let resp = reply(c.inner.submit_intent(req).await)?;
             let intent = resp.intent.context("server sent no intent")?;
             if resp.replayed && !client.json {
                 outln!("(replayed: this idempotency key was already used for the same request)");
@@ -234,12 +240,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                         states: states(&st)?,
                         include_progress: progress,
                     });
-                    let stream = c
-                        .inner
-                        .watch_decisions(req)
-                        .await
-                        .map_err(fail)?
-                        .into_inner();
+                    let stream = reply(c.inner.watch_decisions(req).await)?;
                     stream_events(stream, client.json).await?;
                 }
                 _ => anyhow::bail!("give an intent id, or --all"),
@@ -249,19 +250,13 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Get { client, intent_id } => {
             let mut c = Client::connect(&client).await?;
             let req = c.request(pb::GetIntentRequest { intent_id });
-            let resp = c.inner.get_intent(req).await.map_err(fail)?.into_inner();
-            print_intent(&resp.intent.context("server sent no intent")?, client.json);
-            Ok(ExitCode::SUCCESS)
+            let resp = reply(c.inner.get_intent(req).await)?;
+            print_answered(resp.intent, client.json)
         }
         Command::History { client, intent_id } => {
             let mut c = Client::connect(&client).await?;
             let req = c.request(pb::GetIntentHistoryRequest { intent_id });
-            let resp = c
-                .inner
-                .get_intent_history(req)
-                .await
-                .map_err(fail)?
-                .into_inner();
+            let resp = reply(c.inner.get_intent_history(req).await)?;
             print_history(&resp.entries, client.json);
             Ok(ExitCode::SUCCESS)
         }
@@ -285,7 +280,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 page_size,
                 page_token,
             });
-            let resp = c.inner.list_intents(req).await.map_err(fail)?.into_inner();
+            let resp = reply(c.inner.list_intents(req).await)?;
             print_intents(&resp.intents, &resp.next_page_token, client.json);
             Ok(ExitCode::SUCCESS)
         }
@@ -305,14 +300,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 reason,
                 expected_version: 0,
             });
-            let resp = c
-                .inner
-                .resolve_intent(req)
-                .await
-                .map_err(fail)?
-                .into_inner();
-            print_intent(&resp.intent.context("server sent no intent")?, client.json);
-            Ok(ExitCode::SUCCESS)
+            let resp = reply(c.inner.resolve_intent(req).await)?;
+            print_answered(resp.intent, client.json)
         }
         Command::Cancel {
             client,
@@ -321,9 +310,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let mut c = Client::connect(&client).await?;
             let req = c.request(pb::CancelIntentRequest { intent_id, reason });
-            let resp = c.inner.cancel_intent(req).await.map_err(fail)?.into_inner();
-            print_intent(&resp.intent.context("server sent no intent")?, client.json);
-            Ok(ExitCode::SUCCESS)
+            let resp = reply(c.inner.cancel_intent(req).await)?;
+            print_answered(resp.intent, client.json)
         }
         Command::Serve
         | Command::Policy { .. }

@@ -244,6 +244,19 @@ pub(crate) mod tests {
         Config::load(&|k| map.get(k).cloned())
     }
 
+    /// Loads each `(variable, value)` alone: every one must be refused with an error naming
+    /// its variable. Returns the errors in order.
+    pub(super) fn refused(cases: &[(&str, &str)]) -> Vec<ConfigError> {
+        cases
+            .iter()
+            .map(|&(var, value)| {
+                let e = load(&[(var, value)]).unwrap_err();
+                assert_eq!(e.name, var, "{e}");
+                e
+            })
+            .collect()
+    }
+
     #[test]
     fn defaults_start_with_nothing_set() {
         let c = load(&[]).unwrap();
@@ -256,7 +269,7 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        for (var, value) in [
+        refused(&[
             ("SENTINEL_GRPC_ADDR", "nonsense"),
             ("SENTINEL_APPROVAL_TIMEOUT_SECS", "ten"),
             ("SENTINEL_APPROVAL_TIMEOUT_SECS", "0"),
@@ -277,10 +290,7 @@ pub(crate) mod tests {
             ("SENTINEL_MAX_WATCHES_PER_AGENT", "many"),
             ("SENTINEL_AGENT_RATE_LIMIT", "0"),
             ("SENTINEL_AGENT_RATE_LIMIT", "2.5"),
-        ] {
-            let e = load(&[(var, value)]).unwrap_err();
-            assert_eq!(e.name, var, "{e}");
-        }
+        ]);
     }
 
     #[test]

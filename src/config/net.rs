@@ -52,28 +52,16 @@ pub(super) fn load(env: &Env<'_>) -> Result<NetConfig, ConfigError> {
                 .map_err(|e| ConfigError::new(e.variable, e.message))?,
         ),
     };
+    // Environment only: none of these has a place in the file.
+    let secs = |var, default| env.number(var, None, default).map(Duration::from_secs);
+    let handshake_timeout = secs("SENTINEL_HANDSHAKE_TIMEOUT_SECS", 10)?;
+    let streams = env.number("SENTINEL_MAX_STREAMS_PER_CONNECTION", None, 1000)?;
     Ok(NetConfig {
-        handshake_timeout: Duration::from_secs(env.number(
-            "SENTINEL_HANDSHAKE_TIMEOUT_SECS",
-            None,
-            10,
-        )?),
-        max_streams_per_connection: u32::try_from(env.number(
-            "SENTINEL_MAX_STREAMS_PER_CONNECTION",
-            None,
-            1000,
-        )?)
-        .map_err(|_| ConfigError::new("SENTINEL_MAX_STREAMS_PER_CONNECTION", "is too large"))?,
-        grpc_max_connection_age: Duration::from_secs(env.number(
-            "SENTINEL_GRPC_MAX_CONNECTION_AGE_SECS",
-            None,
-            1800,
-        )?),
-        grpc_max_connection_age_grace: Duration::from_secs(env.number(
-            "SENTINEL_GRPC_MAX_CONNECTION_AGE_GRACE_SECS",
-            None,
-            60,
-        )?),
+        handshake_timeout,
+        max_streams_per_connection: u32::try_from(streams)
+            .map_err(|_| ConfigError::new("SENTINEL_MAX_STREAMS_PER_CONNECTION", "is too large"))?,
+        grpc_max_connection_age: secs("SENTINEL_GRPC_MAX_CONNECTION_AGE_SECS", 1800)?,
+        grpc_max_connection_age_grace: secs("SENTINEL_GRPC_MAX_CONNECTION_AGE_GRACE_SECS", 60)?,
         tls,
     })
 }

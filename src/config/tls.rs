@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::macros::debug_showing;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
@@ -18,13 +19,7 @@ pub struct ServerTls {
     mutual: bool,
 }
 
-impl std::fmt::Debug for ServerTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerTls")
-            .field("mutual", &self.mutual)
-            .finish_non_exhaustive()
-    }
-}
+debug_showing!(ServerTls { mutual });
 
 /// Which variable's file is at fault, and why.
 #[derive(Debug, thiserror::Error)]

@@ -20,20 +20,52 @@ use crate::gateway::{GatewayError, IntentFilter, Resolution};
 /// page stays under 100 KB; the header counts them all, and later ones arrive live.
 const INBOX_LIMIT: u32 = 40;
 
+/// The sign-in form: the API key, and the page asked for before it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct SignInForm {
+    api_key: String,
+    next: String,
+}
+
+/// `?next=`: the console page to return to after signing in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct NextQuery {
+    next: String,
+}
+
+/// The decision form of an intent page, and of its high-risk confirmation (`confirm=1`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct DecideForm {
+    csrf: String,
+    decision: String,
+    reason: String,
+    confirm: String,
+}
+
+/// A form that carries nothing but its CSRF token (sign-out).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct CsrfForm {
+    csrf: String,
+}
+
 fn html(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
 /// The session the request carries; in open mode one is made on the spot (its cookie is
 /// returned to set), so forms still carry a CSRF token.
-fn session_of(state: &ConsoleState, headers: &HeaderMap) -> (Option<Session>, Option<HeaderValue>) {
+fn session_of(state: &ConsoleState, headers: &HeaderMap) -> Option<(Session, Option<HeaderValue>)> {
     match state.sessions.find(headers) {
-        Some(s) => (Some(s), None),
+        Some(s) => Some((s, None)),
         None if state.keys.is_open() => {
             let (token, s) = state.sessions.create(crate::auth::Principal::Open);
-            (Some(s), Some(set_cookie(&token, state.secure)))
+            Some((s, Some(set_cookie(&token, state.secure))))
         }
-        None => (None, None),
+        None => None,
     }
 }
 
@@ -109,55 +141,6 @@ fn refusal(viewer: &Viewer, e: GatewayError, back: Option<&str>) -> Response {
     html(status, pages::message(viewer, title, &text, back))
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct NextQuery {
-    #[serde(default)]
-    next: String,
-}
-
-pub(super) async fn inbox(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    Query(q): Query<NextQuery>,
-) -> Response {
-    let (session, cookie) = session_of(&state, &headers);
-    let Some(session) = session else {
-        let viewer = state.viewer(None);
-        return html(
-            StatusCode::OK,
-            pages::sign_in(&viewer, safe_next(&q.next), None),
-        );
-    };
-    let viewer = state.viewer(Some(&session));
-    let caller = &session.principal;
-    let pending = IntentFilter {
-        states: vec![IntentState::PendingApproval],
-        ..IntentFilter::default()
-    };
-    let listed = state.gateway.list(caller, pending, INBOX_LIMIT, "").await;
-    let glance = state.gateway.glance(caller).await;
-    let response = match (listed, glance) {
-        (Ok((intents, next)), Ok(glance)) => {
-            let now = state.gateway.clock().now();
-            let more = !next.is_empty();
-            html(
-                StatusCode::OK,
-                pages::inbox(&viewer, &glance, &intents, more, now),
-            )
-        }
-        (Err(e), _) | (_, Err(e)) => refusal(&viewer, e, None),
-    };
-    with_cookie(response, cookie)
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct SignInForm {
-    #[serde(default)]
-    api_key: String,
-    #[serde(default)]
-    next: String,
-}
-
 pub(super) async fn sign_in(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
@@ -190,18 +173,11 @@ pub(super) async fn sign_in(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub(super) async fn sign_out(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let viewer = state.viewer(None);
     let checked = same_origin(&headers).and_then(|()| {
         let csrf = state
             .sessions
@@ -211,7 +187,7 @@ pub(super) async fn sign_out(
         token_matches(Some(&form.csrf), &csrf)
     });
     if let Err(e) = checked {
-        return forbidden(&viewer, e, None);
+        return forbidden(&state.viewer(None), e, None);
     }
     state.sessions.remove(&headers);
     with_cookie(
@@ -220,14 +196,48 @@ pub(super) async fn sign_out(
     )
 }
 
+pub(super) async fn inbox(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let Some((session, cookie)) = session_of(&state, &headers) else {
+        let viewer = state.viewer(None);
+        return html(
+            StatusCode::OK,
+            pages::sign_in(&viewer, safe_next(&q.next), None),
+        );
+    };
+    let viewer = state.viewer(Some(&session));
+    let caller = &session.principal;
+    let pending = IntentFilter {
+        states: vec![IntentState::PendingApproval],
+        ..IntentFilter::default()
+    };
+    let listed = state.gateway.list(caller, pending, INBOX_LIMIT, "").await;
+    let glance = state.gateway.glance(caller).await;
+    let response = match (listed, glance) {
+        (Ok((intents, next)), Ok(glance)) => {
+            let now = state.gateway.clock().now();
+            let more = !next.is_empty();
+            html(
+                StatusCode::OK,
+                pages::inbox(&viewer, &glance, &intents, more, now),
+            )
+        }
+        (Err(e), _) | (_, Err(e)) => refusal(&viewer, e, None),
+    };
+    with_cookie(response, cookie)
+}
+
 pub(super) async fn intent_page(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let (session, cookie) = session_of(&state, &headers);
-    let Some(session) = session else {
-        return to_sign_in(&format!("/console/intents/{id}"));
+    let here = format!("/console/intents/{id}");
+    let Some((session, cookie)) = session_of(&state, &headers) else {
+        return to_sign_in(&here);
     };
     let viewer = state.viewer(Some(&session));
     let caller = &session.principal;
@@ -256,6 +266,18 @@ pub(super) async fn intent_page(
     with_cookie(response, cookie)
 }
 
+/// The header numbers alone, for the live header.
+pub(super) async fn glance(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
+    let Some(session) = state.sessions.find(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let viewer = state.viewer(Some(&session));
+    match state.gateway.glance(&session.principal).await {
+        Ok(g) => html(StatusCode::OK, pages::glance(&g)),
+        Err(e) => refusal(&viewer, e, None),
+    }
+}
+
 /// The inbox card of one intent, for the live inbox to insert.
 pub(super) async fn card(
     State(state): State<ConsoleState>,
@@ -273,30 +295,6 @@ pub(super) async fn card(
         }
         Err(e) => refusal(&viewer, e, None),
     }
-}
-
-/// The header numbers alone, for the live header.
-pub(super) async fn glance(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
-    let Some(session) = state.sessions.find(&headers) else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
-    let viewer = state.viewer(Some(&session));
-    match state.gateway.glance(&session.principal).await {
-        Ok(g) => html(StatusCode::OK, pages::glance(&g)),
-        Err(e) => refusal(&viewer, e, None),
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct DecideForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    decision: String,
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    confirm: String,
 }
 
 /// Approve or decline: the same gateway call as `ResolveIntent`, as the signed-in operator,

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::macros::spelled;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
@@ -28,44 +30,23 @@ pub enum Channel {
     System,
 }
 
+spelled!(Channel {
+    Policy => "policy",
+    Scorer => "scorer",
+    Grpc => "grpc",
+    Cli => "cli",
+    Console => "console",
+    Voice => "voice",
+    Sms => "sms",
+    Telnyx => "telnyx",
+    Timeout => "timeout",
+    System => "system",
+});
+
 impl Channel {
-    pub const ALL: [Channel; 10] = [
-        Channel::Policy,
-        Channel::Scorer,
-        Channel::Grpc,
-        Channel::Cli,
-        Channel::Console,
-        Channel::Voice,
-        Channel::Sms,
-        Channel::Telnyx,
-        Channel::Timeout,
-        Channel::System,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Policy => "policy",
-            Channel::Scorer => "scorer",
-            Channel::Grpc => "grpc",
-            Channel::Cli => "cli",
-            Channel::Console => "console",
-            Channel::Voice => "voice",
-            Channel::Sms => "sms",
-            Channel::Telnyx => "telnyx",
-            Channel::Timeout => "timeout",
-            Channel::System => "system",
-        }
-    }
-
     /// The channel a wire spelling names; `None` for anything else.
     pub fn parse(text: &str) -> Option<Channel> {
         Channel::ALL.into_iter().find(|c| c.as_str() == text)
-    }
-}
-
-impl std::fmt::Display for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::macros::spelled;
+
 /// The life of an intent.
 ///
 /// `Analyzing -> Approved | Declined | PendingApproval`;
@@ -16,16 +18,16 @@ pub enum IntentState {
     Cancelled,
 }
 
-impl IntentState {
-    pub const ALL: [IntentState; 6] = [
-        IntentState::Analyzing,
-        IntentState::PendingApproval,
-        IntentState::Approved,
-        IntentState::Declined,
-        IntentState::Expired,
-        IntentState::Cancelled,
-    ];
+spelled!(IntentState {
+    Analyzing => "ANALYZING",
+    PendingApproval => "PENDING_APPROVAL",
+    Approved => "APPROVED",
+    Declined => "DECLINED",
+    Expired => "EXPIRED",
+    Cancelled => "CANCELLED",
+});
 
+impl IntentState {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -46,28 +48,11 @@ impl IntentState {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IntentState::Analyzing => "ANALYZING",
-            IntentState::PendingApproval => "PENDING_APPROVAL",
-            IntentState::Approved => "APPROVED",
-            IntentState::Declined => "DECLINED",
-            IntentState::Expired => "EXPIRED",
-            IntentState::Cancelled => "CANCELLED",
-        }
-    }
-
     /// Accepts `APPROVED`, `approved` and `INTENT_STATE_APPROVED`.
     pub fn parse(s: &str) -> Option<IntentState> {
         let s = s.trim().to_ascii_uppercase();
         let s = s.strip_prefix("INTENT_STATE_").unwrap_or(&s);
         IntentState::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for IntentState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

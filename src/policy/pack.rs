@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::{Evaluation, Verdict};
 use crate::domain::KnownValues;
 use crate::domain::{IntentDraft, Reason, ReasonSource, RiskScore};
+use crate::macros::debug_showing;
 
 const BUILTIN: &str = include_str!("builtin.toml");
 
@@ -129,14 +130,7 @@ struct Rule {
     message: String,
 }
 
-impl std::fmt::Debug for Rule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rule")
-            .field("name", &self.name)
-            .field("effect", &self.effect)
-            .finish_non_exhaustive()
-    }
-}
+debug_showing!(Rule { name, effect });
 
 /// A compiled policy pack. Cheap to share; evaluation takes no locks.
 #[derive(Debug)]

@@ -27,6 +27,7 @@ use super::scan::{self, INJECTION_SCORE};
 use super::{facts, Assessment, ScoreError, ScoreRequest, Scorer};
 use crate::config::{LlmSettings, Secret};
 use crate::domain::{Intent, Reason, ReasonSource, RiskScore, ScorerInfo};
+use crate::macros::debug_showing;
 use crate::outbound::{retry_after, Breaker, Failure, GaveUp, RetryPolicy, MAX_RETRY_AFTER};
 
 /// Output budget for a verdict. gpt-oss reasons before answering and its reasoning counts
@@ -65,16 +66,12 @@ pub struct LlmScorer {
     guard_cache: Cache<GuardAnswer>,
 }
 
-impl std::fmt::Debug for LlmScorer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmScorer")
-            .field("endpoint", &self.endpoint)
-            .field("model", &self.model)
-            .field("timeout", &self.timeout)
-            .field("guard", &self.guard)
-            .finish_non_exhaustive()
-    }
-}
+debug_showing!(LlmScorer {
+    endpoint,
+    model,
+    timeout,
+    guard
+});
 
 impl LlmScorer {
     pub fn new(options: LlmOptions) -> Result<Self, ScoreError> {

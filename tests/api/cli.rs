@@ -1,6 +1,5 @@
 //! The CLI as a user runs it: the real binary against the real server.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::Command;
@@ -8,45 +7,18 @@ use tokio::process::Command;
 use crate::helpers::*;
 use sentinel::grpc::pb::IntentState as S;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sentinel");
-
-fn cli(app: &TestApp) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("SENTINEL_ADDR", app.url())
-        .env_remove("SENTINEL_API_KEY");
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    c
-}
-
 #[tokio::test]
 async fn submit_wait_streams_until_an_operator_resolves_from_another_cli() {
     let app = spawn_app().await;
     // Approved by policy: exit 0 and the decision in JSON.
-    let out = cli(&app)
-        .args([
-            "submit",
-            "--json",
-            "--agent",
-            "bot",
-            "--action",
-            "PAY_INVOICE",
-            "--payload",
-            r#"{"amount": 20, "vendor": "AWS"}"#,
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(app.cli().args(SUBMIT_APPROVED)).await;
     let intent: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(intent["state"], "APPROVED");
     assert_eq!(intent["decided_by"]["kind"], "DECIDER_KIND_POLICY");
 
     // Escalated: --wait blocks until a human decides through another CLI.
-    let waiting = cli(&app)
+    let waiting = app
+        .cli()
         .args([
             "submit",
             "--json",
@@ -76,16 +48,11 @@ async fn submit_wait_streams_until_an_operator_resolves_from_another_cli() {
         },
     )
     .await;
-    let resolve = cli(&app)
-        .args(["resolve", &id, "--approve", "--reason", "ticket OPS-12"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        resolve.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resolve.stderr)
-    );
+    run_ok(
+        app.cli()
+            .args(["resolve", &id, "--approve", "--reason", "ticket OPS-12"]),
+    )
+    .await;
     let out = tokio::time::timeout(Duration::from_secs(20), waiting.wait_with_output())
         .await
         .expect("submit --wait returns once decided")
@@ -98,7 +65,8 @@ async fn submit_wait_streams_until_an_operator_resolves_from_another_cli() {
     assert_eq!(last["intent"]["decided_by"]["channel"], "cli");
 
     // A decided intent cannot be resolved again: a clear error and a failing exit code.
-    let again = cli(&app)
+    let again = app
+        .cli()
         .args(["resolve", &id, "--decline"])
         .output()
         .await
@@ -107,7 +75,8 @@ async fn submit_wait_streams_until_an_operator_resolves_from_another_cli() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("FailedPrecondition"));
 
     // Declined by policy: non-zero exit so scripts can gate on it.
-    let declined = cli(&app)
+    let declined = app
+        .cli()
         .args([
             "submit",
             "--agent",
@@ -123,11 +92,7 @@ async fn submit_wait_streams_until_an_operator_resolves_from_another_cli() {
     assert_eq!(declined.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&declined.stdout).contains("DECLINED"));
 
-    let listed = cli(&app)
-        .args(["list", "--json", "--state", "approved"])
-        .output()
-        .await
-        .unwrap();
+    let listed = run_ok(app.cli().args(["list", "--json", "--state", "approved"])).await;
     let page: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(page["intents"].as_array().unwrap().len(), 2);
     app.stop().await;
@@ -139,22 +104,17 @@ async fn health_exits_0_when_the_gateway_is_ready_and_1_when_it_is_not() {
     // The container runs it with no arguments: SENTINEL_HTTP_ADDR names the listener, and
     // 0.0.0.0 is asked on loopback.
     let any_interface = format!("0.0.0.0:{}", app.http_addr.port());
-    let ready = cli(&app)
-        .arg("health")
-        .env("SENTINEL_HTTP_ADDR", &any_interface)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        ready.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ready.stderr)
-    );
+    run_ok(
+        app.cli()
+            .arg("health")
+            .env("SENTINEL_HTTP_ADDR", &any_interface),
+    )
+    .await;
     let http_addr = app.http_addr;
     app.stop().await;
 
     // Nothing listens any more: unhealthy, exit 1, and it says why.
-    let down = Command::new(BIN)
+    let down = Command::new(SENTINEL_BIN)
         .args(["health", "--url", &format!("http://{http_addr}/readyz")])
         .output()
         .await

@@ -224,11 +224,7 @@ async fn an_operator_sees_intents_arrive_live_and_decides_them() {
     b.wait_for("p.decided").await;
     let approved = ops.get(&risky).await.unwrap();
     assert_eq!(state(&approved), pb::IntentState::Approved);
-    let by = approved.decided_by.unwrap();
-    assert_eq!(
-        (by.approver.as_str(), by.channel.as_str()),
-        ("olivia", "console")
-    );
+    assert_eq!(decided_by(&approved), ("olivia", "console"));
     assert!(b.text().await.contains("known vendor, checked"));
 
     // Decline (risk 70: no confirmation).
@@ -304,13 +300,7 @@ async fn the_timeline_shows_every_escalation_step_and_the_sms_links_to_it() {
     )
     .await;
     let (id, _watch) = s.escalate(7500).await;
-    let alice = s.phone(ALICE, 1).await;
-    alice.initiated().await;
-    alice.hangup("timeout").await;
-    let bob = s.phone(BOB, 1).await;
-    bob.initiated().await;
-    bob.hangup("user_busy").await;
-    s.fake.wait_for("sms", None, 2).await;
+    s.no_answer_then_busy().await;
     let link = format!("https://sentinel.example/console/intents/{id}");
     assert!(
         s.fake.texts_to(ALICE)[0].ends_with(&link),

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
-use sentinel::grpc::pb;
+use sentinel::grpc::pb::IntentState;
 
 /// A cookie-carrying HTTP client of the console that never follows redirects.
 struct Console {
@@ -66,12 +66,21 @@ impl Console {
         r
     }
 
-    /// A decision form sent from the console's own origin.
-    async fn decide(&mut self, id: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    /// A decision form (`decision`, `csrf` and `more` fields) sent from the console's own
+    /// origin.
+    async fn decide(
+        &mut self,
+        id: &str,
+        decision: &str,
+        csrf: &str,
+        more: &[(&str, &str)],
+    ) -> reqwest::Response {
         let origin = self.origin();
+        let mut form = vec![("decision", decision), ("csrf", csrf)];
+        form.extend_from_slice(more);
         self.post(
             &format!("/console/intents/{id}/decide"),
-            fields,
+            &form,
             Some(&origin),
         )
         .await
@@ -123,6 +132,11 @@ fn form_body(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// The intent's state as the gateway has it.
+async fn state_of(client: &mut Client, id: &str) -> IntentState {
+    state(&client.get(id).await.unwrap())
+}
+
 async fn pending(app: &TestApp) -> String {
     let mut alpha = app.client_with_key(ALPHA).await;
     alpha
@@ -145,7 +159,9 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
     let origin = olivia.origin();
 
     // No session: back to sign-in, nothing decided.
-    let r = olivia.decide(&id, &[("decision", "decline")]).await;
+    let r = olivia
+        .post(&decide, &[("decision", "decline")], Some(&origin))
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let (status, page) = olivia.get(&format!("/console/intents/{id}")).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
@@ -183,10 +199,7 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
     let mut ops = app.client_with_key(OPS).await;
-    assert_eq!(
-        state(&ops.get(&id).await.unwrap()),
-        pb::IntentState::PendingApproval
-    );
+    assert_eq!(state_of(&mut ops, &id).await, IntentState::PendingApproval);
 
     // An agent key reads its intents but has no buttons and cannot decide.
     let mut alpha = Console::new(&app);
@@ -195,31 +208,14 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
     assert!(agent_inbox.contains(&id) && !agent_inbox.contains(">Approve<"));
     let agent_token = alpha.csrf("/console").await;
     let r = alpha
-        .decide(
-            &id,
-            &[
-                ("decision", "approve"),
-                ("csrf", &agent_token),
-                ("confirm", "1"),
-            ],
-        )
+        .decide(&id, "approve", &agent_token, &[("confirm", "1")])
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(
-        state(&ops.get(&id).await.unwrap()),
-        pb::IntentState::PendingApproval
-    );
+    assert_eq!(state_of(&mut ops, &id).await, IntentState::PendingApproval);
 
     // The operator declines; GetIntent names her and the console channel.
     let r = olivia
-        .decide(
-            &id,
-            &[
-                ("decision", "decline"),
-                ("csrf", &token),
-                ("reason", "unknown vendor"),
-            ],
-        )
+        .decide(&id, "decline", &token, &[("reason", "unknown vendor")])
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
@@ -227,19 +223,12 @@ async fn nothing_a_browser_sends_decides_without_an_operator_session_and_its_tok
         format!("/console/intents/{id}").as_str()
     );
     let decided = ops.get(&id).await.unwrap();
-    assert_eq!(state(&decided), pb::IntentState::Declined);
-    let by = decided.decided_by.unwrap();
-    assert_eq!(
-        (by.approver.as_str(), by.channel.as_str()),
-        ("olivia", "console")
-    );
+    assert_eq!(state(&decided), IntentState::Declined);
+    assert_eq!(decided_by(&decided), ("olivia", "console"));
 
     // A replay gets the "already decided" answer; the page has no buttons any more.
     let r = olivia
-        .decide(
-            &id,
-            &[("decision", "approve"), ("csrf", &token), ("confirm", "1")],
-        )
+        .decide(&id, "approve", &token, &[("confirm", "1")])
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let text = r.text().await.unwrap();
@@ -271,27 +260,16 @@ async fn high_risk_approvals_ask_for_a_confirmation_first() {
     let mut olivia = Console::new(&app);
     olivia.sign_in(OPS).await;
     let token = olivia.csrf("/console").await;
-    let r = olivia
-        .decide(&id, &[("decision", "approve"), ("csrf", &token)])
-        .await;
+    let r = olivia.decide(&id, "approve", &token, &[]).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("Confirm approval"));
     let mut ops = app.client_with_key(OPS).await;
-    assert_eq!(
-        state(&ops.get(&id).await.unwrap()),
-        pb::IntentState::PendingApproval
-    );
+    assert_eq!(state_of(&mut ops, &id).await, IntentState::PendingApproval);
     let r = olivia
-        .decide(
-            &id,
-            &[("decision", "approve"), ("csrf", &token), ("confirm", "1")],
-        )
+        .decide(&id, "approve", &token, &[("confirm", "1")])
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        state(&ops.get(&id).await.unwrap()),
-        pb::IntentState::Approved
-    );
+    assert_eq!(state_of(&mut ops, &id).await, IntentState::Approved);
     app.stop().await;
 }
 

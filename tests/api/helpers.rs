@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,6 +122,11 @@ pub async fn spawn_with(parts: Parts) -> TestApp {
 impl TestApp {
     pub fn url(&self) -> String {
         format!("http://{}", self.grpc_addr)
+    }
+
+    /// The `sentinel` CLI pointed at this app, as a user runs it.
+    pub fn cli(&self) -> tokio::process::Command {
+        cli_at(&self.url())
     }
 
     pub async fn channel(&self) -> Channel {
@@ -319,6 +325,14 @@ pub fn intent_request(
     }
 }
 
+/// Who decided `intent` and through which channel; `("", "")` while nobody has.
+pub fn decided_by(intent: &pb::Intent) -> (&str, &str) {
+    intent
+        .decided_by
+        .as_ref()
+        .map_or(("", ""), |by| (by.approver.as_str(), by.channel.as_str()))
+}
+
 pub fn state(i: &pb::Intent) -> pb::IntentState {
     pb::IntentState::try_from(i.state).expect("known state")
 }
@@ -347,4 +361,42 @@ pub async fn next_event(
         .await
         .expect("event within the limit")
         .expect("stream ok")
+}
+
+/// The `sentinel` binary.
+pub const SENTINEL_BIN: &str = env!("CARGO_BIN_EXE_sentinel");
+
+/// `sentinel submit --json` of an invoice the built-in pack approves (a small amount to a
+/// known vendor).
+pub const SUBMIT_APPROVED: [&str; 8] = [
+    "submit",
+    "--json",
+    "--agent",
+    "bot",
+    "--action",
+    "PAY_INVOICE",
+    "--payload",
+    r#"{"amount": 20, "vendor": "AWS"}"#,
+];
+
+/// The `sentinel` CLI as a client of the gateway at `addr`: no API key unless the test sets
+/// one, its output captured.
+pub fn cli_at(addr: &str) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(SENTINEL_BIN);
+    c.env("SENTINEL_ADDR", addr)
+        .env_remove("SENTINEL_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Runs a CLI command to its end; it must succeed (its stderr is the failure message).
+pub async fn run_ok(command: &mut tokio::process::Command) -> Output {
+    let out = command.output().await.expect("the CLI runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }

@@ -1,12 +1,10 @@
 //! `GetIntentHistory` and `sentinel history`: an intent's story from the audit records, with
 //! the same authorisation as reading the intent (agents see only their own).
 
-use std::process::Stdio;
-
 use serde_json::json;
 use tonic::Code;
 
-use crate::helpers::{secured, ALPHA, BETA, OPS};
+use crate::helpers::{run_ok, secured, ALPHA, BETA, OPS};
 use sentinel::grpc::pb;
 
 fn summary(entries: &[pb::HistoryEntry]) -> Vec<(String, String, String, pb::IntentState)> {
@@ -78,20 +76,8 @@ async fn history_tells_who_decided_and_only_to_those_who_may_read_the_intent() {
     assert!(bad.message().starts_with("intent_id"), "{}", bad.message());
 
     // The CLI prints the same story.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(["history", &intent.intent_id, "--json"])
-        .env("SENTINEL_ADDR", app.url())
-        .env("SENTINEL_API_KEY", OPS)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let history = ["history", &intent.intent_id, "--json"];
+    let out = run_ok(app.cli().args(history).env("SENTINEL_API_KEY", OPS)).await;
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["entries"][1]["actor"], "olivia");
     assert_eq!(printed["entries"][1]["state"], "APPROVED");

@@ -11,15 +11,7 @@ use crate::fakes::telnyx::*;
 async fn no_answer_then_busy_then_sms_code_reply_approves() {
     let mut s = Setup::alice_and_bob().await;
     let (id, watch) = s.escalate(7500).await;
-
-    let alice = s.phone(ALICE, 1).await;
-    alice.initiated().await;
-    alice.hangup("timeout").await;
-    let bob = s.phone(BOB, 1).await;
-    bob.initiated().await;
-    bob.hangup("user_busy").await;
-
-    s.fake.wait_for("sms", None, 2).await;
+    s.no_answer_then_busy().await;
     let texts = s.fake.texts_to(ALICE);
     assert_eq!((texts.len(), s.fake.texts_to(BOB).len()), (1, 1));
     assert!(

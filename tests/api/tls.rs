@@ -3,7 +3,6 @@
 //! only a certificate from the configured CA gets in; the CLI works over https.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use rcgen::{
@@ -19,8 +18,6 @@ use sentinel::cli::client::{channel, ClientTls};
 use sentinel::config::Config;
 use sentinel::grpc::pb::sentinel_client::SentinelClient;
 use sentinel::grpc::pb::IntentState;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sentinel");
 
 /// A CA and files of certificates it signed, in a temporary directory.
 struct Pki {
@@ -197,12 +194,7 @@ async fn mutual_tls_admits_only_certificates_from_the_client_ca() {
 
 /// Runs a CLI command that must succeed; returns its JSON output.
 async fn succeeds(mut command: Command) -> serde_json::Value {
-    let out = command.output().await.expect("cli runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&mut command).await;
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
@@ -216,28 +208,14 @@ async fn the_cli_submits_and_gets_over_mutual_tls() {
         ExtendedKeyUsagePurpose::ClientAuth,
     );
     let cli = |args: &[&str]| {
-        let mut c = Command::new(BIN);
+        let mut c = cli_at(&https(&app));
         c.args(args)
-            .env("SENTINEL_ADDR", https(&app))
             .env("SENTINEL_CA_CERT", pki.ca_path())
             .env("SENTINEL_CLIENT_CERT", &cert)
-            .env("SENTINEL_CLIENT_KEY", &key)
-            .env_remove("SENTINEL_API_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("SENTINEL_CLIENT_KEY", &key);
         c
     };
-    let intent = succeeds(cli(&[
-        "submit",
-        "--json",
-        "--agent",
-        "bot",
-        "--action",
-        "PAY_INVOICE",
-        "--payload",
-        r#"{"amount": 20, "vendor": "AWS"}"#,
-    ]))
-    .await;
+    let intent = succeeds(cli(&SUBMIT_APPROVED)).await;
     assert_eq!(intent["state"], "APPROVED");
     let id = intent["intent_id"].as_str().expect("id").to_string();
 

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::config::Secret;
+use crate::macros::debug_showing;
 use crate::metrics;
 use crate::outbound::{self, Failure, GaveUp, RetryPolicy};
 
@@ -92,13 +93,7 @@ pub struct Client {
     key: Secret,
 }
 
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
-    }
-}
+debug_showing!(Client { base });
 
 impl Client {
     pub fn new(base_url: &str, key: Secret) -> Result<Client, ClientError> {

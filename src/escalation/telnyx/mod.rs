@@ -49,6 +49,7 @@ use super::Channel;
 use crate::config::TelnyxSettings;
 use crate::domain::{Intent, IntentId};
 use crate::gateway::Gateway;
+use crate::macros::debug_showing;
 use crate::scoring::Scorer;
 use client::{Client, ClientError};
 use roster::Roster;
@@ -111,13 +112,7 @@ pub struct Telnyx {
     wake: tokio::sync::Notify,
 }
 
-impl std::fmt::Debug for Telnyx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Telnyx")
-            .field("client", &self.client)
-            .finish_non_exhaustive()
-    }
-}
+debug_showing!(Telnyx { client });
 
 impl Telnyx {
     pub fn new(

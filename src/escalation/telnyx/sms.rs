@@ -12,7 +12,7 @@ use super::ladder::{self, Failure, Next, Strike};
 use super::speech::{clip, payload_field, AGENT_FIELDS};
 use super::wire::EventData;
 use super::{Telnyx, TelnyxError, LADDER_TTL};
-use crate::domain::{Channel, Intent};
+use crate::domain::{Channel, Intent, IntentId};
 use crate::metrics;
 
 /// A fresh six-digit code.
@@ -195,6 +195,12 @@ impl Telnyx {
         Next::Exhausted
     }
 
+    /// Audits an SMS that was not taken as a decision, and why.
+    async fn refused_reply(&self, intent: Option<&IntentId>, sender: &str, why: impl Into<String>) {
+        self.rejected(intent, sender, Channel::Sms, None, why.into())
+            .await;
+    }
+
     /// Reads an SMS reply; `Err` only when the state could not be read (nothing changed).
     pub(super) async fn on_sms(&self, data: &EventData) -> Result<(), TelnyxError> {
         let from = data.message_from();
@@ -216,11 +222,9 @@ impl Telnyx {
                 .into_iter()
                 .rev()
                 .collect();
-            self.rejected(
+            self.refused_reply(
                 None,
                 "unknown",
-                Channel::Sms,
-                None,
                 format!("SMS from a number not on the roster (ending {tail})"),
             )
             .await;
@@ -228,12 +232,10 @@ impl Telnyx {
         };
         let name = approver.name.clone();
         let Some(reply) = parse_reply(text) else {
-            self.rejected(
+            self.refused_reply(
                 None,
                 &name,
-                Channel::Sms,
-                None,
-                "SMS reply is not APPROVE <code> or DECLINE <code>".into(),
+                "SMS reply is not APPROVE <code> or DECLINE <code>",
             )
             .await;
             return Ok(());
@@ -241,14 +243,8 @@ impl Telnyx {
         let intent = match self.state.code_intent(&reply.code).await {
             Ok(Some(id)) => id,
             Ok(None) => {
-                self.rejected(
-                    None,
-                    &name,
-                    Channel::Sms,
-                    None,
-                    "SMS reply with an unknown or retired code".into(),
-                )
-                .await;
+                self.refused_reply(None, &name, "SMS reply with an unknown or retired code")
+                    .await;
                 self.bad_code(from, &name).await;
                 return Ok(());
             }
@@ -261,12 +257,10 @@ impl Telnyx {
             return Ok(());
         };
         if !ladder.approvers.iter().any(|a| a.phone == from) {
-            self.rejected(
+            self.refused_reply(
                 Some(&intent),
                 &name,
-                Channel::Sms,
-                None,
-                "SMS reply from an approver this intent was not routed to".into(),
+                "SMS reply from an approver this intent was not routed to",
             )
             .await;
             // A live code for someone else's intent is still a guess from this number.
@@ -274,12 +268,10 @@ impl Telnyx {
             return Ok(());
         }
         if ladder.locked {
-            self.rejected(
+            self.refused_reply(
                 Some(&intent),
                 &name,
-                Channel::Sms,
-                None,
-                "SMS reply for an intent locked after too many wrong codes or PINs".into(),
+                "SMS reply for an intent locked after too many wrong codes or PINs",
             )
             .await;
             return Ok(());
@@ -291,14 +283,8 @@ impl Telnyx {
                 .as_deref()
                 .is_some_and(|p| self.roster.check_pin(from, p))
         {
-            self.rejected(
-                Some(&intent),
-                &name,
-                Channel::Sms,
-                None,
-                "SMS approval without a valid PIN".into(),
-            )
-            .await;
+            self.refused_reply(Some(&intent), &name, "SMS approval without a valid PIN")
+                .await;
             let strike = self
                 .update(&intent, |l| ladder::strike(l, from, Failure::Pin))
                 .await;

@@ -13,16 +13,32 @@ use crate::domain::Intent;
 pub const MENU: &str = "Press 1 to approve, 2 to ask a question, 3 to decline, or 9 to repeat.";
 /// The menu's keys: a menu answer counts only when its digits are exactly one of these.
 pub const MENU_KEYS: &str = "1239";
+pub const NO_KEY: &str = "I did not get a key.";
+pub const NOT_ON_MENU: &str = "That key is not on the menu.";
+pub const NO_KEY_GOODBYE: &str = "No key was pressed. Nothing was decided. Goodbye.";
+
+/// The menu prompt: `lead`, then the summary when there is one, then the menu.
+pub fn menu(lead: &str, summary: Option<&str>) -> String {
+    let text = match summary {
+        Some(summary) => followed_by(lead.to_string(), summary),
+        None => lead.to_string(),
+    };
+    followed_by(text, MENU)
+}
+
 /// Question mode's greeting (also spoken before plain transcription).
 pub const QUESTION_PROMPT: &str = "What would you like to know? Ask your question now.";
 /// How our own greeting is recognised if a transcript echoes it back.
 pub const QUESTION_PROMPT_KEY: &str = "what would you like to know";
-/// Said when the intent cannot be read for its summary.
-pub const NO_SUMMARY: &str = "Sentinel needs your decision on a pending intent.";
-pub const NO_KEY: &str = "I did not get a key.";
-pub const NOT_ON_MENU: &str = "That key is not on the menu.";
-pub const NO_KEY_GOODBYE: &str = "No key was pressed. Nothing was decided. Goodbye.";
 pub const NO_QUESTION: &str = "I did not catch a question.";
+pub const NO_ANSWER: &str = "I could not get an answer right now.";
+pub const NO_ANSWER_IN_TIME: &str = "I could not get an answer in time.";
+
+/// The scorer's answer to a question, then the menu again.
+pub fn answer(answer: &str) -> String {
+    followed_by(clip(answer, 2000), MENU)
+}
+
 pub const NEEDS_PIN: &str = "This intent needs your PIN.";
 pub const WRONG_PIN: &str = "That PIN is not correct.";
 pub const NO_PIN_ENTERED: &str = "No PIN was entered; nothing was approved.";
@@ -32,48 +48,29 @@ pub const PIN_LOCKED: &str = "Too many wrong PINs were entered for this intent, 
 pub const NO_PIN_CONFIGURED: &str = "This intent needs a PIN to approve and you have none \
      configured. You can decline, or approve from the operator console.";
 const ENTER_PIN: &str = "Enter your PIN, then press pound.";
-pub const NO_ANSWER: &str = "I could not get an answer right now.";
-pub const NO_ANSWER_IN_TIME: &str = "I could not get an answer in time.";
+
+/// The PIN prompt after `lead`.
+pub fn pin_prompt(lead: &str) -> String {
+    followed_by(lead.to_string(), ENTER_PIN)
+}
+
+/// Said when the intent cannot be read for its summary.
+pub const NO_SUMMARY: &str = "Sentinel needs your decision on a pending intent.";
 pub const CANNOT_READ_INTENT: &str = "I could not read this intent right now.";
 pub const TOO_LATE: &str = "This intent was already decided. Your answer changed nothing.";
 pub const NOT_READ: &str = "Sentinel could not read this intent. Nothing was changed. Please use \
      the operator console.";
 pub const NOT_RECORDED: &str = "Sentinel could not record your decision. Nothing was approved. \
      Please use the operator console.";
+
 /// Said (or read in the SMS) when a decision was recorded.
 pub fn decided(word: &str) -> String {
     format!("The intent is {word}. Thank you.")
 }
 
-/// The menu prompt: `lead`, then the summary when there is one, then the menu.
-pub fn menu(lead: &str, summary: Option<&str>) -> String {
-    let mut text = lead.to_string();
-    if let Some(summary) = summary {
-        push_sentence(&mut text, summary);
-    }
-    push_sentence(&mut text, MENU);
-    text
-}
-
-/// The scorer's answer to a question, then the menu again.
-pub fn answer(answer: &str) -> String {
-    let mut text = clip(answer, 2000);
-    push_sentence(&mut text, MENU);
-    text
-}
-
-/// The PIN prompt after `lead`.
-pub fn pin_prompt(lead: &str) -> String {
-    let mut text = lead.to_string();
-    push_sentence(&mut text, ENTER_PIN);
-    text
-}
-
 /// The last thing said before hanging up.
 pub fn goodbye(outcome: &str) -> String {
-    let mut text = outcome.to_string();
-    push_sentence(&mut text, "Goodbye.");
-    text
+    followed_by(outcome.to_string(), "Goodbye.")
 }
 
 /// Heard a spoken decision: ask for the key that would make it.
@@ -141,11 +138,13 @@ pub fn clip(text: &str, max: usize) -> String {
     }
 }
 
-fn push_sentence(text: &mut String, sentence: &str) {
+/// `text`, then `sentence` after a space (none when `text` is empty).
+fn followed_by(mut text: String, sentence: &str) -> String {
     if !text.is_empty() {
         text.push(' ');
     }
     text.push_str(sentence);
+    text
 }
 
 /// What a spoken utterance asks for, if it sounds like a decision.

@@ -32,17 +32,11 @@ fn scorer_knobs_limit_what_the_scorer_may_approve() {
     let pack = PolicyPack::parse(
         r#"
         name = "knobs"
-        [[modules]]
-        name = "Pay"
-        actions = ["PAY"]
-        scorer_max_approve_amount = 2500
-        [[modules]]
-        name = "Ops"
-        actions = ["RESTART"]
-        scorer_may_approve = false
-        [[modules]]
-        name = "Free"
-        actions = ["FREE"]
+        modules = [
+            { name = "Pay", actions = ["PAY"], scorer_max_approve_amount = 2500 },
+            { name = "Ops", actions = ["RESTART"], scorer_may_approve = false },
+            { name = "Free", actions = ["FREE"] },
+        ]
         "#,
     )
     .unwrap();

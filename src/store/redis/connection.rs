@@ -13,6 +13,9 @@ use crate::config::RedisUrl;
 use crate::outbound::{Failure, GaveUp, RetryPolicy};
 use crate::store::StoreError;
 
+/// What a call answers: Redis's reply, or why there is none.
+type Reply<T> = Result<T, StoreError>;
+
 /// One more attempt after a dropped connection, soon: the connection manager reconnects.
 const RETRY: RetryPolicy = RetryPolicy {
     name: "redis",
@@ -67,7 +70,7 @@ pub(crate) struct Redis {
 impl Redis {
     /// Connects to the URL (one node or a Cluster, see `docs/redis.md`). A single node is
     /// connected lazily: a replica may start while Redis is down; readiness says so.
-    pub(crate) async fn open(url: &RedisUrl, options: &RedisOptions) -> Result<Redis, StoreError> {
+    pub(crate) async fn open(url: &RedisUrl, options: &RedisOptions) -> Reply<Redis> {
         if options.prefix.is_empty() || options.prefix.contains(['{', '}']) {
             return Err(StoreError::Unavailable(
                 "redis key prefix must be non-empty and contain no braces".into(),
@@ -109,12 +112,7 @@ impl Redis {
     }
 
     /// One field of a hash, under the deadline.
-    pub(crate) async fn hget(
-        &self,
-        what: &str,
-        key: &str,
-        field: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) async fn hget(&self, what: &str, key: &str, field: &str) -> Reply<Option<Vec<u8>>> {
         self.query(what, redis::cmd("HGET").arg(key).arg(field))
             .await
     }
@@ -125,11 +123,7 @@ impl Redis {
     }
 
     /// One command under the deadline, retried as [`Redis::call`] retries.
-    pub(crate) async fn query<T: FromRedisValue>(
-        &self,
-        what: &str,
-        cmd: &Cmd,
-    ) -> Result<T, StoreError> {
+    pub(crate) async fn query<T: FromRedisValue>(&self, what: &str, cmd: &Cmd) -> Reply<T> {
         self.call(what, |mut c| async move { cmd.query_async(&mut c).await })
             .await
     }
@@ -139,7 +133,7 @@ impl Redis {
         &self,
         what: &str,
         pipe: &Pipeline,
-    ) -> Result<T, StoreError> {
+    ) -> Reply<T> {
         self.call(what, |mut c| async move { pipe.query_async(&mut c).await })
             .await
     }
@@ -150,7 +144,7 @@ impl Redis {
         &self,
         what: &str,
         invocation: &ScriptInvocation<'_>,
-    ) -> Result<T, StoreError> {
+    ) -> Reply<T> {
         self.call(what, |mut c| async move {
             invocation.invoke_async(&mut c).await
         })
@@ -160,7 +154,7 @@ impl Redis {
     /// Runs one Redis call under the store's deadline. A call that fails because the
     /// connection dropped is retried once while time remains: every write here is safe to
     /// repeat (creates are keyed by id, transitions are compare-and-set and converge).
-    pub(crate) async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T, StoreError>
+    pub(crate) async fn call<T, F, Fut>(&self, what: &str, f: F) -> Reply<T>
     where
         F: Fn(Conn) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,

@@ -102,13 +102,8 @@ impl RedisStore {
     ) -> Result<Option<Intent>, StoreError> {
         let token = uuid::Uuid::new_v4().to_string();
         let bucket = bucket_of(intent.id.as_str());
-        let json = to_json(intent)?;
-        let event = event_json(EventKind::Transition, &to_json(&slim(intent))?, "", now)?;
+        let (json, event) = written(intent, now)?;
         let audit = to_json(&record_for(intent, "created", now))?;
-        let deadline = match (intent.is_terminal(), intent.expires_at) {
-            (false, Some(d)) => d.to_string(),
-            _ => String::new(),
-        };
         let mut keys = vec![
             self.intent_key(&intent.id),
             self.deadlines_key(bucket),
@@ -127,7 +122,7 @@ impl RedisStore {
             intent.id.to_string(),
             intent.version.to_string(),
             intent.state.as_str().to_string(),
-            deadline,
+            deadline_arg(intent),
             event,
             self.inner.channel.clone(),
             audit,
@@ -137,9 +132,9 @@ impl RedisStore {
             self.retention_cutoff(now).to_string(),
             self.retention_ms(),
         ];
-        let mut invocation = self.inner.scripts.create.prepare_invoke();
-        invocation.key(&keys[..]).arg(&args[..]);
-        let reply: Vec<Value> = self.inner.redis.eval("create", &invocation).await?;
+        let reply: Vec<Value> = self
+            .run("create", &self.inner.scripts.create, &keys, &args)
+            .await?;
         match reply.as_slice() {
             [Value::Int(1)] => Ok(None),
             [Value::Int(0), _, Value::BulkString(w)] if *w == token.as_bytes() => Ok(None),
@@ -154,8 +149,7 @@ impl RedisStore {
     pub(super) async fn transition_intent(&self, next: Intent) -> Result<Intent, StoreError> {
         let now = now_millis();
         let bucket = bucket_of(next.id.as_str());
-        let json = to_json(&next)?;
-        let event = event_json(EventKind::Transition, &to_json(&slim(&next))?, "", now)?;
+        let (json, event) = written(&next, now)?;
         let mut rejected = record_for(&next, "rejected", now);
         rejected.detail = format!(
             "lost race: wanted {} from version {}",
@@ -167,10 +161,6 @@ impl RedisStore {
             .filter(|s| s.can_become(next.state))
             .collect();
         let allowed_from: String = from.iter().map(|s| format!("{},", s.as_str())).collect();
-        let deadline = match (next.is_terminal(), next.expires_at) {
-            (false, Some(d)) => d.to_string(),
-            _ => String::new(),
-        };
         let mut keys = vec![
             self.intent_key(&next.id),
             self.deadlines_key(bucket),
@@ -185,7 +175,7 @@ impl RedisStore {
             next.id.to_string(),
             next.version.to_string(),
             next.state.as_str().to_string(),
-            deadline,
+            deadline_arg(&next),
             event,
             self.inner.channel.clone(),
             to_json(&record_for(&next, "transition", now))?,
@@ -198,9 +188,8 @@ impl RedisStore {
             min_uuid_v7(self.retention_cutoff(now)),
         ];
         args.extend(from.iter().map(|s| s.as_str().to_string()));
-        let mut invocation = self.inner.scripts.transition.prepare_invoke();
-        invocation.key(&keys[..]).arg(&args[..]);
-        let reply: Vec<Value> = self.inner.redis.eval("transition", &invocation).await?;
+        let script = &self.inner.scripts.transition;
+        let reply: Vec<Value> = self.run("transition", script, &keys, &args).await?;
         match reply.as_slice() {
             [Value::Int(1)] => Ok(next),
             [Value::Int(0), Value::BulkString(current)] => Err(StoreError::Conflict {
@@ -250,13 +239,44 @@ impl RedisStore {
             self.inner.channel.clone(),
             to_json(&record)?,
         ];
-        let mut invocation = self.inner.scripts.progress.prepare_invoke();
-        invocation.key(&keys[..]).arg(&args[..]);
-        let reply: i64 = self.inner.redis.eval("progress", &invocation).await?;
+        let reply: i64 = self
+            .run("progress", &self.inner.scripts.progress, &keys, &args)
+            .await?;
         match reply {
             1 => Ok(true),
             0 => Ok(false),
             _ => Err(StoreError::NotFound(id.clone())),
         }
+    }
+}
+
+impl RedisStore {
+    /// One script with its keys and arguments, under the store's deadline.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<T, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        invocation.key(keys).arg(args);
+        self.inner.redis.eval(what, &invocation).await
+    }
+}
+
+/// What a write stores of `intent`: its JSON, and the event announcing it (the slim intent).
+fn written(intent: &Intent, now: Millis) -> Result<(String, String), StoreError> {
+    let json = to_json(intent)?;
+    let event = event_json(EventKind::Transition, &to_json(&slim(intent))?, "", now)?;
+    Ok((json, event))
+}
+
+/// The deadline a write leaves in the deadline set: a pending intent's, none (empty) for
+/// the others.
+fn deadline_arg(intent: &Intent) -> String {
+    match (intent.is_terminal(), intent.expires_at) {
+        (false, Some(d)) => d.to_string(),
+        _ => String::new(),
     }
 }

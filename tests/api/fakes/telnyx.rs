@@ -790,6 +790,18 @@ impl Setup {
         self.fake.phone(self.app.http_addr, to, n).await
     }
 
+    /// Alice does not answer and Bob's line is busy: the ladder falls through to SMS, and both
+    /// are texted.
+    pub async fn no_answer_then_busy(&self) {
+        let alice = self.phone(ALICE, 1).await;
+        alice.initiated().await;
+        alice.hangup("timeout").await;
+        let bob = self.phone(BOB, 1).await;
+        bob.initiated().await;
+        bob.hangup("user_busy").await;
+        self.fake.wait_for("sms", None, 2).await;
+    }
+
     /// Moves the clock on by `step` at a time until the `n`-th `kind` request about `ccid`
     /// reached the fake: for a watchdog armed by work the test cannot see finish. Time moves
     /// only a little past the watchdog, and nothing waits in real time for it.

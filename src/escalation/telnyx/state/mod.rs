@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::roster::Approver;
 use crate::domain::{IntentId, Millis};
+use crate::macros::spelled;
 
 /// What every [`TelnyxState`] call answers.
 pub type StateResult<T> = Result<T, StateError>;
@@ -163,14 +164,10 @@ pub enum WatchdogKind {
     Detection,
 }
 
-impl WatchdogKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WatchdogKind::Ring => "ring",
-            WatchdogKind::Detection => "detection",
-        }
-    }
-}
+spelled!(WatchdogKind {
+    Ring => "ring",
+    Detection => "detection",
+});
 
 /// A timer of one call, kept in the shared state so that any replica fires it when it falls
 /// due, whichever replica armed it and whether or not that one still lives.
@@ -195,11 +192,8 @@ impl Watchdog {
     /// `None` for anything [`Watchdog::encode`] did not write.
     pub fn decode(text: &str) -> Option<Watchdog> {
         let mut parts = text.splitn(3, '|');
-        let kind = match parts.next()? {
-            "ring" => WatchdogKind::Ring,
-            "detection" => WatchdogKind::Detection,
-            _ => return None,
-        };
+        let kind = parts.next()?;
+        let kind = WatchdogKind::ALL.into_iter().find(|k| k.as_str() == kind)?;
         let intent = IntentId::parse(parts.next()?)?;
         let call_control_id = parts.next().filter(|c| !c.is_empty())?.to_string();
         Some(Watchdog {

@@ -77,11 +77,7 @@ impl RedisTelnyxState {
             .arg(ms)
             .arg(intent.as_str())
             .arg(mode);
-        let taken: i64 = self
-            .redis
-            .eval("telnyx state", &invocation)
-            .await
-            .map_err(state_error)?;
+        let taken: i64 = self.eval(&invocation).await?;
         Ok(taken == 1)
     }
 
@@ -89,6 +85,17 @@ impl RedisTelnyxState {
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> StateResult<T> {
         self.redis
             .query("telnyx state", cmd)
+            .await
+            .map_err(state_error)
+    }
+
+    /// One script under the store's deadline.
+    async fn eval<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> StateResult<T> {
+        self.redis
+            .eval("telnyx state", invocation)
             .await
             .map_err(state_error)
     }
@@ -122,11 +129,7 @@ impl RedisTelnyxState {
         let ms = millis(ttl);
         let mut invocation = self.set_if_absent.prepare_invoke();
         invocation.key(&key).arg(value).arg(ms);
-        let set: i64 = self
-            .redis
-            .eval("telnyx state", &invocation)
-            .await
-            .map_err(state_error)?;
+        let set: i64 = self.eval(&invocation).await?;
         Ok(set == 1)
     }
 
@@ -245,10 +248,7 @@ impl TelnyxState for RedisTelnyxState {
                 async move {
                     let mut invocation = self.watchdog_lease.prepare_invoke();
                     invocation.key(&key).arg(now).arg(until).arg(limit);
-                    self.redis
-                        .eval("telnyx state", &invocation)
-                        .await
-                        .map_err(state_error)
+                    self.eval(&invocation).await
                 }
             })
             .await?;
@@ -290,11 +290,7 @@ impl TelnyxState for RedisTelnyxState {
             .arg(version)
             .arg(ms)
             .arg(&token);
-        let stored: i64 = self
-            .redis
-            .eval("telnyx state", &invocation)
-            .await
-            .map_err(state_error)?;
+        let stored: i64 = self.eval(&invocation).await?;
         Ok(stored == 1)
     }
 

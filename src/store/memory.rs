@@ -385,6 +385,16 @@ impl Store for MemoryStore {
         Ok(Page::newest_first(matched, limit))
     }
 
+    async fn count_in(&self, state: IntentState) -> Result<u64, StoreError> {
+        let i = slot(state);
+        Ok(self
+            .inner
+            .shards
+            .iter()
+            .map(|shard| lock(shard).by_state[i].len() as u64)
+            .sum())
+    }
+
     async fn transition(&self, next: Intent) -> Result<Intent, StoreError> {
         let inner = &self.inner;
         let now = inner.clock.now();

@@ -143,6 +143,10 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page, StoreError>;
 
+    /// How many intents the store holds in `state` (all replicas' intents, decided ones only
+    /// while retention keeps them): read from the state's index, never by listing.
+    async fn count_in(&self, state: IntentState) -> Result<u64, StoreError>;
+
     /// Replaces the intent with `next` if it is still at `next.version - 1` and its state may
     /// become `next.state`; publishes the transition and appends it to the audit log.
     /// A lost race is `StoreError::Conflict` carrying the current intent.

@@ -66,6 +66,7 @@ contract!(
     filtered_lists_page_newest_first,
     a_transition_moves_an_intent_between_state_lists,
     index_filters_combine_with_module_action_and_time,
+    counts_per_state_follow_creations_and_transitions,
 );
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -945,4 +946,37 @@ async fn redis_retention_drops_list_index_entries() {
             assert_eq!(rank, None, "{key} still lists {}", gone.id);
         }
     }
+}
+
+async fn counts_per_state_follow_creations_and_transitions(store: Arc<dyn Store>, time: Time) {
+    let count = |state| {
+        let store = store.clone();
+        async move { store.count_in(state).await.expect("count_in") }
+    };
+    assert_eq!(
+        count(IntentState::PendingApproval).await,
+        0,
+        "an empty store"
+    );
+    let mut open = Vec::new();
+    for agent in ["ag-c1", "ag-c2", "ag-c2"] {
+        open.push(create(&store, time.intent(agent, IntentState::PendingApproval)).await);
+    }
+    create(&store, time.intent("ag-c1", IntentState::Approved)).await;
+    assert_eq!(count(IntentState::PendingApproval).await, 3);
+    assert_eq!(count(IntentState::Approved).await, 1);
+    assert_eq!(count(IntentState::Declined).await, 0);
+
+    store
+        .transition(by_human(&open[0], IntentState::Declined, "bob", "no"))
+        .await
+        .expect("declined");
+    // A lost race moves nothing.
+    assert!(store
+        .transition(by_human(&open[0], IntentState::Approved, "eve", "late"))
+        .await
+        .is_err());
+    assert_eq!(count(IntentState::PendingApproval).await, 2);
+    assert_eq!(count(IntentState::Declined).await, 1);
+    assert_eq!(count(IntentState::Approved).await, 1);
 }

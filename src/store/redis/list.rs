@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::codec::{corrupt, parse_intent};
 use super::connection::bucket_of;
 use super::RedisStore;
-use crate::domain::{Intent, IntentId};
+use crate::domain::{Intent, IntentId, IntentState};
 use crate::store::index::IndexKey;
 use crate::store::{Filter, Page, StoreError};
 
@@ -42,6 +42,23 @@ impl RedisStore {
             .await?;
         let matched: Vec<Intent> = per_bucket.into_iter().flatten().collect();
         Ok(Page::newest_first(matched, limit))
+    }
+
+    /// The sizes of the state's index sets, one ZCARD per bucket. The buckets are asked
+    /// concurrently: on one node they share the multiplexed connection's next write (one
+    /// round trip), on a Cluster each goes to its slot's node (a pipeline may not cross slots).
+    pub(super) async fn count_state(&self, state: IntentState) -> Result<u64, StoreError> {
+        let set = IndexKey { agent: None, state };
+        let per_bucket = self
+            .per_bucket(|b| {
+                let key = self.set_key(b, &set);
+                async move {
+                    self.query::<u64>("count_in", redis::cmd("ZCARD").arg(&key))
+                        .await
+                }
+            })
+            .await?;
+        Ok(per_bucket.into_iter().sum())
     }
 
     /// Up to `count` ids of a bucket older than `after`, newest first, from the union of

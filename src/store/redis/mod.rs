@@ -39,7 +39,7 @@ pub(crate) use connection::{bucket_of, Redis};
 
 use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError};
 use crate::config::RedisUrl;
-use crate::domain::{Intent, IntentId, Millis};
+use crate::domain::{Intent, IntentId, IntentState, Millis};
 use codec::parse_intent;
 use fanout::{run_bus, Bus};
 use scripts::Scripts;
@@ -190,6 +190,10 @@ impl Store for RedisStore {
         limit: usize,
     ) -> Result<Page, StoreError> {
         self.list_page(filter, after, limit).await
+    }
+
+    async fn count_in(&self, state: IntentState) -> Result<u64, StoreError> {
+        self.count_state(state).await
     }
 
     async fn transition(&self, next: Intent) -> Result<Intent, StoreError> {

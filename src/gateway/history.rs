@@ -11,7 +11,7 @@ use super::{parse_id, Gateway, GatewayError};
 use crate::auth::Principal;
 use crate::domain::{DeciderKind, IntentState, Millis};
 use crate::metrics::StoreOp;
-use crate::store::{AuditRecord, Filter};
+use crate::store::{AuditRecord, Cursor, Filter};
 
 /// The most audit records one intent's history returns.
 pub const HISTORY_LIMIT: usize = 1000;
@@ -81,11 +81,15 @@ impl Gateway {
         };
         let pending = self
             .store
-            .call(StoreOp::List, |s| s.list(&pending, None, GLANCE_SAMPLE))
+            .call(StoreOp::List, |s| {
+                s.list(&pending, Cursor::first(GLANCE_SAMPLE))
+            })
             .await?;
         let decided = self
             .store
-            .call(StoreOp::List, |s| s.list(&decided, None, GLANCE_SAMPLE))
+            .call(StoreOp::List, |s| {
+                s.list(&decided, Cursor::first(GLANCE_SAMPLE))
+            })
             .await?;
         let mut glance = Glance {
             pending: pending.intents.len(),

@@ -4,7 +4,7 @@ use super::{parse_id, Gateway, GatewayError};
 use crate::auth::Principal;
 use crate::domain::{Intent, IntentId};
 use crate::metrics::StoreOp;
-use crate::store::Filter;
+use crate::store::{Cursor, Filter};
 
 const MAX_PAGE: u32 = 500;
 const DEFAULT_PAGE: u32 = 50;
@@ -41,7 +41,15 @@ impl Gateway {
         } as usize;
         let page = self
             .store
-            .call(StoreOp::List, |s| s.list(&filter, after.as_ref(), limit))
+            .call(StoreOp::List, |s| {
+                s.list(
+                    &filter,
+                    Cursor {
+                        after: after.as_ref(),
+                        limit,
+                    },
+                )
+            })
             .await?;
         Ok((
             page.intents,

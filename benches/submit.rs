@@ -11,6 +11,7 @@
 //! BENCH_FSYNC=always cargo bench --bench submit       # AOF fsync on every write
 //! BENCH_IDEMPOTENCY=1 cargo bench --bench submit      # every request carries a fresh key
 //! BENCH_STORE=memory cargo bench --bench submit       # the same without Redis, for comparison
+//! BENCH_METRICS=off cargo bench --bench submit        # SENTINEL_METRICS=off: nothing recorded
 //! ```
 //!
 //! Results and how to read them: docs/BENCHMARKS.md.
@@ -101,6 +102,7 @@ fn main() -> anyhow::Result<()> {
     let fsync: String = env_or("BENCH_FSYNC", "everysec".to_string());
     let idempotency = env_or("BENCH_IDEMPOTENCY", 0u8) == 1;
     let memory = env_or("BENCH_STORE", "redis".to_string()) == "memory";
+    let metrics = env_or("BENCH_METRICS", "on".to_string()) != "off";
     let runtime = tokio::runtime::Runtime::new()?;
 
     let (server, url) = match (memory, std::env::var("SENTINEL_REDIS_URL").ok()) {
@@ -120,6 +122,7 @@ fn main() -> anyhow::Result<()> {
             Some(url) => Arc::new(RedisStore::connect(&sentinel::config::RedisUrl::parse(url)?, RedisOptions { prefix: format!("bench{}", std::process::id()), ..RedisOptions::default() }).await?),
         };
         let mut config = Config::ephemeral();
+        config.metrics = metrics;
         // BENCH_RATE_LIMIT=N: a per-agent submission limit high enough never to refuse, to see
         // what checking it costs (in process; with SENTINEL_REDIS_URL set, through Redis).
         config.agent_rate_limit = std::num::NonZeroU32::new(env_or("BENCH_RATE_LIMIT", 0u32));
@@ -185,7 +188,7 @@ fn main() -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(5), serving).await;
 
         println!("store            {}", if memory { "memory".to_string() } else { format!("redis (appendfsync {fsync})") });
-        println!("callers          {concurrency} over {connections} connections, idempotency keys: {idempotency}");
+        println!("callers          {concurrency} over {connections} connections, idempotency keys: {idempotency}, metrics: {}", if metrics { "on" } else { "off" });
         println!("duration         {elapsed:.1} s");
         println!("approved         {} ({:.0}/s), errors {}", all.len(), all.len() as f64 / elapsed, errors.load(Ordering::Relaxed));
         println!(

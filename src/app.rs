@@ -129,6 +129,10 @@ impl App {
         scorer: Arc<dyn Scorer>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<App> {
+        crate::metrics::set_enabled(config.metrics);
+        if !config.metrics {
+            info!("metrics are off (SENTINEL_METRICS=off): /metrics shows the build and up gauges only");
+        }
         let settings = Settings {
             limits: config.limits.clone(),
             approval_timeout: config.approval_timeout,
@@ -293,7 +297,7 @@ impl App {
             let expiry = gateway.clone().spawn_expiry(shutdown.clone());
             tasks.spawn(async move { expiry.await.context("expiry loop panicked") });
         }
-        {
+        if config.metrics {
             let gauges = gateway.spawn_pending_gauges(shutdown.clone());
             tasks.spawn(async move { gauges.await.context("pending gauges loop panicked") });
         }

@@ -64,6 +64,19 @@ impl<'a> Env<'a> {
         Ok(n)
     }
 
+    /// A switch spelled `on` or `off` (any case); `default` when unset.
+    pub fn switch(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) if raw.eq_ignore_ascii_case("on") => Ok(true),
+            Some(raw) if raw.eq_ignore_ascii_case("off") => Ok(false),
+            Some(raw) => Err(ConfigError::new(
+                var,
+                format!("{raw:?} is not 'on' or 'off'"),
+            )),
+        }
+    }
+
     /// An http(s) URL without its trailing slash.
     pub fn url(
         &self,

@@ -89,6 +89,9 @@ pub struct Config {
     pub watch_max_lag_bytes: usize,
     /// Approval receipts: issuer, lifetime, signing key (`SENTINEL_RECEIPT_*`).
     pub receipt: receipt::ReceiptConfig,
+    /// Whether metrics are recorded (`SENTINEL_METRICS=on|off`, on by default). Off, `/metrics`
+    /// still answers with the build and the up gauges.
+    pub metrics: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +204,7 @@ impl Config {
         let net = net::load(&env)?;
         let caller = limits::load(&env, file.watch_max_lag_bytes)?;
         let receipt = receipt::load(&env)?;
+        let metrics = env.switch("SENTINEL_METRICS", true)?;
 
         Ok(Config {
             grpc_addr,
@@ -219,6 +223,7 @@ impl Config {
             agent_rate_limit: caller.agent_rate_limit,
             watch_max_lag_bytes: caller.watch_max_lag_bytes,
             receipt,
+            metrics,
         })
     }
 
@@ -265,6 +270,15 @@ pub(crate) mod tests {
         assert_eq!(c.approval_timeout, Duration::from_secs(600));
         assert_eq!(c.llm.timeout, Duration::from_millis(3000));
         assert!(c.keys.is_open() && c.store.redis_url().is_none() && c.llm.scorer.is_none());
+        assert!(c.metrics, "metrics are on unless switched off");
+    }
+
+    #[test]
+    fn metrics_switch_off_and_on() {
+        for (value, on) in [("off", false), ("OFF", false), ("on", true), (" On ", true)] {
+            let c = load(&[("SENTINEL_METRICS", value)]).unwrap();
+            assert_eq!(c.metrics, on, "SENTINEL_METRICS={value:?}");
+        }
     }
 
     #[test]
@@ -290,6 +304,7 @@ pub(crate) mod tests {
             ("SENTINEL_MAX_WATCHES_PER_AGENT", "many"),
             ("SENTINEL_AGENT_RATE_LIMIT", "0"),
             ("SENTINEL_AGENT_RATE_LIMIT", "2.5"),
+            ("SENTINEL_METRICS", "maybe"),
         ]);
     }
 

@@ -9,6 +9,7 @@ use crate::domain::{
     now_millis, Channel, DecidedBy, DeciderKind, Intent, IntentId, IntentState, Millis, Reason,
     ReasonSource,
 };
+use crate::metrics::StoreOp;
 use crate::store::{AuditRecord, EventStream, StoreError};
 
 use super::{Gateway, GatewayError};
@@ -79,7 +80,10 @@ impl Gateway {
 
     /// Publishes a progress line on an intent (a `DecisionEvent.detail`, audited).
     pub async fn progress(&self, id: &IntentId, line: &str) -> Result<(), GatewayError> {
-        Ok(self.store.progress(id, line).await?)
+        Ok(self
+            .store
+            .call(StoreOp::Progress, |s| s.progress(id, line))
+            .await?)
     }
 
     /// Audits input that was refused and changed nothing.
@@ -94,13 +98,13 @@ impl Gateway {
             version: None,
             detail: rejected.why,
         };
-        Ok(self.store.audit(record).await?)
+        Ok(self.store.call(StoreOp::Audit, |s| s.audit(record)).await?)
     }
 
     /// One intent, without an authorisation check: for the channels, which act on intents
     /// the gateway itself put in their hands.
     pub async fn intent(&self, id: &IntentId) -> Result<Option<Intent>, GatewayError> {
-        Ok(self.store.get(id).await?)
+        Ok(self.store.call(StoreOp::Get, |s| s.get(id)).await?)
     }
 
     /// The intent, if it still waits for a human.
@@ -113,18 +117,24 @@ impl Gateway {
 
     /// Every event of every intent, progress included: what the escalation loop follows.
     pub async fn events(&self) -> Result<EventStream, GatewayError> {
-        Ok(self.store.watch_all().await?)
+        Ok(self
+            .store
+            .call(StoreOp::WatchAll, |s| s.watch_all())
+            .await?)
     }
 
     /// Up to `limit` intents that are still open (every open intent has a deadline), found
     /// through the deadline index so the cost follows what is open now.
     pub async fn open_intents(&self, limit: usize) -> Result<Vec<IntentId>, GatewayError> {
-        Ok(self.store.due(Millis::MAX, limit).await?)
+        Ok(self
+            .store
+            .call(StoreOp::Due, |s| s.due(Millis::MAX, limit))
+            .await?)
     }
 
     /// Whether the store answers: `/readyz` and gRPC health follow it.
     pub async fn ready(&self) -> Result<(), GatewayError> {
-        self.store.ping().await?;
+        self.store.call(StoreOp::Ping, |s| s.ping()).await?;
         if !self.receipts.is_ready() {
             return Err(GatewayError::Unavailable(StoreError::Unavailable(
                 "the receipt signing key is not loaded yet".into(),

@@ -10,6 +10,7 @@ use super::{counted, Gateway, GatewayError};
 use crate::domain::{
     Channel, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentState, Reason,
 };
+use crate::metrics::StoreOp;
 use crate::store::StoreError;
 
 impl Gateway {
@@ -18,8 +19,8 @@ impl Gateway {
     pub async fn expire_due(&self) -> Result<usize, GatewayError> {
         let now = self.clock.now();
         let mut changed = 0;
-        for id in self.store.due(now, 256).await? {
-            let Some(intent) = self.store.get(&id).await? else {
+        for id in self.store.call(StoreOp::Due, |s| s.due(now, 256)).await? {
+            let Some(intent) = self.store.call(StoreOp::Get, |s| s.get(&id)).await? else {
                 continue;
             };
             if intent.expires_at.is_none_or(|d| d > now) {
@@ -54,7 +55,12 @@ impl Gateway {
             if let Some(traceparent) = &intent.trace_parent {
                 crate::telemetry::link_to_traceparent(&span, traceparent);
             }
-            match self.store.transition(next).instrument(span).await {
+            match self
+                .store
+                .call(StoreOp::Transition, |s| s.transition(next))
+                .instrument(span)
+                .await
+            {
                 Ok(i) => {
                     let i = counted(i);
                     info!(intent_id = %i.id, state = %i.state, "deadline reached");
@@ -78,7 +84,10 @@ impl Gateway {
                 if let Err(e) = self.expire_due().await {
                     warn!(error = %e, "expiry pass failed; retrying");
                 }
-                let next = self.store.next_deadline().await;
+                let next = self
+                    .store
+                    .call(StoreOp::NextDeadline, |s| s.next_deadline())
+                    .await;
                 let now = self.clock.now();
                 let wait = match next {
                     Ok(Some(d)) => (d - now).clamp(5, 1000),

@@ -10,7 +10,8 @@ use super::read::scope_filter;
 use super::{parse_id, Gateway, GatewayError};
 use crate::auth::Principal;
 use crate::domain::{DeciderKind, IntentState, Millis};
-use crate::store::{AuditRecord, Filter};
+use crate::metrics::StoreOp;
+use crate::store::{AuditRecord, Cursor, Filter};
 
 /// The most audit records one intent's history returns.
 pub const HISTORY_LIMIT: usize = 1000;
@@ -43,7 +44,7 @@ impl Gateway {
         let id = parse_id(id)?;
         let intent = self
             .store
-            .get(&id)
+            .call(StoreOp::Get, |s| s.get(&id))
             .await?
             .ok_or_else(|| GatewayError::NotFound(id.to_string()))?;
         if !caller.may_act_for(&intent.agent_id) {
@@ -54,7 +55,9 @@ impl Gateway {
         }
         Ok(self
             .store
-            .audit_of(&id, intent.created_at, HISTORY_LIMIT)
+            .call(StoreOp::AuditOf, |s| {
+                s.audit_of(&id, intent.created_at, HISTORY_LIMIT)
+            })
             .await?)
     }
 
@@ -76,8 +79,18 @@ impl Gateway {
             created_after: Some(now - HOUR_MS - self.settings.approval_timeout.as_millis() as i64),
             ..pending.clone()
         };
-        let pending = self.store.list(&pending, None, GLANCE_SAMPLE).await?;
-        let decided = self.store.list(&decided, None, GLANCE_SAMPLE).await?;
+        let pending = self
+            .store
+            .call(StoreOp::List, |s| {
+                s.list(&pending, Cursor::first(GLANCE_SAMPLE))
+            })
+            .await?;
+        let decided = self
+            .store
+            .call(StoreOp::List, |s| {
+                s.list(&decided, Cursor::first(GLANCE_SAMPLE))
+            })
+            .await?;
         let mut glance = Glance {
             pending: pending.intents.len(),
             capped: pending.next_after.is_some() || decided.next_after.is_some(),

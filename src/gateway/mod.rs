@@ -128,7 +128,8 @@ pub struct Resolution {
 }
 
 pub struct Gateway {
-    store: Arc<dyn Store>,
+    /// The only way to the store: every call is timed (`timing.rs`).
+    store: timing::TimedStore,
     policy: Arc<PolicyPack>,
     scorer: Arc<dyn Scorer>,
     settings: Settings,
@@ -149,7 +150,7 @@ impl Gateway {
         settings: Settings,
     ) -> Self {
         Gateway {
-            store: timing::TimedStore::wrap(store),
+            store: timing::TimedStore::new(store),
             policy,
             scorer,
             settings,

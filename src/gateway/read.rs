@@ -3,7 +3,8 @@
 use super::{parse_id, Gateway, GatewayError};
 use crate::auth::Principal;
 use crate::domain::{Intent, IntentId};
-use crate::store::Filter;
+use crate::metrics::StoreOp;
+use crate::store::{Cursor, Filter};
 
 const MAX_PAGE: u32 = 500;
 const DEFAULT_PAGE: u32 = 50;
@@ -13,7 +14,7 @@ impl Gateway {
     /// ids cannot be probed.
     pub async fn get(&self, caller: &Principal, id: &str) -> Result<Intent, GatewayError> {
         let id = parse_id(id)?;
-        match self.store.get(&id).await? {
+        match self.store.call(StoreOp::Get, |s| s.get(&id)).await? {
             Some(intent) if caller.may_act_for(&intent.agent_id) => Ok(intent),
             _ => Err(GatewayError::NotFound(id.to_string())),
         }
@@ -38,7 +39,18 @@ impl Gateway {
             0 => DEFAULT_PAGE,
             n => n.min(MAX_PAGE),
         } as usize;
-        let page = self.store.list(&filter, after.as_ref(), limit).await?;
+        let page = self
+            .store
+            .call(StoreOp::List, |s| {
+                s.list(
+                    &filter,
+                    Cursor {
+                        after: after.as_ref(),
+                        limit,
+                    },
+                )
+            })
+            .await?;
         Ok((
             page.intents,
             page.next_after.map(|id| id.to_string()).unwrap_or_default(),

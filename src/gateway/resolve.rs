@@ -7,6 +7,7 @@ use super::expiry::expiry;
 use super::{counted, parse_id, Gateway, GatewayError, Resolution};
 use crate::auth::Principal;
 use crate::domain::{Channel, DecidedBy, DeciderKind, Intent, IntentState, Reason, ReasonSource};
+use crate::metrics::StoreOp;
 use crate::store::StoreError;
 
 impl Gateway {
@@ -39,7 +40,7 @@ impl Gateway {
         };
         let current = self
             .store
-            .get(&id)
+            .call(StoreOp::Get, |s| s.get(&id))
             .await?
             .ok_or_else(|| GatewayError::NotFound(id.to_string()))?;
         if let Some(v) = resolution.expected_version {
@@ -146,7 +147,11 @@ impl Gateway {
             // The deadline passed and the expiry loop has not run yet: a late decision must not
             // win. Expire it now (whoever wins that race, the result is EXPIRED) and refuse.
             if let Ok(expired) = expiry(&current, now) {
-                match self.store.transition(expired).await {
+                match self
+                    .store
+                    .call(StoreOp::Transition, |s| s.transition(expired))
+                    .await
+                {
                     Ok(_) | Err(StoreError::Conflict { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -159,7 +164,12 @@ impl Gateway {
         let next = current
             .decide(to, by, why, Some(reason), now)
             .map_err(|e| GatewayError::FailedPrecondition(e.to_string()))?;
-        match self.store.transition(self.sealed(next)?).await {
+        let next = self.sealed(next)?;
+        match self
+            .store
+            .call(StoreOp::Transition, |s| s.transition(next))
+            .await
+        {
             Ok(intent) => {
                 info!(intent_id = %intent.id, state = %intent.state, "intent resolved");
                 Ok(counted(intent))

@@ -10,6 +10,7 @@ use crate::auth::Principal;
 use crate::decision::{decide, Decision};
 use crate::domain::validate::SubmitInput;
 use crate::domain::{Intent, IntentDraft, IntentId, IntentState};
+use crate::metrics::{Stopwatch, StoreOp};
 use crate::policy::Verdict;
 use crate::scoring::{ScoreError, ScoreRequest};
 use crate::store::{Created, StoreError};
@@ -42,7 +43,13 @@ impl Gateway {
         let body_hash = draft.body_hash();
 
         if let Some(key) = &draft.idempotency_key {
-            if let Some(existing) = self.store.find_idempotent(&draft.agent_id, key).await? {
+            if let Some(existing) = self
+                .store
+                .call(StoreOp::FindIdempotent, |s| {
+                    s.find_idempotent(&draft.agent_id, key)
+                })
+                .await?
+            {
                 return replay(existing, &body_hash, key);
             }
         }
@@ -51,10 +58,10 @@ impl Gateway {
             self.admit(rate.as_ref(), &draft.agent_id).await?;
         }
 
-        let policy_started = std::time::Instant::now();
+        let policy_started = Stopwatch::start();
         let eval = tracing::info_span!("policy", policy_version = %self.policy.version())
             .in_scope(|| self.policy.evaluate(&draft));
-        crate::metrics::policy_evaluated(policy_started.elapsed());
+        crate::metrics::policy_evaluated(policy_started);
         let eval = eval?;
         let span = tracing::Span::current();
         span.record("module", eval.module.as_str());
@@ -102,7 +109,12 @@ impl Gateway {
             );
             next.version = created.version + 1;
             next.decided_at = next.is_terminal().then_some(decided_at);
-            match self.store.transition(self.sealed(next)?).await {
+            let next = self.sealed(next)?;
+            match self
+                .store
+                .call(StoreOp::Transition, |s| s.transition(next))
+                .await
+            {
                 Ok(intent) => (counted(intent), false),
                 // The expiry loop escalated it meanwhile: what it says stands.
                 Err(StoreError::Conflict { current }) => (*current, false),
@@ -150,7 +162,12 @@ impl Gateway {
     async fn create(&self, intent: Intent) -> Result<(Intent, bool), GatewayError> {
         let key = intent.idempotency_key.clone().unwrap_or_default();
         let hash = intent.body_hash.clone();
-        match self.store.create(self.sealed(intent)?).await? {
+        let intent = self.sealed(intent)?;
+        match self
+            .store
+            .call(StoreOp::Create, |s| s.create(intent))
+            .await?
+        {
             Created::New(intent) => Ok((counted(intent), false)),
             Created::Replayed(existing) => replay(existing, &hash, &key),
             Created::KeyConflict { existing } => Err(GatewayError::KeyConflict { key, existing }),
@@ -176,7 +193,7 @@ impl Gateway {
             outcome = tracing::field::Empty,
             risk_score = tracing::field::Empty
         );
-        let started = std::time::Instant::now();
+        let started = Stopwatch::start();
         let result = match tokio::time::timeout(deadline, self.scorer.score(&request))
             .instrument(span.clone())
             .await
@@ -185,7 +202,7 @@ impl Gateway {
             Err(_) => Err(ScoreError::Timeout(deadline.as_millis() as u64)),
         };
         let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
-        crate::metrics::scorer_finished(outcome, started.elapsed());
+        crate::metrics::scorer_finished(outcome, started);
         span.record("outcome", outcome);
         match &result {
             Ok(a) => {

@@ -5,6 +5,7 @@ use futures::StreamExt;
 use super::read::scope_filter;
 use super::{limits, Gateway, GatewayError, WatchError};
 use crate::auth::Principal;
+use crate::metrics::StoreOp;
 use crate::store::{EventStream, Filter};
 
 impl Gateway {
@@ -12,7 +13,12 @@ impl Gateway {
         // Authorise against the stored intent first; the watch itself re-reads under its lock.
         let intent = self.get(caller, id).await?;
         let permit = self.watch_permit(caller)?;
-        Ok(limits::holding(self.store.watch(&intent.id).await?, permit))
+        Ok(limits::holding(
+            self.store
+                .call(StoreOp::Watch, |s| s.watch(&intent.id))
+                .await?,
+            permit,
+        ))
     }
 
     pub async fn watch_all(
@@ -23,7 +29,12 @@ impl Gateway {
     ) -> Result<EventStream, GatewayError> {
         scope_filter(caller, &mut filter)?;
         let permit = self.watch_permit(caller)?;
-        let stream = limits::holding(self.store.watch_all().await?, permit);
+        let stream = limits::holding(
+            self.store
+                .call(StoreOp::WatchAll, |s| s.watch_all())
+                .await?,
+            permit,
+        );
         Ok(Box::pin(stream.filter(move |item| {
             let keep = match item {
                 Ok(event) => {

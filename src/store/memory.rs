@@ -20,7 +20,9 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::index::IndexKey;
-use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError, WatchError};
+use super::{
+    newest, AuditRecord, Created, Cursor, EventStream, Filter, Page, Store, StoreError, WatchError,
+};
 use crate::domain::{
     slim, Channel, Clock, DecisionEvent, Intent, IntentId, IntentState, Millis, SystemClock,
 };
@@ -96,16 +98,11 @@ impl Shard {
         }
     }
 
-    /// Up to `want` ids from the union of `sets`, newest first, older than `after`, that
-    /// match the parts of `filter` the index does not answer.
-    fn newest_ids(
-        &self,
-        sets: &[IndexKey],
-        filter: &Filter,
-        after: Option<&IntentId>,
-        want: usize,
-    ) -> Vec<IntentId> {
-        let upper = after.map_or(Bound::Unbounded, Bound::Excluded);
+    /// The shard's offer for the page at `at`: up to `at.want()` ids from the union of
+    /// `sets`, newest first, that match the parts of `filter` the index does not answer.
+    fn newest_ids(&self, sets: &[IndexKey], filter: &Filter, at: Cursor<'_>) -> Vec<IntentId> {
+        let upper = at.after.map_or(Bound::Unbounded, Bound::Excluded);
+        let want = at.want();
         let check = filter.beyond_index();
         let mut found = Vec::new();
         for set in sets.iter().filter_map(|k| self.set(k)) {
@@ -123,9 +120,7 @@ impl Shard {
                     .cloned(),
             );
         }
-        found.sort_unstable_by(|a, b| b.cmp(a));
-        found.truncate(want);
-        found
+        newest(found, want)
     }
 }
 
@@ -359,15 +354,8 @@ impl Store for MemoryStore {
         Ok(self.inner.current(id))
     }
 
-    async fn list(
-        &self,
-        filter: &Filter,
-        after: Option<&IntentId>,
-        limit: usize,
-    ) -> Result<Page, StoreError> {
-        // Each shard offers its newest `want` ids from the filter's sets; the newest overall
-        // are among them. Only the page's intents are copied.
-        let want = limit.saturating_add(1);
+    async fn list(&self, filter: &Filter, at: Cursor<'_>) -> Result<Page, StoreError> {
+        // Only the page's intents are copied.
         let sets = IndexKey::for_filter(filter).unwrap_or_else(|| {
             IntentState::ALL
                 .into_iter()
@@ -376,13 +364,24 @@ impl Store for MemoryStore {
         });
         let mut ids: Vec<IntentId> = Vec::new();
         for shard in &self.inner.shards {
-            ids.extend(lock(shard).newest_ids(&sets, filter, after, want));
+            ids.extend(lock(shard).newest_ids(&sets, filter, at));
         }
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.truncate(want);
         // An intent swept out by retention between the two steps is simply not listed.
-        let matched = ids.iter().filter_map(|id| self.inner.current(id)).collect();
-        Ok(Page::newest_first(matched, limit))
+        let matched = newest(ids, at.want())
+            .iter()
+            .filter_map(|id| self.inner.current(id))
+            .collect();
+        Ok(Page::newest_first(matched, at.limit))
+    }
+
+    async fn count_in(&self, state: IntentState) -> Result<u64, StoreError> {
+        let i = slot(state);
+        Ok(self
+            .inner
+            .shards
+            .iter()
+            .map(|shard| lock(shard).by_state[i].len() as u64)
+            .sum())
     }
 
     async fn transition(&self, next: Intent) -> Result<Intent, StoreError> {

@@ -70,6 +70,36 @@ impl Filter {
     }
 }
 
+/// Where a page of a listing starts (after this id; newest first) and how many intents it
+/// holds at most.
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor<'a> {
+    pub after: Option<&'a IntentId>,
+    pub limit: usize,
+}
+
+impl Cursor<'_> {
+    /// The first page, of at most `limit` intents.
+    pub fn first(limit: usize) -> Cursor<'static> {
+        Cursor { after: None, limit }
+    }
+
+    /// How many ids each shard or bucket offers: the newest overall are among them, and the
+    /// one past the page tells whether another page follows.
+    pub fn want(self) -> usize {
+        self.limit.saturating_add(1)
+    }
+}
+
+/// The newest `n` of `ids`, newest first, each once. Ids are UUIDv7, so sorting them sorts
+/// by creation time.
+pub fn newest(mut ids: Vec<IntentId>, n: usize) -> Vec<IntentId> {
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.dedup();
+    ids.truncate(n);
+    ids
+}
+
 /// A page of intents, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -135,13 +165,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get(&self, id: &IntentId) -> Result<Option<Intent>, StoreError>;
 
-    /// Newest first, at most `limit`, starting after `after`.
-    async fn list(
-        &self,
-        filter: &Filter,
-        after: Option<&IntentId>,
-        limit: usize,
-    ) -> Result<Page, StoreError>;
+    /// Newest first, at most `at.limit`, starting after `at.after`.
+    async fn list(&self, filter: &Filter, at: Cursor<'_>) -> Result<Page, StoreError>;
+
+    /// How many intents the store holds in `state` (all replicas' intents, decided ones only
+    /// while retention keeps them): read from the state's index, never by listing.
+    async fn count_in(&self, state: IntentState) -> Result<u64, StoreError>;
 
     /// Replaces the intent with `next` if it is still at `next.version - 1` and its state may
     /// become `next.state`; publishes the transition and appends it to the audit log.

@@ -1,16 +1,23 @@
 //! `GET /metrics` after real traffic: every metric the dashboards and alerts query
-//! (deploy/metrics-used.txt) is exposed, histograms carry buckets and counts, and the
-//! scraper gets OpenMetrics when it asks for it.
+//! (deploy/metrics-used.txt) is exposed, histograms carry buckets and counts, the scraper
+//! gets OpenMetrics when it asks for it, and `SENTINEL_METRICS=off` records nothing while
+//! `/metrics` still answers.
+//!
+//! The registry is per process, like the `SENTINEL_METRICS` switch. The apps other tests of
+//! this binary start in process write the same gauges (an app that cannot load its receipt
+//! key reports `sentinel_store_up 0`), so the tests that read values start their own
+//! `sentinel serve` process.
 
 use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, Client};
+use crate::redis_harness::Replica;
 
 const USED: &str = include_str!("../../deploy/metrics-used.txt");
 
-async fn scrape(addr: std::net::SocketAddr, accept: Option<&str>) -> (String, String) {
+async fn scrape(addr: impl std::fmt::Display, accept: Option<&str>) -> (String, String) {
     let mut request = reqwest::Client::new().get(format!("http://{addr}/metrics"));
     if let Some(accept) = accept {
         request = request.header("accept", accept);
@@ -42,10 +49,9 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-#[tokio::test]
-async fn every_used_metric_is_exposed_after_traffic() {
-    let app = spawn_app().await;
-    let mut c = app.client().await;
+/// Policy approves, declines and escalates; the scorer decides one; an operator approves the
+/// escalated one; an empty agent id is refused.
+async fn traffic(c: &mut Client) {
     c.submit_json(
         "metrics-agent",
         "PAY_INVOICE",
@@ -75,8 +81,14 @@ async fn every_used_metric_is_exposed_after_traffic() {
         .await
         .expect_err("an empty agent id is refused");
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+}
 
-    let (content_type, text) = scrape(app.http_addr, None).await;
+#[tokio::test]
+async fn every_used_metric_is_exposed_after_traffic() {
+    let replica = Replica::start_in_memory(&[]).await;
+    traffic(&mut replica.client().await).await;
+
+    let (content_type, text) = scrape(&replica.http_addr, None).await;
     assert!(
         content_type.starts_with("text/plain; version=0.0.4"),
         "{content_type}"
@@ -146,12 +158,37 @@ async fn every_used_metric_is_exposed_after_traffic() {
     // `sentinel_store_up` is process-wide and other apps in this test binary lose their
     // Redis on purpose, so its value is checked on replicas of their own (redis_faults.rs).
     assert_eq!(sample(&text, "sentinel_up "), Some(1.0), "{text}");
-    app.stop().await;
+}
+
+#[tokio::test]
+async fn switched_off_nothing_is_recorded_and_metrics_still_answers() {
+    let replica = Replica::start_in_memory(&[("SENTINEL_METRICS", "off")]).await;
+    traffic(&mut replica.client().await).await;
+
+    for accept in [None, Some("application/openmetrics-text")] {
+        let (_, text) = scrape(&replica.http_addr, accept).await;
+        let names: BTreeSet<String> = declared(&text).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["sentinel_build_info", "sentinel_store_up", "sentinel_up"]
+                .map(String::from)
+                .into(),
+            "only the build and the up gauges:\n{text}"
+        );
+        assert_eq!(sample(&text, "sentinel_up "), Some(1.0), "{text}");
+        assert_eq!(sample(&text, "sentinel_store_up "), Some(1.0), "{text}");
+    }
 }
 
 #[tokio::test]
 async fn openmetrics_when_the_scraper_asks() {
     let app = spawn_app().await;
+    // A labelled family is encoded once it has a series: this call gives the RPC one.
+    app.client()
+        .await
+        .submit_json("metrics-agent", "DROP_TABLE", json!({}))
+        .await
+        .expect("policy declines");
     let (content_type, text) = scrape(
         app.http_addr,
         Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),

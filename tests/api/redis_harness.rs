@@ -274,6 +274,12 @@ impl Replica {
         replica
     }
 
+    /// Starts a replica on the in-memory store and waits until it is ready.
+    pub async fn start_in_memory(env: &[(&str, &str)]) -> Replica {
+        // A blank SENTINEL_REDIS_URL counts as unset.
+        Replica::start("", env).await
+    }
+
     /// Starts a replica without waiting for it.
     pub fn spawn(redis_url: &str, env: &[(&str, &str)]) -> Replica {
         let dir = tempfile::tempdir().expect("temp dir");

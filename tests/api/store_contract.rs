@@ -9,7 +9,7 @@ use sentinel::domain::{
     now_millis, Channel, Clock, DecidedBy, DeciderKind, EventKind, Intent, IntentId, IntentState,
     ManualClock, Millis, RiskScore,
 };
-use sentinel::store::{AuditRecord, Created, Filter, Store, StoreError};
+use sentinel::store::{AuditRecord, Created, Cursor, Filter, Store, StoreError};
 
 /// Generates `memory::<case>` and `redis::<case>` tests for each contract case.
 macro_rules! contract {
@@ -66,6 +66,7 @@ contract!(
     filtered_lists_page_newest_first,
     a_transition_moves_an_intent_between_state_lists,
     index_filters_combine_with_module_action_and_time,
+    counts_per_state_follow_creations_and_transitions,
 );
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -437,7 +438,13 @@ async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>, time: Ti
     let mut after = None;
     loop {
         let page = store
-            .list(&Filter::default(), after.as_ref(), 3)
+            .list(
+                &Filter::default(),
+                Cursor {
+                    after: after.as_ref(),
+                    limit: 3,
+                },
+            )
             .await
             .unwrap();
         assert!(page.intents.len() <= 3);
@@ -453,7 +460,7 @@ async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>, time: Ti
         agent_id: Some("agent-b".into()),
         ..Filter::default()
     };
-    let page = store.list(&only_b, None, 50).await.unwrap();
+    let page = store.list(&only_b, Cursor::first(50)).await.unwrap();
     assert_eq!(page.intents.len(), 3);
     assert!(page.intents.iter().all(|i| i.agent_id == "agent-b"));
     assert!(page.next_after.is_none());
@@ -463,7 +470,7 @@ async fn list_is_newest_first_filtered_and_paged(store: Arc<dyn Store>, time: Ti
         ..Filter::default()
     };
     assert!(store
-        .list(&approved, None, 50)
+        .list(&approved, Cursor::first(50))
         .await
         .unwrap()
         .intents
@@ -596,7 +603,10 @@ async fn redis_retention_expires_decided_intents_and_trims_the_index() {
         store.get(&still_open.id).await.unwrap().is_some(),
         "open intents never expire"
     );
-    let listed = store.list(&Filter::default(), None, 500).await.unwrap();
+    let listed = store
+        .list(&Filter::default(), Cursor::first(500))
+        .await
+        .unwrap();
     assert!(listed.intents.iter().all(|i| i.id != open.id));
     // The 40 recent ones are listed; the old open one only if no later create trimmed its
     // bucket's index yet (which is why the retention must exceed the approval timeout).
@@ -664,7 +674,16 @@ async fn listed(store: &Arc<dyn Store>, filter: &Filter, page: usize) -> Vec<Int
     let mut out = Vec::new();
     let mut after = None;
     for _ in 0..100 {
-        let p = store.list(filter, after.as_ref(), page).await.unwrap();
+        let p = store
+            .list(
+                filter,
+                Cursor {
+                    after: after.as_ref(),
+                    limit: page,
+                },
+            )
+            .await
+            .unwrap();
         assert!(p.intents.len() <= page);
         assert!(
             p.intents.iter().all(|i| filter.matches(i)),
@@ -813,7 +832,7 @@ async fn a_transition_moves_an_intent_between_state_lists(store: Arc<dyn Store>,
         .contains(&open.id));
     // The listed intent is the current one, and a lost race moves nothing.
     let page = store
-        .list(&in_state(IntentState::Declined), None, 10)
+        .list(&in_state(IntentState::Declined), Cursor::first(10))
         .await
         .unwrap();
     assert_eq!(page.intents, vec![declined]);
@@ -945,4 +964,37 @@ async fn redis_retention_drops_list_index_entries() {
             assert_eq!(rank, None, "{key} still lists {}", gone.id);
         }
     }
+}
+
+async fn counts_per_state_follow_creations_and_transitions(store: Arc<dyn Store>, time: Time) {
+    let count = |state| {
+        let store = store.clone();
+        async move { store.count_in(state).await.expect("count_in") }
+    };
+    assert_eq!(
+        count(IntentState::PendingApproval).await,
+        0,
+        "an empty store"
+    );
+    let mut open = Vec::new();
+    for agent in ["ag-c1", "ag-c2", "ag-c2"] {
+        open.push(create(&store, time.intent(agent, IntentState::PendingApproval)).await);
+    }
+    create(&store, time.intent("ag-c1", IntentState::Approved)).await;
+    assert_eq!(count(IntentState::PendingApproval).await, 3);
+    assert_eq!(count(IntentState::Approved).await, 1);
+    assert_eq!(count(IntentState::Declined).await, 0);
+
+    store
+        .transition(by_human(&open[0], IntentState::Declined, "bob", "no"))
+        .await
+        .expect("declined");
+    // A lost race moves nothing.
+    assert!(store
+        .transition(by_human(&open[0], IntentState::Approved, "eve", "late"))
+        .await
+        .is_err());
+    assert_eq!(count(IntentState::PendingApproval).await, 2);
+    assert_eq!(count(IntentState::Declined).await, 1);
+    assert_eq!(count(IntentState::Approved).await, 1);
 }

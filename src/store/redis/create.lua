@@ -22,18 +22,14 @@ if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
 end
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
-redis.call('ZREMRANGEBYLEX', KEYS[3], '-', '(' .. ARGV[11])
+trim(KEYS[3], ARGV[11])
 redis.call('ZADD', KEYS[5], 0, ARGV[2])
 redis.call('ZADD', KEYS[6], 0, ARGV[2])
 for i = 7, #KEYS do
-  redis.call('ZREMRANGEBYLEX', KEYS[i], '-', '(' .. ARGV[11])
+  trim(KEYS[i], ARGV[11])
 end
 if ARGV[10] ~= '' then
-  -- An agent's decided set is trimmed when it grows (open sets lose entries by transition)
-  -- and lives as long as its newest entry's record: an agent that stops submitting leaves
-  -- nothing behind.
-  redis.call('ZREMRANGEBYLEX', KEYS[6], '-', '(' .. ARGV[11])
-  redis.call('PEXPIRE', KEYS[6], ARGV[13])
+  trim_agent_decided(KEYS[6], ARGV[11], ARGV[13])
 end
 redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[12], '*', 'r', ARGV[8])
 redis.call('PUBLISH', ARGV[7], ARGV[6])

@@ -6,33 +6,29 @@ use std::collections::HashMap;
 use super::codec::{corrupt, parse_intent};
 use super::connection::bucket_of;
 use super::RedisStore;
-use crate::domain::{Intent, IntentId};
+use crate::domain::{Intent, IntentId, IntentState};
 use crate::store::index::IndexKey;
-use crate::store::{Filter, Page, StoreError};
+use crate::store::{newest, Cursor, Filter, Page, StoreError};
 
 impl RedisStore {
+    /// Each bucket offers its newest [`Cursor::want`] matches. The index sets answer agent
+    /// and state exactly: then only ids are read from every bucket, and only the page's
+    /// intents are fetched.
     pub(super) async fn list_page(
         &self,
         filter: &Filter,
-        after: Option<&IntentId>,
-        limit: usize,
+        at: Cursor<'_>,
     ) -> Result<Page, StoreError> {
-        // Each bucket contributes its newest `limit + 1` matches; the newest overall are
-        // among them. Ids are UUIDv7, so id order is creation order. The index sets answer
-        // agent and state exactly: then only ids are read from every bucket, and only the
-        // page's intents are fetched.
-        let want = limit.saturating_add(1);
+        let (after, want) = (at.after, at.want());
         let sets = IndexKey::for_filter(filter);
         if !filter.beyond_index() {
             let per_bucket = self
                 .per_bucket(|b| self.bucket_ids(b, sets.as_deref(), after, want))
                 .await?;
-            let mut ids: Vec<IntentId> = per_bucket.into_iter().flatten().collect();
-            ids.sort_unstable_by(|a, b| b.cmp(a));
-            ids.truncate(want);
+            let ids = newest(per_bucket.into_iter().flatten().collect(), want);
             let intents = self.read_page(&ids).await?;
             if intents.len() == ids.len() {
-                return Ok(Page::newest_first(intents, limit));
+                return Ok(Page::newest_first(intents, at.limit));
             }
             // An index entry outlived its record (a decided intent expired before the next
             // creation in its bucket trimmed the index): read on bucket by bucket.
@@ -41,7 +37,24 @@ impl RedisStore {
             .per_bucket(|b| self.list_bucket(b, sets.as_deref(), filter, after, want))
             .await?;
         let matched: Vec<Intent> = per_bucket.into_iter().flatten().collect();
-        Ok(Page::newest_first(matched, limit))
+        Ok(Page::newest_first(matched, at.limit))
+    }
+
+    /// The sizes of the state's index sets, one ZCARD per bucket. The buckets are asked
+    /// concurrently: on one node they share the multiplexed connection's next write (one
+    /// round trip), on a Cluster each goes to its slot's node (a pipeline may not cross slots).
+    pub(super) async fn count_state(&self, state: IntentState) -> Result<u64, StoreError> {
+        let set = IndexKey { agent: None, state };
+        let per_bucket = self
+            .per_bucket(|b| {
+                let key = self.set_key(b, &set);
+                async move {
+                    self.query::<u64>("count_in", redis::cmd("ZCARD").arg(&key))
+                        .await
+                }
+            })
+            .await?;
+        Ok(per_bucket.into_iter().sum())
     }
 
     /// Up to `count` ids of a bucket older than `after`, newest first, from the union of
@@ -72,17 +85,14 @@ impl RedisStore {
                 .arg(count);
         }
         let per_set: Vec<Vec<String>> = self.inner.redis.query_pipe("list", &pipe).await?;
-        let mut ids = per_set
+        let ids = per_set
             .iter()
             .flatten()
             .map(|s| {
                 IntentId::parse(s).ok_or_else(|| corrupt("list index", format!("bad id {s:?}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.dedup();
-        ids.truncate(count);
-        Ok(ids)
+        Ok(newest(ids, count))
     }
 
     /// Reads intents of any buckets: one pipelined round trip per bucket, concurrently.

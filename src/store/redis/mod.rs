@@ -37,9 +37,9 @@ mod scripts;
 
 pub(crate) use connection::{bucket_of, Redis};
 
-use super::{AuditRecord, Created, EventStream, Filter, Page, Store, StoreError};
+use super::{AuditRecord, Created, Cursor, EventStream, Filter, Page, Store, StoreError};
 use crate::config::RedisUrl;
-use crate::domain::{Intent, IntentId, Millis};
+use crate::domain::{Intent, IntentId, IntentState, Millis};
 use codec::parse_intent;
 use fanout::{run_bus, Bus};
 use scripts::Scripts;
@@ -183,13 +183,12 @@ impl Store for RedisStore {
         self.read(id).await
     }
 
-    async fn list(
-        &self,
-        filter: &Filter,
-        after: Option<&IntentId>,
-        limit: usize,
-    ) -> Result<Page, StoreError> {
-        self.list_page(filter, after, limit).await
+    async fn list(&self, filter: &Filter, at: Cursor<'_>) -> Result<Page, StoreError> {
+        self.list_page(filter, at).await
+    }
+
+    async fn count_in(&self, state: IntentState) -> Result<u64, StoreError> {
+        self.count_state(state).await
     }
 
     async fn transition(&self, next: Intent) -> Result<Intent, StoreError> {

@@ -11,8 +11,12 @@ use crate::store::index::IndexKey;
 use crate::store::memory::record_for;
 use crate::store::{Created, StoreError};
 
-const CREATE: &str = include_str!("create.lua");
-const TRANSITION: &str = include_str!("transition.lua");
+/// The two scripts that write index sets share the retention helpers of `retention.lua`.
+const CREATE: &str = concat!(include_str!("retention.lua"), include_str!("create.lua"));
+const TRANSITION: &str = concat!(
+    include_str!("retention.lua"),
+    include_str!("transition.lua")
+);
 const PROGRESS: &str = include_str!("progress.lua");
 const CLAIM: &str = include_str!("claim.lua");
 

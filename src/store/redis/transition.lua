@@ -55,10 +55,9 @@ end
 redis.call('ZADD', KEYS[4], 0, ARGV[2])
 redis.call('ZADD', KEYS[5], 0, ARGV[2])
 if ARGV[12] ~= '' then
-  -- Decided sets are trimmed to retention as they grow; see create.lua.
-  redis.call('ZREMRANGEBYLEX', KEYS[4], '-', '(' .. ARGV[15])
-  redis.call('ZREMRANGEBYLEX', KEYS[5], '-', '(' .. ARGV[15])
-  redis.call('PEXPIRE', KEYS[5], ARGV[14])
+  -- Decided sets are trimmed to retention as they grow.
+  trim(KEYS[4], ARGV[15])
+  trim_agent_decided(KEYS[5], ARGV[15], ARGV[14])
 end
 redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[13], '*', 'r', ARGV[8])
 redis.call('PUBLISH', ARGV[7], ARGV[6])

@@ -174,8 +174,21 @@ impl Proxy {
                 Err(status) => return Ok(refused(status).into()),
             }
         };
-        if IntentState::try_from(intent.state) != Ok(IntentState::Approved) {
+        // An approval seen on a watch comes without its receipt (events carry the slim
+        // intent): read it back. SubmitIntent's own answer already has it.
+        let intent = if is_approved(&intent) && intent.receipt.is_empty() {
+            match gateway.get(&credential, &intent.intent_id).await {
+                Ok(full) => full,
+                Err(status) => return Ok(refused(status).into()),
+            }
+        } else {
+            intent
+        };
+        if !is_approved(&intent) {
             return Ok(answer::refused(&tool, &intent).into());
+        }
+        if intent.receipt.is_empty() {
+            return Ok(answer::unsigned_approval(&tool, &intent).into());
         }
         if !self.0.generations.claim(&fingerprint, generation) {
             return Ok(answer::already_ran(&tool, &intent).into());
@@ -203,6 +216,10 @@ impl Proxy {
             other => other,
         })
     }
+}
+
+fn is_approved(intent: &pb::Intent) -> bool {
+    IntentState::try_from(intent.state) == Ok(IntentState::Approved)
 }
 
 /// What the upstream announced, announced again to the proxy's own clients.

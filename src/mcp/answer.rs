@@ -3,7 +3,6 @@
 //! for a human, or that the gateway could not be asked.
 
 use rmcp::model::{CallToolResult, ContentBlock, MetaObject};
-use serde_json::json;
 use tonic::{Code, Status};
 
 use crate::grpc::pb;
@@ -11,6 +10,8 @@ use crate::grpc::pb::{DeciderKind, IntentState};
 
 /// The `_meta` key under which results carry the intent.
 pub const META_KEY: &str = "sentinel";
+/// The key in `_meta.sentinel` holding an approved call's receipt.
+pub const RECEIPT_KEY: &str = "receipt";
 
 fn state_name(state: i32) -> &'static str {
     match IntentState::try_from(state) {
@@ -24,13 +25,19 @@ fn state_name(state: i32) -> &'static str {
     }
 }
 
+/// `_meta.sentinel`: the intent's id, state, action and risk, and on an approval its
+/// receipt (the compact JWS the upstream tool's caller can verify against the gateway's
+/// JWKS).
 fn sentinel_meta(intent: &pb::Intent) -> serde_json::Value {
-    json!({
-        "intent_id": intent.intent_id,
-        "state": state_name(intent.state),
-        "action": intent.action,
-        "risk_score": intent.risk_score,
-    })
+    let mut meta = serde_json::Map::with_capacity(5);
+    meta.insert("intent_id".into(), intent.intent_id.as_str().into());
+    meta.insert("state".into(), state_name(intent.state).into());
+    meta.insert("action".into(), intent.action.as_str().into());
+    meta.insert("risk_score".into(), intent.risk_score.into());
+    if !intent.receipt.is_empty() {
+        meta.insert(RECEIPT_KEY.into(), intent.receipt.as_str().into());
+    }
+    serde_json::Value::Object(meta)
 }
 
 fn put_meta(meta: &mut Option<MetaObject>, intent: &pb::Intent) {
@@ -38,7 +45,8 @@ fn put_meta(meta: &mut Option<MetaObject>, intent: &pb::Intent) {
         .insert(META_KEY.to_string(), sentinel_meta(intent));
 }
 
-/// The upstream's answer to an approved call, with the intent in `_meta.sentinel`.
+/// The upstream's answer to an approved call, with the intent and its receipt in
+/// `_meta.sentinel`.
 pub fn forwarded(mut result: CallToolResult, intent: &pb::Intent) -> CallToolResult {
     put_meta(&mut result.meta, intent);
     result
@@ -148,6 +156,18 @@ pub fn already_ran(tool: &str, intent: &pb::Intent) -> CallToolResult {
     )
 }
 
+/// An approval without its receipt. The gateway signs every approval before storing it, so
+/// an unsigned one is not trusted: the call is refused (fail closed).
+pub fn unsigned_approval(tool: &str, intent: &pb::Intent) -> CallToolResult {
+    error(
+        format!(
+            "intent {} is APPROVED but the gateway returned no approval receipt, and every approval must carry one; failing closed: the call to {tool} was refused and not forwarded",
+            intent.intent_id
+        ),
+        Some(intent),
+    )
+}
+
 /// The gateway refused or could not be reached.
 pub fn gateway_failed(addr: &str, tool: &str, status: &Status) -> CallToolResult {
     let text = match status.code() {
@@ -248,5 +268,34 @@ mod tests {
         assert!(text(&r).contains("unreachable"), "{}", text(&r));
         let r = gateway_failed("http://gw", "t", &Status::unauthenticated("no key"));
         assert!(text(&r).contains("Unauthenticated: no key"), "{}", text(&r));
+    }
+
+    #[test]
+    fn an_approved_result_carries_the_receipt_and_an_unsigned_approval_is_refused() {
+        let mut approved = intent(IntentState::Approved, DeciderKind::Human);
+        approved.receipt = "aGVhZGVy.Y2xhaW1z.c2ln".into();
+        let upstream = CallToolResult::success(vec![ContentBlock::text("done")]);
+        let r = forwarded(upstream, &approved);
+        assert_ne!(r.is_error, Some(true));
+        let meta = &r.meta.unwrap()[META_KEY];
+        assert_eq!(meta[RECEIPT_KEY], "aGVhZGVy.Y2xhaW1z.c2ln");
+        assert_eq!(meta["intent_id"], "0190-id");
+        assert_eq!(meta["state"], "APPROVED");
+        assert_eq!(meta["action"], "DROP_TABLE");
+        assert_eq!(meta["risk_score"], 100);
+
+        let declined = refused("t", &intent(IntentState::Declined, DeciderKind::Policy));
+        let meta = &declined.meta.unwrap()[META_KEY];
+        assert!(meta.get(RECEIPT_KEY).is_none(), "a refusal has no receipt");
+
+        approved.receipt.clear();
+        let r = unsigned_approval("drop_table", &approved);
+        assert_eq!(r.is_error, Some(true));
+        let t = text(&r);
+        assert!(
+            t.contains("no approval receipt") && t.contains("failing closed"),
+            "{t}"
+        );
+        assert!(t.contains("refused and not forwarded"), "{t}");
     }
 }

@@ -78,12 +78,17 @@ impl Gateway {
         &self.addr
     }
 
-    fn request<T>(credential: &Credential, message: T) -> Request<T> {
+    /// A client on the shared channel, and `message` with the caller's credential.
+    fn call<T>(
+        &self,
+        credential: &Credential,
+        message: T,
+    ) -> (SentinelClient<Channel>, Request<T>) {
         let mut r = Request::new(message);
         if let Some(k) = &credential.0 {
             r.metadata_mut().insert("authorization", k.clone());
         }
-        r
+        (self.client.clone(), r)
     }
 
     pub async fn submit(
@@ -91,10 +96,8 @@ impl Gateway {
         credential: &Credential,
         request: pb::SubmitIntentRequest,
     ) -> Result<pb::SubmitIntentResponse, Status> {
-        let mut c = self.client.clone();
-        c.submit_intent(Self::request(credential, request))
-            .await
-            .map(tonic::Response::into_inner)
+        let (mut c, r) = self.call(credential, request);
+        Ok(c.submit_intent(r).await?.into_inner())
     }
 
     pub async fn watch(
@@ -102,13 +105,9 @@ impl Gateway {
         credential: &Credential,
         intent_id: &str,
     ) -> Result<Streaming<pb::DecisionEvent>, Status> {
-        let mut c = self.client.clone();
-        let request = pb::WatchDecisionRequest {
-            intent_id: intent_id.to_string(),
-        };
-        c.watch_decision(Self::request(credential, request))
-            .await
-            .map(tonic::Response::into_inner)
+        let intent_id = intent_id.to_string();
+        let (mut c, r) = self.call(credential, pb::WatchDecisionRequest { intent_id });
+        Ok(c.watch_decision(r).await?.into_inner())
     }
 
     pub async fn get(
@@ -116,16 +115,9 @@ impl Gateway {
         credential: &Credential,
         intent_id: &str,
     ) -> Result<pb::Intent, Status> {
-        let mut c = self.client.clone();
-        let request = pb::GetIntentRequest {
-            intent_id: intent_id.to_string(),
-        };
-        the_intent(
-            c.get_intent(Self::request(credential, request))
-                .await?
-                .into_inner()
-                .intent,
-        )
+        let intent_id = intent_id.to_string();
+        let (mut c, r) = self.call(credential, pb::GetIntentRequest { intent_id });
+        the_intent(c.get_intent(r).await?.into_inner().intent)
     }
 
     pub async fn cancel(
@@ -134,17 +126,9 @@ impl Gateway {
         intent_id: &str,
         reason: &str,
     ) -> Result<pb::Intent, Status> {
-        let mut c = self.client.clone();
-        let request = pb::CancelIntentRequest {
-            intent_id: intent_id.to_string(),
-            reason: reason.to_string(),
-        };
-        the_intent(
-            c.cancel_intent(Self::request(credential, request))
-                .await?
-                .into_inner()
-                .intent,
-        )
+        let (intent_id, reason) = (intent_id.to_string(), reason.to_string());
+        let (mut c, r) = self.call(credential, pb::CancelIntentRequest { intent_id, reason });
+        the_intent(c.cancel_intent(r).await?.into_inner().intent)
     }
 }
 

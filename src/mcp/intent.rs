@@ -3,7 +3,7 @@
 //! reasoning, `mcp.*` labels, and an idempotency key from the session, the tool and the
 //! canonical (RFC 8785) arguments, so a client's retry finds the intent it already made.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
 
@@ -72,8 +72,7 @@ pub fn upper_snake(tool: &str) -> String {
 /// The arguments in RFC 8785 (JCS) form: sorted keys, no whitespace, ECMAScript numbers.
 pub fn canonical_arguments(arguments: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
     // A `serde_json::Value` holds no NaN or infinity, the only values JCS cannot write.
-    serde_json_canonicalizer::to_vec(&serde_json::Value::Object(arguments.clone()))
-        .unwrap_or_default()
+    serde_json_canonicalizer::to_vec(arguments).unwrap_or_default()
 }
 
 /// Identifies "this tool with these arguments in this session", whatever the key order.
@@ -121,19 +120,18 @@ impl Generations {
 /// The agent-visible context of the call: `_meta` without its per-request and lifecycle
 /// keys, or a plain sentence when nothing is left.
 pub fn reasoning(call: &ToolCall<'_>) -> String {
-    let volatile: HashSet<&str> = VOLATILE_META.into_iter().collect();
-    let context: serde_json::Map<String, serde_json::Value> = call
+    let context: BTreeMap<&str, &serde_json::Value> = call
         .meta
         .iter()
-        .filter(|(k, _)| !volatile.contains(k.as_str()) && !k.starts_with(LIFECYCLE_META_PREFIX))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .filter(|(k, _)| !VOLATILE_META.contains(&k.as_str()))
+        .filter(|(k, _)| !k.starts_with(LIFECYCLE_META_PREFIX))
+        .map(|(k, v)| (k.as_str(), v))
         .collect();
     let base = format!("MCP tools/call of {} on server {}", call.tool, call.server);
     if context.is_empty() {
         base
     } else {
-        let json = serde_json_canonicalizer::to_string(&serde_json::Value::Object(context))
-            .unwrap_or_default();
+        let json = serde_json_canonicalizer::to_string(&context).unwrap_or_default();
         format!("{base}; client context (_meta): {json}")
     }
 }

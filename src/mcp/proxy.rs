@@ -174,8 +174,21 @@ impl Proxy {
                 Err(status) => return Ok(refused(status).into()),
             }
         };
-        if IntentState::try_from(intent.state) != Ok(IntentState::Approved) {
+        // An approval seen on a watch comes without its receipt (events carry the slim
+        // intent): read it back. SubmitIntent's own answer already has it.
+        let intent = if is_approved(&intent) && intent.receipt.is_empty() {
+            match gateway.get(&credential, &intent.intent_id).await {
+                Ok(full) => full,
+                Err(status) => return Ok(refused(status).into()),
+            }
+        } else {
+            intent
+        };
+        if !is_approved(&intent) {
             return Ok(answer::refused(&tool, &intent).into());
+        }
+        if intent.receipt.is_empty() {
+            return Ok(answer::unsigned_approval(&tool, &intent).into());
         }
         if !self.0.generations.claim(&fingerprint, generation) {
             return Ok(answer::already_ran(&tool, &intent).into());
@@ -205,6 +218,10 @@ impl Proxy {
     }
 }
 
+fn is_approved(intent: &pb::Intent) -> bool {
+    IntentState::try_from(intent.state) == Ok(IntentState::Approved)
+}
+
 /// What the upstream announced, announced again to the proxy's own clients.
 fn as_server_config(info: &ServerPeerInfo) -> ServerConfig {
     let mut config = ServerConfig::new(info.capabilities.clone())
@@ -224,6 +241,31 @@ fn upstream_error(e: ServiceError) -> McpError {
         ServiceError::McpError(e) => e,
         other => McpError::internal_error(format!("upstream MCP server: {other}"), None),
     }
+}
+
+/// `ServerHandler` methods that send the request to the upstream unchanged and return its
+/// answer (or its error). `method(Params) -> Result` calls the upstream peer's method of the
+/// same name; `= other` names the peer's method when it differs.
+macro_rules! pass_through {
+    ($($method:ident($params:ty) -> $result:ty $(= $peer_method:ident)?;)*) => {
+        $(
+            async fn $method(
+                &self,
+                request: $params,
+                _context: RequestContext<RoleServer>,
+            ) -> Result<$result, McpError> {
+                pass_through!(@call self, request, $method $(, $peer_method)?)
+                    .await
+                    .map_err(upstream_error)
+            }
+        )*
+    };
+    (@call $self:ident, $request:ident, $method:ident) => {
+        $self.0.upstream.$method($request)
+    };
+    (@call $self:ident, $request:ident, $method:ident, $peer_method:ident) => {
+        $self.0.upstream.$peer_method($request)
+    };
 }
 
 impl ServerHandler for Proxy {
@@ -266,112 +308,16 @@ impl ServerHandler for Proxy {
         Ok(result)
     }
 
-    async fn list_resources(
-        &self,
-        request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListResourcesResult, McpError> {
-        self.0
-            .upstream
-            .list_resources(request)
-            .await
-            .map_err(upstream_error)
-    }
-
-    async fn list_resource_templates(
-        &self,
-        request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListResourceTemplatesResult, McpError> {
-        self.0
-            .upstream
-            .list_resource_templates(request)
-            .await
-            .map_err(upstream_error)
-    }
-
-    async fn read_resource(
-        &self,
-        request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ReadResourceResponse, McpError> {
-        self.0
-            .upstream
-            .read_resource_once(request)
-            .await
-            .map_err(upstream_error)
-    }
-
-    async fn subscribe(
-        &self,
-        request: SubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        self.0
-            .upstream
-            .subscribe(request)
-            .await
-            .map_err(upstream_error)
-    }
-
-    async fn unsubscribe(
-        &self,
-        request: UnsubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        self.0
-            .upstream
-            .unsubscribe(request)
-            .await
-            .map_err(upstream_error)
-    }
-
-    async fn list_prompts(
-        &self,
-        request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListPromptsResult, McpError> {
-        self.0
-            .upstream
-            .list_prompts(request)
-            .await
-            .map_err(upstream_error)
-    }
-
-    async fn get_prompt(
-        &self,
-        request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<GetPromptResponse, McpError> {
-        self.0
-            .upstream
-            .get_prompt_once(request)
-            .await
-            .map_err(upstream_error)
-    }
-
-    async fn complete(
-        &self,
-        request: CompleteRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<CompleteResult, McpError> {
-        self.0
-            .upstream
-            .complete(request)
-            .await
-            .map_err(upstream_error)
-    }
-
-    async fn set_level(
-        &self,
-        request: SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        self.0
-            .upstream
-            .set_level(request)
-            .await
-            .map_err(upstream_error)
+    pass_through! {
+        list_resources(Option<PaginatedRequestParams>) -> ListResourcesResult;
+        list_resource_templates(Option<PaginatedRequestParams>) -> ListResourceTemplatesResult;
+        read_resource(ReadResourceRequestParams) -> ReadResourceResponse = read_resource_once;
+        subscribe(SubscribeRequestParams) -> ();
+        unsubscribe(UnsubscribeRequestParams) -> ();
+        list_prompts(Option<PaginatedRequestParams>) -> ListPromptsResult;
+        get_prompt(GetPromptRequestParams) -> GetPromptResponse = get_prompt_once;
+        complete(CompleteRequestParams) -> CompleteResult;
+        set_level(SetLevelRequestParams) -> ();
     }
 
     async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {

@@ -53,7 +53,10 @@ pub async fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
     match args.listen {
         None => {
             let server = proxy
-                .serve(rmcp::transport::stdio())
+                // Non-blocking pipes when the client started the proxy with pipes (as MCP
+                // clients do): tokio's stdin/stdout would hand every read and write to a
+                // blocking thread. Anything else falls back to those.
+                .serve(rmcp::transport::stdio_pipes())
                 .await
                 .context("the MCP client did not initialize")?;
             server.waiting().await?;

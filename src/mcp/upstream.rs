@@ -30,14 +30,28 @@ pub struct UpstreamClient {
     pub downstream: Arc<OnceLock<Peer<RoleServer>>>,
 }
 
-impl UpstreamClient {
-    fn downstream(&self) -> Option<&Peer<RoleServer>> {
-        self.downstream.get()
-    }
-}
-
-fn log_undelivered(what: &str, e: impl std::fmt::Display) {
-    tracing::debug!(error = %e, "{what} not passed to the MCP client");
+/// `ClientHandler` methods that pass an upstream notification on to the stdio client, once
+/// it initialized: `handler(Params)? => the downstream peer's notify method, "its name"`.
+/// One that cannot be delivered is only logged (the client may have gone).
+macro_rules! relay {
+    ($($handler:ident $(($params:ty))? => $notify:ident, $what:literal;)*) => {
+        $(
+            async fn $handler(
+                &self,
+                $(params: $params,)?
+                _context: NotificationContext<RoleClient>,
+            ) {
+                if let Some(peer) = self.downstream.get() {
+                    if let Err(e) = peer.$notify($(relay!(@pass params, $params))?).await {
+                        tracing::debug!(error = %e, "{} not passed to the MCP client", $what);
+                    }
+                }
+            }
+        )*
+    };
+    (@pass $value:ident, $params:ty) => {
+        $value
+    };
 }
 
 impl ClientHandler for UpstreamClient {
@@ -48,52 +62,14 @@ impl ClientHandler for UpstreamClient {
         )
     }
 
-    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        if let Some(p) = self.downstream() {
-            if let Err(e) = p.notify_tool_list_changed().await {
-                log_undelivered("tools/list_changed", e);
-            }
-        }
-    }
-
-    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        if let Some(p) = self.downstream() {
-            if let Err(e) = p.notify_resource_list_changed().await {
-                log_undelivered("resources/list_changed", e);
-            }
-        }
-    }
-
-    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        if let Some(p) = self.downstream() {
-            if let Err(e) = p.notify_prompt_list_changed().await {
-                log_undelivered("prompts/list_changed", e);
-            }
-        }
-    }
-
-    async fn on_resource_updated(
-        &self,
-        params: ResourceUpdatedNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        if let Some(p) = self.downstream() {
-            if let Err(e) = p.notify_resource_updated(params).await {
-                log_undelivered("resources/updated", e);
-            }
-        }
-    }
-
-    async fn on_logging_message(
-        &self,
-        params: LoggingMessageNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        if let Some(p) = self.downstream() {
-            if let Err(e) = p.notify_logging_message(params).await {
-                log_undelivered("notifications/message", e);
-            }
-        }
+    relay! {
+        on_tool_list_changed => notify_tool_list_changed, "tools/list_changed";
+        on_resource_list_changed => notify_resource_list_changed, "resources/list_changed";
+        on_prompt_list_changed => notify_prompt_list_changed, "prompts/list_changed";
+        on_resource_updated(ResourceUpdatedNotificationParam)
+            => notify_resource_updated, "resources/updated";
+        on_logging_message(LoggingMessageNotificationParam)
+            => notify_logging_message, "notifications/message";
     }
 }
 

@@ -21,6 +21,7 @@ use crate::helpers::*;
 use sentinel::auth::{hash_key, KeyRing, Principal};
 use sentinel::grpc::pb;
 use sentinel::grpc::pb::IntentState as S;
+use sentinel_receipt::{fetch_jwks, verify_receipt, Expected, Verified};
 
 const SENTINEL: &str = env!("CARGO_BIN_EXE_sentinel");
 const UPSTREAM: &str = env!("CARGO_BIN_EXE_sentinel-mcp-test-upstream");
@@ -73,6 +74,35 @@ fn intent_id(result: &CallToolResult) -> String {
         .as_str()
         .expect("intent id in _meta.sentinel")
         .to_string()
+}
+
+/// The receipt in an approved result's `_meta.sentinel`, checked as the upstream tool's
+/// caller would: against the gateway's published keys, for this agent, action and arguments,
+/// with the intent's id as its `jti`.
+async fn verified_receipt(
+    app: &TestApp,
+    result: &CallToolResult,
+    agent: &str,
+    action: &str,
+    arguments: serde_json::Value,
+) -> Verified {
+    let receipt = result.meta.as_ref().expect("_meta")["sentinel"]["receipt"]
+        .as_str()
+        .expect("a receipt in _meta.sentinel")
+        .to_string();
+    let jwks_url = format!("http://{}/.well-known/jwks.json", app.http_addr);
+    let keys = fetch_jwks(&jwks_url, LIMIT)
+        .await
+        .expect("the gateway's JWKS");
+    let expected = Expected {
+        agent_id: agent,
+        action,
+        payload: &arguments,
+    };
+    let verified = verify_receipt(&receipt, &keys, &expected).expect("the receipt verifies");
+    assert_eq!(verified.claims.jti, intent_id(result));
+    assert_eq!(verified.claims.act, action);
+    verified
 }
 
 /// `sentinel mcp [flags] -- sentinel-mcp-test-upstream` against the gateway at `addr`.
@@ -166,6 +196,14 @@ async fn stdio_forwards_approved_calls_and_refuses_declined_ones_without_calling
     assert_eq!(intent.labels["mcp.tool"], "restart_server");
     assert_eq!(intent.labels["mcp.server"], "test-upstream");
     assert!(!intent.labels["mcp.session"].is_empty());
+    // The result proves the approval: the receipt the gateway signed for this exact call.
+    let arguments = json!({"environment": "staging"});
+    let verified = verified_receipt(&app, &ok, "mcp-agent", "RESTART_SERVER", arguments).await;
+    assert_eq!(verified.claims.dby.kind, "POLICY");
+    assert_eq!(
+        ok.meta.as_ref().unwrap()["sentinel"]["receipt"],
+        intent.receipt
+    );
 
     // DROP_TABLE: declined by policy; the client is told who and why; upstream never sees it.
     let refused = client
@@ -238,6 +276,10 @@ async fn a_pending_call_reports_progress_and_is_answered_once_an_operator_approv
     assert_ne!(result.is_error, Some(true), "{}", text(&result));
     assert_eq!(intent_id(&result), id);
     assert_eq!(log.tools(), ["delete_user"]);
+    // Seen on the watch, the approval's receipt was read back before forwarding.
+    let arguments = json!({"user_id": "u-7"});
+    let verified = verified_receipt(&app, &result, "mcp-agent", "DELETE_USER", arguments).await;
+    assert_eq!(verified.claims.dby.kind, "HUMAN");
 
     client.cancel().await.unwrap();
     app.stop().await;
@@ -456,6 +498,8 @@ async fn over_http_each_client_brings_its_key_and_the_same_rules_hold() {
         .unwrap()
         .unwrap();
     assert_ne!(approved.is_error, Some(true), "{}", text(&approved));
+    let arguments = json!({"user_id": "u-1"});
+    verified_receipt(&app, &approved, "team-bot", "DELETE_USER", arguments).await;
 
     // Without a key the gateway refuses, and so does the proxy.
     let anonymous = connect(None).await.unwrap();

@@ -15,7 +15,8 @@
 //! whenever the subscription is re-established.
 //!
 //! Every Redis call is bounded by the configured timeout and fails as
-//! [`StoreError::Unavailable`](crate::store::StoreError::Unavailable); nothing in this module turns a failure into a decision.
+//! [`StoreError::Unavailable`](crate::store::StoreError::Unavailable); nothing in this module
+//! turns a failure into a decision.
 mod audit;
 mod codec;
 mod connection;

@@ -15,7 +15,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::Millis;
+/// Milliseconds since the Unix epoch: the one clock representation stored and compared.
+pub type Millis = i64;
+
+/// The wall time. Code on a path a test wants to control takes a [`Clock`] instead.
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
 
 /// A future a clock hands out; boxed so the trait stays object-safe.
 pub type Sleep<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -56,7 +62,7 @@ impl SystemClock {
 
 impl Clock for SystemClock {
     fn now(&self) -> Millis {
-        super::now_millis()
+        now_millis()
     }
 
     fn sleep_until(&self, _seen: Millis, deadline: Millis) -> Sleep<'_> {
@@ -81,7 +87,7 @@ impl ManualClock {
     /// A manual clock that starts at the current wall time, so intents stamped by it sit
     /// beside records stamped by the system clock (a Redis server, a test's own data).
     pub fn starting_now() -> Self {
-        Self::new(super::now_millis())
+        Self::new(now_millis())
     }
 
     /// Moves time forward by `by`; returns the new time.

@@ -12,7 +12,7 @@ mod state;
 pub mod validate;
 
 pub use channel::Channel;
-pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use clock::{now_millis, Clock, ManualClock, Millis, Sleep, SystemClock};
 pub use event::{slim, DecisionEvent, EventKind};
 pub use intent::{
     canonical_json, DecidedBy, DeciderKind, IllegalTransition, Intent, IntentDraft, IntentId,
@@ -20,11 +20,3 @@ pub use intent::{
 };
 pub use known::KnownValues;
 pub use state::IntentState;
-
-/// Milliseconds since the Unix epoch: the one clock representation stored and compared.
-pub type Millis = i64;
-
-/// The wall time. Code on a path a test wants to control takes a [`Clock`] instead.
-pub fn now_millis() -> Millis {
-    chrono::Utc::now().timestamp_millis()
-}

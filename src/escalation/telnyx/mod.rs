@@ -19,6 +19,7 @@
 //! produces exactly one decision and the loser is told so. Nothing here approves on its own:
 //! errors decline or wait. Every task spawned here is tracked, so shutdown waits for it.
 
+mod channel;
 pub mod client;
 pub mod commands;
 pub mod driver;
@@ -35,24 +36,9 @@ pub mod voice;
 pub mod watchdog;
 pub mod wire;
 
-use std::collections::HashSet;
-use std::future::Future;
-use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::Instrument;
-
-use super::Channel;
-use crate::config::TelnyxSettings;
-use crate::domain::{Intent, IntentId};
-use crate::gateway::Gateway;
-use crate::macros::debug_showing;
-use crate::scoring::Scorer;
-use client::{Client, ClientError};
-use roster::Roster;
+pub use channel::{Telnyx, TelnyxChannel, TelnyxError};
 pub use state::{MemoryState, StateError, TelnyxState};
 pub use wire::{ClientState, Envelope, EventData};
 
@@ -71,121 +57,3 @@ pub(super) const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) const UNKNOWN_CALL_WAIT: Duration = Duration::from_millis(200);
 pub(super) const UNKNOWN_CALL_TRIES: u32 = 15;
 pub(super) const CAS_TRIES: u32 = 16;
-
-#[derive(Debug, thiserror::Error)]
-pub enum TelnyxError {
-    #[error("{0}")]
-    Config(String),
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error("shutting down")]
-    ShuttingDown,
-}
-
-/// The Telnyx voice + SMS channel.
-pub struct Telnyx {
-    client: Client,
-    connection_id: String,
-    from: String,
-    webhook_url: Option<String>,
-    /// `SENTINEL_PUBLIC_URL`: the SMS carries a link to the intent's console page.
-    public_url: Option<String>,
-    ring_timeout: Duration,
-    pin_min_risk: u8,
-    voice: String,
-    sms_enabled: bool,
-    roster: Roster,
-    gateway: Arc<Gateway>,
-    scorer: Arc<dyn Scorer>,
-    state: Arc<dyn TelnyxState>,
-    /// Every task spawned here; the app waits for them at shutdown.
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
-    me: Weak<Telnyx>,
-    /// This replica's token in escalation claims.
-    replica: String,
-    /// The claims this replica holds and renews.
-    held: Mutex<HashSet<IntentId>>,
-    /// Nudges the watchdog poller when a watchdog armed here falls due.
-    wake: tokio::sync::Notify,
-}
-
-debug_showing!(Telnyx { client });
-
-impl Telnyx {
-    pub fn new(
-        config: &TelnyxSettings,
-        gateway: Arc<Gateway>,
-        scorer: Arc<dyn Scorer>,
-        state: Arc<dyn TelnyxState>,
-        tasks: TaskTracker,
-        shutdown: CancellationToken,
-    ) -> Result<Arc<Telnyx>, TelnyxError> {
-        let client = Client::new(&config.base_url, config.api_key.clone())?;
-        let telnyx = Arc::new_cyclic(|me| Telnyx {
-            client,
-            connection_id: config.connection_id.clone(),
-            from: config.phone_number.clone(),
-            webhook_url: config
-                .public_url
-                .as_ref()
-                .map(|u| format!("{u}/telnyx/webhook")),
-            public_url: config.public_url.clone(),
-            ring_timeout: config.escalation.ring_timeout,
-            pin_min_risk: config.escalation.pin_tier(&config.roster),
-            voice: config.escalation.voice.clone(),
-            sms_enabled: config.escalation.sms,
-            roster: Roster::new(config.roster.clone()),
-            gateway,
-            scorer,
-            state,
-            tasks,
-            shutdown,
-            me: me.clone(),
-            replica: uuid::Uuid::new_v4().to_string(),
-            held: Mutex::new(HashSet::new()),
-            wake: tokio::sync::Notify::new(),
-        });
-        telnyx.spawn_background();
-        Ok(telnyx)
-    }
-
-    pub fn state(&self) -> &Arc<dyn TelnyxState> {
-        &self.state
-    }
-
-    /// Runs `task` on the tracker the app waits for at shutdown.
-    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        self.tasks.spawn(task);
-    }
-
-    /// The channel keeps a weak handle to itself for the tasks it spawns.
-    fn self_arc(&self) -> Option<Arc<Telnyx>> {
-        self.me.upgrade()
-    }
-}
-
-/// [`Telnyx`] as an escalation channel.
-pub struct TelnyxChannel(pub Arc<Telnyx>);
-
-#[async_trait]
-impl Channel for TelnyxChannel {
-    async fn start(&self, intent: &Intent) {
-        let me = self.0.clone();
-        let intent = intent.clone();
-        let span = tracing::info_span!("escalation", intent_id = %intent.id, module = %intent.module, risk_score = i64::from(intent.risk_score.get()));
-        // The escalation (and every webhook span under it) joins the submitter's trace.
-        if let Some(tp) = &intent.trace_parent {
-            crate::telemetry::adopt_traceparent(&span, tp);
-        }
-        self.0.spawn(me.begin(intent).instrument(span));
-    }
-
-    async fn stop(&self, intent: &Intent) {
-        let me = self.0.clone();
-        let intent = intent.clone();
-        self.0.spawn(async move { me.end(&intent).await });
-    }
-}

@@ -1,6 +1,10 @@
 //! The one registry: every metric registered once, with its HELP, when first touched.
 
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -148,11 +152,11 @@ impl Metrics {
             );
         }
 
-        let rpc_duration = Handles::new(call_histogram);
-        r.register(
+        let rpc_duration = histograms(
+            &mut r,
             "sentinel_rpc_duration_seconds",
             "gRPC calls from request to response headers, by method and status code",
-            rpc_duration.family.clone(),
+            call_histogram,
         );
         let policy_eval = Histogram::new(POLICY_BUCKETS);
         r.register(
@@ -160,23 +164,23 @@ impl Metrics {
             "Policy pack evaluations of a submission",
             policy_eval.clone(),
         );
-        let scorer_duration = Handles::new(call_histogram);
-        r.register(
+        let scorer_duration = histograms(
+            &mut r,
             "sentinel_scorer_duration_seconds",
             "Risk scorer calls, by outcome (ok or the failure's reason code)",
-            scorer_duration.family.clone(),
+            call_histogram,
         );
-        let store_op_duration = Handles::new(call_histogram);
-        r.register(
+        let store_op_duration = histograms(
+            &mut r,
             "sentinel_store_op_duration_seconds",
             "Store operations the gateway makes, by operation",
-            store_op_duration.family.clone(),
+            call_histogram,
         );
-        let time_to_decision = Handles::new(decision_histogram);
-        r.register(
+        let time_to_decision = histograms(
+            &mut r,
             "sentinel_time_to_decision_seconds",
             "Submission to terminal state, for decisions this replica made, by decider",
-            time_to_decision.family.clone(),
+            decision_histogram,
         );
 
         let intents_pending = Gauge::default();
@@ -243,6 +247,21 @@ impl Metrics {
             store_up,
         }
     }
+}
+
+/// A labelled histogram registered under `name`, its handles kept in slots.
+fn histograms<L, const N: usize>(
+    r: &mut Registry,
+    name: &str,
+    help: &str,
+    buckets: fn() -> Histogram,
+) -> Handles<L, N>
+where
+    L: Copy + Eq + Hash + EncodeLabelSet + Debug + Send + Sync + 'static,
+{
+    let handles = Handles::new(buckets);
+    r.register(name, help, handles.family.clone());
+    handles
 }
 
 /// A labelled counter family registered under `name` (the `_total` suffix is the encoder's).

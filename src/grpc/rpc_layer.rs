@@ -20,14 +20,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Instant;
 
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tracing::field::Empty;
 use tracing::Span;
 
-use crate::metrics;
+use crate::metrics::{self, Stopwatch};
 
 /// `rpc.service`: the fully qualified proto service.
 const SERVICE: &str = "sentinel.v1.Sentinel";
@@ -171,7 +170,7 @@ where
             traced: Some(Traced {
                 method,
                 span,
-                started: Instant::now(),
+                started: Stopwatch::start(),
             }),
         }
     }
@@ -181,7 +180,8 @@ where
 struct Traced {
     method: &'static Method,
     span: Span,
-    started: Instant,
+    /// Empty while metrics are off: the span keeps its own times.
+    started: Stopwatch,
 }
 
 impl Traced {
@@ -200,7 +200,7 @@ impl Traced {
             self.span
                 .record("otel.status_description", message.as_str());
         }
-        metrics::rpc_finished(self.method.name, CODES[code], self.started.elapsed());
+        metrics::rpc_finished(self.method.name, CODES[code], self.started);
     }
 }
 

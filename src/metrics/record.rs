@@ -81,15 +81,14 @@ pub fn inc(name: &'static str, labels: &[(&'static str, &str)]) {
     family.get_or_create(&labels).inc();
 }
 
-/// One gRPC call: `method` as in the proto (`SubmitIntent`), `code` as the gRPC status
-/// name (`OK`, `INVALID_ARGUMENT`).
-pub fn rpc_finished(method: &'static str, code: &'static str, took: Duration) {
-    if !enabled() {
-        return;
+/// One gRPC call, timed from `started`: `method` as in the proto (`SubmitIntent`), `code` as
+/// the gRPC status name (`OK`, `INVALID_ARGUMENT`).
+pub fn rpc_finished(method: &'static str, code: &'static str, started: Stopwatch) {
+    if let Some(took) = started.seconds() {
+        METRICS
+            .rpc_duration
+            .observe([("method", method), ("code", code)], took);
     }
-    METRICS
-        .rpc_duration
-        .observe([("method", method), ("code", code)], took.as_secs_f64());
 }
 
 /// One policy evaluation, timed from `started`.

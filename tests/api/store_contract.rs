@@ -578,7 +578,7 @@ async fn redis_retention_expires_decided_intents_and_trims_the_index() {
     let server = crate::redis_harness::RedisServer::start().await;
     // Long enough that the 40 creations below fit in it on a loaded machine: the ones that
     // did not would be trimmed from the index themselves.
-    let store = short_retention(&server, "retention", Duration::from_millis(1500)).await;
+    let store = short_retention(&server, "retention", Duration::from_millis(3000)).await;
     let open = pending(&store).await;
     store
         .transition(by_human(&open, IntentState::Approved, "x", "y"))

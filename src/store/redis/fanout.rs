@@ -4,15 +4,12 @@
 //! the state whenever the subscription is re-established.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-use crate::sync::lock;
 use std::time::Duration;
 
 use futures::StreamExt;
 use redis::{RedisError, Value};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -20,6 +17,7 @@ use super::connection::client_for;
 use super::RedisStore;
 use crate::domain::{now_millis, slim, DecisionEvent, EventKind, IntentId};
 use crate::store::{EventStream, StoreError, WatchError};
+use crate::sync::lock;
 
 /// Events buffered per watched intent before a watcher is re-synchronised from the record.
 const INTENT_CHANNEL: usize = 16;
@@ -40,7 +38,8 @@ enum BusMsg {
 pub(super) struct Bus {
     all: broadcast::Sender<BusMsg>,
     intents: Mutex<HashMap<IntentId, broadcast::Sender<BusMsg>>>,
-    pub(super) connected: AtomicBool,
+    /// Whether the subscription is up; a watch channel, so start-up can wait for it.
+    connected: watch::Sender<bool>,
 }
 
 impl Bus {
@@ -48,8 +47,24 @@ impl Bus {
         Bus {
             all: broadcast::channel(ALL_CHANNEL).0,
             intents: Mutex::new(HashMap::new()),
-            connected: AtomicBool::new(false),
+            connected: watch::Sender::new(false),
         }
+    }
+
+    pub(super) fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Waits at most `limit` for the subscription to be up; whether it is.
+    pub(super) async fn connected_within(&self, limit: Duration) -> bool {
+        let mut up = self.connected.subscribe();
+        tokio::time::timeout(limit, up.wait_for(|c| *c))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn set_connected(&self, up: bool) {
+        self.connected.send_replace(up);
     }
 
     fn register(&self, id: &IntentId) -> broadcast::Receiver<BusMsg> {
@@ -229,18 +244,18 @@ pub(super) async fn run_bus(
         match subscribe(url, &channel).await {
             Ok(pubsub) => {
                 backoff = Duration::from_millis(50);
-                bus.connected.store(true, Ordering::Release);
+                bus.set_connected(true);
                 bus.resync(reconnect);
                 reconnect = true;
                 let reason = forward(pubsub, &bus, &stop).await;
-                bus.connected.store(false, Ordering::Release);
+                bus.set_connected(false);
                 if stop.is_cancelled() {
                     return;
                 }
                 warn!(reason, "redis event subscription lost; reconnecting");
             }
             Err(e) => {
-                bus.connected.store(false, Ordering::Release);
+                bus.set_connected(false);
                 warn!(error = %e, "cannot subscribe to redis events; retrying");
             }
         }

@@ -1,7 +1,6 @@
 //! [`RedisStore`]: its connection and subscription, and the [`Store`] contract mapped onto
 //! the operations of the sibling files.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,12 +92,7 @@ impl RedisStore {
         };
         // Best effort: a replica that starts before Redis keeps retrying; readiness tells.
         // Waiting for the subscription too means watchers of a fresh store miss nothing.
-        let deadline = tokio::time::Instant::now() + timeout;
-        while !store.inner.bus.connected.load(Ordering::Acquire)
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        store.inner.bus.connected_within(timeout).await;
         match store.ping().await {
             Ok(()) => info!(target = ?url, "connected to redis"),
             Err(e) => warn!(error = %e, "redis is not answering yet; retrying in the background"),
@@ -211,7 +205,7 @@ impl Store for RedisStore {
                 "unexpected PING reply {pong:?}"
             )));
         }
-        if !self.inner.bus.connected.load(Ordering::Acquire) {
+        if !self.inner.bus.is_connected() {
             return Err(StoreError::Unavailable(
                 "event subscription is not connected".into(),
             ));

@@ -5,8 +5,9 @@
 //! Each section parses its variables into the types the rest of the server takes:
 //! [`store`] (the backend and retention), [`llm`] (the scorer, on only with a key),
 //! [`telnyx`] (credentials, webhook key, roster), [`auth`] (the key ring), [`net`] (listener
-//! limits and [`tls`]) and [`limits`] (per-caller limits). Nothing downstream re-checks a
-//! string.
+//! limits and [`tls`]), [`limits`] (per-caller limits) and `telemetry` (log format and
+//! filter, OTLP). `load.rs` reads the file and then each section; `error.rs` holds the one
+//! error, naming the variable. Nothing downstream re-checks a string.
 
 mod auth;
 mod env;

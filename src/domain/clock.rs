@@ -7,6 +7,9 @@
 //! Redis's own `TIME` inside its scripts and stamps its records with the wall time (replicas
 //! share them, so one replica's manual clock must not leak into them): tests against Redis
 //! still wait in real time, always bounded.
+//!
+//! [`Millis`], the one representation of a time, and [`now_millis`], the one direct read of
+//! the wall clock (for code no test needs to control), live here too.
 
 use std::future::Future;
 use std::pin::Pin;

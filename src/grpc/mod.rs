@@ -1,7 +1,7 @@
 //! The tonic adapter: authentication, conversion and error mapping only.
 //!
 //! Every handler authenticates the caller, converts the request into plain domain input,
-//! calls the gateway, and converts back ([`service`]). This module never touches the store.
+//! calls the gateway, and converts back ([`SentinelService`]). This module never touches the store.
 //! The span and the duration metric of each call come from [`rpc_layer`], around the whole
 //! service.
 

@@ -6,7 +6,7 @@
 //!
 //! The request path takes no lock and hashes no labels: the per-submission outcome counter is
 //! a fixed array of handles created up front, and each labelled histogram keeps its handles in
-//! fixed slots ([`Handles`]), filled from the `Family` the first time a label set is seen.
+//! fixed slots (`handles.rs`), filled from the `Family` the first time a label set is seen.
 //! Other labelled counters (webhooks, Telnyx) sit in `Family` maps whose lookups take a
 //! shared read lock and only write when a new label set first appears.
 //!

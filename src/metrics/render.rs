@@ -5,6 +5,7 @@ use prometheus_client::encoding::{prometheus_text, text as openmetrics_text};
 use super::record::enabled;
 use super::registry::METRICS;
 
+/// The exposition format a scraper gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// `text/plain; version=0.0.4`: the Prometheus text format.

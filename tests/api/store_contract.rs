@@ -578,7 +578,8 @@ async fn redis_retention_expires_decided_intents_and_trims_the_index() {
     let server = crate::redis_harness::RedisServer::start().await;
     // Long enough that the 40 creations below fit in it on a loaded machine: the ones that
     // did not would be trimmed from the index themselves.
-    let store = short_retention(&server, "retention", Duration::from_millis(3000)).await;
+    let retention = Duration::from_millis(3000);
+    let store = short_retention(&server, "retention", retention).await;
     let open = pending(&store).await;
     store
         .transition(by_human(&open, IntentState::Approved, "x", "y"))
@@ -586,8 +587,9 @@ async fn redis_retention_expires_decided_intents_and_trims_the_index() {
         .unwrap();
     let still_open = pending(&store).await;
     assert!(store.get(&open.id).await.unwrap().is_some());
-    // Redis expires the record on its own clock.
-    crate::helpers::eventually(WAIT, "the decided intent to expire", || async {
+    // Redis expires the record on its own clock: the retention, then a margin for a loaded
+    // machine.
+    crate::helpers::eventually(retention + WAIT, "the decided intent to expire", || async {
         store.get(&open.id).await.unwrap().is_none().then_some(())
     })
     .await;

@@ -13,7 +13,8 @@
 //! - [`watchdog`]: the shared timers, claim renewal and the takeover of a dead replica's
 //!   escalations.
 //!
-//! The escalation loop calls [`Channel::start`]/[`Channel::stop`], the webhook sidecar hands
+//! The escalation loop calls [`Channel::start`](crate::escalation::Channel::start)/
+//! [`Channel::stop`](crate::escalation::Channel::stop), the webhook sidecar hands
 //! [`Telnyx::handle`] verified, deduplicated events. Every step is a progress line on the
 //! intent. Decisions go through the gateway's compare-and-set, so a key press racing the CLI
 //! produces exactly one decision and the loser is told so. Nothing here approves on its own:

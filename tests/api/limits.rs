@@ -58,10 +58,7 @@ fn assert_rate_limited(status: &tonic::Status) {
 /// and there must be one. Returns how many were accepted and how long the batch took: tokens
 /// refill at `rate` per second, so the number accepted is bounded by the burst plus what
 /// refilled while the batch ran.
-async fn submit_burst(
-    clients: &[&Client],
-    agent: &str,
-) -> (usize, Duration) {
+async fn submit_burst(clients: &[&Client], agent: &str) -> (usize, Duration) {
     let started = Instant::now();
     let n = clients.len();
     let calls = (0..20).map(|i| {

@@ -36,7 +36,6 @@ pub enum StoreOp {
     Due,
     NextDeadline,
     Audit,
-    AuditRange,
     AuditOf,
     Ping,
 }
@@ -58,7 +57,6 @@ impl StoreOp {
             StoreOp::Due => "due",
             StoreOp::NextDeadline => "next_deadline",
             StoreOp::Audit => "audit",
-            StoreOp::AuditRange => "audit_range",
             StoreOp::AuditOf => "audit_of",
             StoreOp::Ping => "ping",
         }

@@ -55,12 +55,12 @@ impl Bus {
         *self.connected.borrow()
     }
 
-    /// Waits at most `limit` for the subscription to be up; whether it is.
-    pub(super) async fn connected_within(&self, limit: Duration) -> bool {
+    /// Waits at most `limit` for the subscription to be up ([`Bus::is_connected`] says
+    /// whether it came).
+    pub(super) async fn wait_connected(&self, limit: Duration) {
         let mut up = self.connected.subscribe();
-        tokio::time::timeout(limit, up.wait_for(|c| *c))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        // A timeout, or the sender gone with the bus, both leave `is_connected` false.
+        let _ = tokio::time::timeout(limit, up.wait_for(|c| *c)).await;
     }
 
     fn set_connected(&self, up: bool) {

@@ -92,7 +92,7 @@ impl RedisStore {
         };
         // Best effort: a replica that starts before Redis keeps retrying; readiness tells.
         // Waiting for the subscription too means watchers of a fresh store miss nothing.
-        store.inner.bus.connected_within(timeout).await;
+        store.inner.bus.wait_connected(timeout).await;
         match store.ping().await {
             Ok(()) => info!(target = ?url, "connected to redis"),
             Err(e) => warn!(error = %e, "redis is not answering yet; retrying in the background"),
